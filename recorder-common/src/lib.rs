@@ -1,0 +1,142 @@
+//! Types and constants shared by the BPF programs and the userspace daemon.
+//!
+//! Everything here is `#[repr(C)]`, `Copy` and free of implicit padding, so the
+//! same bytes mean the same thing on both sides. Sizes are asserted at compile
+//! time. Names of maps, programs and globals are defined once, here.
+#![no_std]
+
+use core::mem::size_of;
+
+/// Syscall numbers that fit in one per-cgroup bitmap. x86_64 tops out below
+/// 512 and x32's own calls sit at 512..548 once the x32 bit is masked off, so
+/// 1024 covers every architecture the tables know with room to grow.
+pub const MAX_SYSCALLS: usize = 1024;
+/// `MAX_SYSCALLS` as a mask (it is a power of two), for verifier-friendly indexing.
+pub const SYSCALL_MASK: u64 = (MAX_SYSCALLS as u64) - 1;
+/// 64-bit words in a syscall bitmap.
+pub const BITMAP_WORDS: usize = MAX_SYSCALLS / 64;
+
+/// Ring buffer size in bytes: a power of two and a multiple of the page size.
+/// Only first-seen observations and lifecycle events travel through it.
+pub const RING_BUF_BYTES: u32 = 256 * 1024;
+/// Distinct (cgroup, arch) pairs one recording can hold.
+pub const MAX_CGROUPS: u32 = 4096;
+
+/// On x86_64, x32 syscalls carry this bit in the syscall number
+/// (`__X32_SYSCALL_BIT` in arch/x86/include/uapi/asm/unistd.h).
+pub const X32_SYSCALL_BIT: u64 = 0x4000_0000;
+
+/// Architecture tag stored in the map key, relative to the kernel's own
+/// architecture.
+pub mod arch {
+    /// The kernel's native ABI (x86_64 on an x86_64 kernel).
+    pub const NATIVE: u32 = 0;
+    /// The x32 ABI (x86_64 only): native registers, 32-bit pointers.
+    pub const X32: u32 = 1;
+    /// 32-bit compat tasks (ia32 on x86_64, arm on aarch64). Not yet tagged by
+    /// the BPF side; reserved so the key layout does not change when it is.
+    pub const COMPAT: u32 = 2;
+}
+
+/// Names of maps, programs and load-time globals in the BPF object.
+pub mod names {
+    pub const SYSCALLS_MAP: &str = "SYSCALLS";
+    pub const EVENTS_MAP: &str = "EVENTS";
+    pub const STATS_MAP: &str = "STATS";
+    pub const ZERO_MAP: &str = "ZERO";
+
+    pub const SYS_ENTER_PROG: &str = "sys_enter";
+    pub const SYS_ENTER_EMPTY_PROG: &str = "sys_enter_empty";
+    pub const TASK_NEWTASK_PROG: &str = "task_newtask";
+    pub const PROCESS_EXEC_PROG: &str = "sched_process_exec";
+
+    pub const SYS_ENTER_TP: &str = "sys_enter";
+    pub const TASK_NEWTASK_TP: &str = "task_newtask";
+    pub const PROCESS_EXEC_TP: &str = "sched_process_exec";
+
+    /// cgroup v2 id every recorded task must descend from.
+    pub const TARGET_CGROUP_GLOBAL: &str = "TARGET_CGROUP";
+    /// Level of `TARGET_CGROUP` in the hierarchy (root is 0).
+    pub const TARGET_LEVEL_GLOBAL: &str = "TARGET_LEVEL";
+}
+
+/// Key of the per-cgroup syscall map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CgroupKey {
+    /// cgroup v2 id (the cgroup directory's inode number).
+    pub cgroup_id: u64,
+    /// One of [`arch`].
+    pub arch: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<CgroupKey>() == 16);
+
+/// Per-cgroup, per-CPU aggregate: which syscalls were seen and how often.
+/// Userspace ORs the bitmaps and sums the counts over CPUs.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SyscallSet {
+    pub bits: [u64; BITMAP_WORDS],
+    pub counts: [u32; MAX_SYSCALLS],
+}
+const _: () = assert!(size_of::<SyscallSet>() == BITMAP_WORDS * 8 + MAX_SYSCALLS * 4);
+
+impl SyscallSet {
+    pub const fn zeroed() -> Self {
+        Self { bits: [0; BITMAP_WORDS], counts: [0; MAX_SYSCALLS] }
+    }
+}
+
+/// Kinds of ring buffer events.
+pub mod event_kind {
+    /// A syscall seen for the first time (on this CPU) in a cgroup.
+    pub const SYSCALL: u32 = 1;
+    /// A cgroup under the target made its first syscall.
+    pub const CGROUP: u32 = 2;
+    /// A new process (not a thread) was created in the target.
+    pub const FORK: u32 = 3;
+    /// A process in the target called execve successfully.
+    pub const EXEC: u32 = 4;
+}
+
+/// One ring buffer record. Events are hints for live status; the map is the
+/// source of truth, so a lost event never loses a syscall.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub kind: u32,
+    pub arch: u32,
+    pub cgroup_id: u64,
+    /// Syscall number for `SYSCALL`, zero otherwise.
+    pub nr: u32,
+    /// Thread group id of the task that caused the event.
+    pub tgid: u32,
+}
+const _: () = assert!(size_of::<Event>() == 24);
+
+/// Slots of the per-CPU statistics array.
+pub mod stat {
+    /// Ring buffer reservations that failed (the buffer was full).
+    pub const RINGBUF_DROPS: u32 = 0;
+    /// Inserts into the syscall map that failed (the map was full).
+    pub const MAP_FULL: u32 = 1;
+    /// Syscall numbers at or above `MAX_SYSCALLS` (not recorded).
+    pub const OUT_OF_RANGE: u32 = 2;
+    /// New processes created in the target.
+    pub const FORKS: u32 = 3;
+    /// Successful execs in the target.
+    pub const EXECS: u32 = 4;
+    /// Number of slots.
+    pub const COUNT: u32 = 8;
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: CgroupKey is repr(C), Copy, and has no implicit padding (asserted above).
+    unsafe impl aya::Pod for super::CgroupKey {}
+    // SAFETY: SyscallSet is repr(C), Copy, plain integer arrays, no padding.
+    unsafe impl aya::Pod for super::SyscallSet {}
+    // SAFETY: Event is repr(C), Copy, and has no implicit padding (asserted above).
+    unsafe impl aya::Pod for super::Event {}
+}

@@ -1,0 +1,46 @@
+//! Process lifecycle hooks: they count processes for the live status and tell
+//! userspace when something new starts. They fire per fork/exec, not per
+//! syscall, so their cost does not matter.
+
+use aya_ebpf::{helpers::bpf_get_current_cgroup_id, macros::raw_tracepoint, programs::RawTracePointContext};
+use recorder_common::{Event, arch, event_kind, stat};
+
+use crate::{bump, emit, in_target, sys_enter::tgid};
+
+/// `CLONE_THREAD` from include/uapi/linux/sched.h.
+const CLONE_THREAD: u64 = 0x0001_0000;
+
+/// `task:task_newtask`, `TP_PROTO(struct task_struct *task, u64 clone_flags)`
+/// (include/trace/events/task.h). Runs in the parent, whose cgroup the child
+/// inherits, so the parent's cgroup decides.
+#[raw_tracepoint(tracepoint = "task_newtask")]
+pub fn task_newtask(ctx: RawTracePointContext) -> i32 {
+    let clone_flags: u64 = ctx.arg(1);
+    if clone_flags & CLONE_THREAD == 0 && in_target() {
+        bump(stat::FORKS);
+        lifecycle_event(event_kind::FORK);
+    }
+    0
+}
+
+/// `sched:sched_process_exec`, fired after a successful exec in the new image.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
+    if in_target() {
+        bump(stat::EXECS);
+        lifecycle_event(event_kind::EXEC);
+    }
+    0
+}
+
+#[inline(always)]
+fn lifecycle_event(kind: u32) {
+    emit(Event {
+        kind,
+        arch: arch::NATIVE,
+        // SAFETY: the helper has no preconditions.
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        nr: 0,
+        tgid: tgid(),
+    });
+}

@@ -1,0 +1,95 @@
+//! BPF side of `recorder`: maps, load-time globals, and one module per hook.
+//!
+//! Every recorded syscall lands in `SYSCALLS`, a per-CPU hash keyed by
+//! (cgroup id, arch). Userspace reads that map as the source of truth; the ring
+//! buffer only carries first-seen observations and lifecycle events.
+#![no_std]
+#![no_main]
+
+mod lifecycle;
+mod sys_enter;
+
+use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
+    macros::map,
+    maps::{PerCpuArray, PerCpuHashMap, RingBuf},
+};
+use recorder_common::{CgroupKey, MAX_CGROUPS, RING_BUF_BYTES, SyscallSet, stat};
+
+/// Per-(cgroup, arch) syscall bitmap and counts. Not preallocated: a recording
+/// usually touches a handful of cgroups, and each value is 4 KiB per CPU.
+#[map(name = "SYSCALLS")]
+static SYSCALLS: PerCpuHashMap<CgroupKey, SyscallSet> =
+    PerCpuHashMap::with_max_entries(MAX_CGROUPS, BPF_F_NO_PREALLOC);
+
+/// First-seen observations and lifecycle events for userspace.
+#[map(name = "EVENTS")]
+static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BUF_BYTES, 0);
+
+/// Counters, see `recorder_common::stat`.
+#[map(name = "STATS")]
+static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
+
+/// A zeroed `SyscallSet` to insert from: 4 KiB does not fit the 512-byte stack.
+#[map(name = "ZERO")]
+static ZERO: PerCpuArray<SyscallSet> = PerCpuArray::with_max_entries(1, 0);
+
+/// cgroup v2 id of the recorded subtree, set by the loader.
+#[unsafe(no_mangle)]
+static TARGET_CGROUP: u64 = 0;
+
+/// Level of `TARGET_CGROUP` (the root cgroup is level 0), set by the loader.
+#[unsafe(no_mangle)]
+static TARGET_LEVEL: u32 = 0;
+
+/// Is the current task inside the recorded subtree?
+///
+/// `bpf_get_current_ancestor_cgroup_id` walks `task->cgroups->dfl_cgrp` up to
+/// `level` (kernel/bpf/helpers.c), so tasks in child cgroups of the target
+/// match too. It returns 0 when the task sits above `level`; 0 is never a
+/// valid target, so that is a miss.
+#[inline(always)]
+fn in_target() -> bool {
+    // SAFETY: the globals are plain integers written once by the loader before
+    // the program is loaded; volatile reads stop the compiler from folding the
+    // zero initialisers.
+    let (target, level) = unsafe {
+        (core::ptr::read_volatile(&TARGET_CGROUP), core::ptr::read_volatile(&TARGET_LEVEL))
+    };
+    // SAFETY: the helper takes a level by value and has no preconditions.
+    let ancestor =
+        unsafe { aya_ebpf::helpers::bpf_get_current_ancestor_cgroup_id(level as i32) };
+    ancestor == target
+}
+
+/// Adds one to a statistics slot on this CPU.
+#[inline(always)]
+fn bump(slot: u32) {
+    if let Some(counter) = STATS.get_ptr_mut(slot) {
+        // SAFETY: the pointer comes from a per-CPU array lookup, so it is valid
+        // and only this CPU writes it while the program runs (no preemption).
+        unsafe { *counter += 1 };
+    }
+}
+
+/// Sends one event; counts it when the ring buffer is full.
+#[inline(always)]
+fn emit(event: recorder_common::Event) {
+    match EVENTS.reserve::<recorder_common::Event>(0) {
+        Some(mut entry) => {
+            entry.write(event);
+            entry.submit(0);
+        }
+        None => bump(stat::RINGBUF_DROPS),
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

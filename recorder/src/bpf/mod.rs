@@ -1,0 +1,1 @@
+//! Loading the BPF programs and reading their maps.

@@ -1,0 +1,33 @@
+//! Command-line interface: clap definitions and dispatch.
+
+pub mod record;
+pub mod run;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::{EXIT_CODES_HELP, Failure};
+
+/// Record the syscalls a workload makes and write a minimal seccomp profile.
+#[derive(Debug, Parser)]
+#[command(name = "recorder", version, about, long_about = None, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// More logging on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Record(record::RecordArgs),
+    Run(run::RunArgs),
+}
+
+/// Runs the chosen subcommand. Returns the process exit status.
+pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    match cli.command {
+        Command::Record(args) => record::execute(args),
+        Command::Run(args) => run::execute(args),
+    }
+}

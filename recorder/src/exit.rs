@@ -1,0 +1,85 @@
+//! Exit codes. Each failure a user can cause or fix has its own code, so
+//! scripts can tell them apart; `--help` and the README list them.
+
+/// Process exit codes of `recorder`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Code {
+    /// Success, or a recording stopped on purpose (Ctrl-C, SIGTERM, --duration).
+    Ok = 0,
+    /// An unexpected internal failure.
+    Internal = 1,
+    /// Bad command line (clap's own code).
+    Usage = 2,
+    /// A `--duration` that does not parse.
+    BadDuration = 10,
+    /// The output path cannot be written.
+    OutputUnwritable = 11,
+    /// A profile that is not valid (JSON syntax, unknown action, ...).
+    BadProfile = 12,
+    /// The cgroup or PID to record does not exist.
+    TargetNotFound = 13,
+    /// Not root, or missing CAP_BPF / CAP_PERFMON / CAP_SYS_ADMIN.
+    NotPrivileged = 20,
+    /// No cgroup v2 hierarchy is mounted.
+    NoCgroupV2 = 21,
+    /// The kernel lacks BTF or raw tracepoint support.
+    KernelUnsupported = 22,
+    /// The BPF programs failed to load or attach for another reason.
+    BpfFailed = 23,
+    /// The profile could not be applied with libseccomp.
+    EnforceFailed = 24,
+    /// `diff --fail-on-added`/`--fail-on-removed` found drift.
+    Drift = 30,
+    /// `check` found errors in a profile.
+    CheckFailed = 31,
+    /// Input too large or too deeply nested.
+    InputTooLarge = 32,
+    /// CMD exists but cannot be executed (like a shell).
+    CannotExecute = 126,
+    /// CMD not found (like a shell).
+    CommandNotFound = 127,
+}
+
+impl Code {
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+}
+
+/// An error that knows its exit code. Library errors convert into this at the
+/// edge (`main.rs`); the message is printed as one line.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: Code,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn new(code: Code, error: impl Into<anyhow::Error>) -> Self {
+        Self { code, error: error.into() }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Text for `--help`: the exit codes users can act on.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0    success, or recording stopped on purpose (Ctrl-C, SIGTERM, --duration)
+  N    `record -- CMD`: CMD's own exit status (128+signal if it was killed)
+  1    internal error             2    bad command line
+  10   malformed --duration      11   output path not writable
+  12   invalid profile           13   cgroup or PID to record not found
+  20   not root / missing CAP_BPF, CAP_PERFMON
+  21   no cgroup v2 mounted      22   kernel lacks BTF or raw tracepoints
+  23   BPF load/attach failed    24   profile could not be enforced
+  30   diff found drift          31   check found errors
+  32   input too large or nested 126  CMD not executable
+  127  CMD not found";
