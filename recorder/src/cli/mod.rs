@@ -1,5 +1,6 @@
 //! Command-line interface: clap definitions and dispatch.
 
+pub mod duration;
 pub mod record;
 pub mod run;
 

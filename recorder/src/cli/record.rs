@@ -1,4 +1,157 @@
-use crate::exit::Failure;
+//! `recorder record`: record a workload and write its profile.
+
+use std::{ffi::OsString, path::PathBuf};
+
+use crate::{
+    bpf::BpfError,
+    cgroup::CgroupError,
+    exit::{Code, Failure},
+    output::Output,
+    preflight,
+    profile::Profile,
+    record::{self, RecordError, Recording, Source, Stop},
+    syscalls::Family,
+    target::{Command, CommandError},
+};
+
+const RECORD_EXAMPLES: &str = "\
+Examples:
+  recorder record -o nginx.json -- nginx -g 'daemon off;'   # Ctrl-C ends the recording
+  recorder record --duration 30s -o app.json -- ./app --flag
+  recorder record --cgroup /sys/fs/cgroup/unified/my.slice --duration 5m -o svc.json
+  recorder record --pid 4242 -o running.json                 # startup is not observed
+
+The command runs in a fresh cgroup v2; its threads, children, exec'd programs
+and daemons that leave the process tree are all recorded. Recording stops when
+every process in the cgroup has exited, when --duration ends, or on Ctrl-C /
+SIGTERM (then the command gets SIGTERM and --grace to exit, still recorded).
+The profile is always written; the exit status is the command's own, or 0
+when the recording was stopped on purpose.";
+
+/// Record the syscalls of a command, cgroup or process, and write a profile.
 #[derive(Debug, clap::Args)]
-pub struct RecordArgs {}
-pub fn execute(_args: RecordArgs) -> Result<u8, Failure> { Ok(0) }
+#[command(after_help = RECORD_EXAMPLES)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["command", "cgroup", "pid"]))]
+pub struct RecordArgs {
+    /// Write the profile here (atomically). `-` or no -o: stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Stop after this long, e.g. 30s, 5m, 1h30m.
+    #[arg(short, long, value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// After a deliberate stop, how long the command's processes get to exit
+    /// after SIGTERM before they are killed. Their shutdown is recorded too.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub grace: String,
+    /// Record an existing cgroup v2 directory and everything below it.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
+    /// Record the cgroup v2 that this process is in.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<i32>,
+    /// No live status line and no summary on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The command to start and record (put it after `--`).
+    #[arg(value_name = "CMD", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<OsString>,
+}
+
+pub fn execute(args: RecordArgs) -> Result<u8, Failure> {
+    let duration = args
+        .duration
+        .as_deref()
+        .map(super::duration::parse)
+        .transpose()
+        .map_err(|e| Failure::new(Code::BadDuration, e))?;
+    let grace = super::duration::parse(&args.grace).map_err(|e| Failure::new(Code::BadDuration, e))?;
+    let output = Output::prepare(args.output.as_deref()).map_err(|e| Failure::new(Code::OutputUnwritable, e))?;
+    let source = if let Some(path) = args.cgroup {
+        Source::Cgroup(path)
+    } else if let Some(pid) = args.pid {
+        Source::Pid(pid)
+    } else {
+        Source::Command(Command::resolve(&args.command).map_err(command_failure)?)
+    };
+    preflight::check_privileges().map_err(|e| Failure::new(Code::NotPrivileged, e))?;
+    preflight::check_btf().map_err(|e| Failure::new(Code::KernelUnsupported, e))?;
+
+    let recording = record::record(record::Options { source, duration, grace, status: !args.quiet })
+        .map_err(record_failure)?;
+    let family = Family::host();
+    let names = profile_names(&recording, family);
+    let profile = Profile::allow_list(family, names.iter().map(String::as_str));
+    let destination = output.describe();
+    output.commit(&profile.to_oci_json()).map_err(|e| Failure::new(Code::OutputUnwritable, e))?;
+    if !args.quiet {
+        eprintln!("{}", summary(&recording, names.len(), &destination));
+    }
+    Ok(recording.exit_code())
+}
+
+/// Names for the profile: every recorded number that the tables know. An
+/// unknown number is a warning, never a made-up name.
+fn profile_names(recording: &Recording, family: Family) -> Vec<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (arch_tag, nr) in recording.observation.distinct() {
+        match family.arch_for_tag(arch_tag).and_then(|arch| arch.name_of(nr).map(|n| (arch, n))) {
+            Some((_, name)) => {
+                names.insert(name.to_owned());
+            }
+            None => tracing::warn!(
+                "syscall number {nr} (arch tag {arch_tag}) is not in the syscall tables; left out of the profile"
+            ),
+        }
+    }
+    names.into_iter().collect()
+}
+
+fn summary(r: &Recording, names: usize, destination: &str) -> String {
+    let why = match r.stop {
+        Stop::Emptied => "workload exited".to_owned(),
+        Stop::Duration => "duration reached".to_owned(),
+        Stop::Signal(libc::SIGINT) => "interrupted".to_owned(),
+        Stop::Signal(_) => "terminated".to_owned(),
+    };
+    let mut line = format!(
+        "recorder: {names} syscalls from {} processes in {} ({why}) -> {destination}",
+        r.processes,
+        record::status::human(r.elapsed),
+    );
+    if !r.startup_observed {
+        line.push_str("; startup was not observed (attached to a running workload)");
+    }
+    if r.stats.ringbuf_drops > 0 {
+        line.push_str(&format!("; {} events dropped (profile complete: read from the map)", r.stats.ringbuf_drops));
+    }
+    if r.stats.map_full > 0 || r.stats.out_of_range > 0 {
+        line.push_str(&format!(
+            "; WARNING: {} map-full and {} out-of-range syscalls not recorded",
+            r.stats.map_full, r.stats.out_of_range
+        ));
+    }
+    line
+}
+
+fn command_failure(e: CommandError) -> Failure {
+    let code = match e {
+        CommandError::NotFound(_) => Code::CommandNotFound,
+        CommandError::NotExecutable(_) => Code::CannotExecute,
+    };
+    Failure::new(code, e)
+}
+
+pub(crate) fn record_failure(e: RecordError) -> Failure {
+    let code = match &e {
+        RecordError::Cgroup(CgroupError::NoV2) => Code::NoCgroupV2,
+        RecordError::Cgroup(CgroupError::NotACgroup { .. } | CgroupError::NoSuchPid(_) | CgroupError::NoV2Membership { .. }) => {
+            Code::TargetNotFound
+        }
+        RecordError::Bpf(BpfError::Attach { .. }) => Code::KernelUnsupported,
+        RecordError::Bpf(_) => Code::BpfFailed,
+        RecordError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Code::CommandNotFound,
+        RecordError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => Code::CannotExecute,
+        _ => Code::Internal,
+    };
+    Failure::new(code, e)
+}

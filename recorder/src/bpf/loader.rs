@@ -1,0 +1,115 @@
+//! Loads the embedded BPF object and attaches it.
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::RawTracePoint,
+};
+use recorder_common::{CgroupKey, SyscallSet, names};
+
+use crate::cgroup::Cgroup;
+
+/// The BPF object built by build.rs from recorder-ebpf.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/recorder"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum BpfError {
+    #[error("loading the BPF object failed: {0}; run as root on a kernel with BPF enabled")]
+    Load(#[source] aya::EbpfError),
+    #[error("the kernel rejected BPF program {name}: {source}")]
+    Program {
+        name: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("the kernel cannot attach a raw tracepoint to {tracepoint}: {source}; recorder needs Linux 4.17+ with CONFIG_BPF_EVENTS")]
+    Attach {
+        tracepoint: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("BPF object has no {0}; the build of recorder-ebpf is out of date (cargo build --release)")]
+    Missing(&'static str),
+    #[error("BPF map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// The loaded and attached recorder for one target cgroup subtree.
+pub struct Probe {
+    // Keeps the programs and their links alive; dropping detaches them.
+    _ebpf: Ebpf,
+    pub(crate) syscalls: PerCpuHashMap<MapData, CgroupKey, SyscallSet>,
+    pub(crate) stats: PerCpuArray<MapData, u64>,
+    events: Option<RingBuf<MapData>>,
+}
+
+impl Probe {
+    /// Loads the recorder, restricted to `target` and its descendants, and
+    /// attaches it to sys_enter and the process lifecycle tracepoints.
+    pub fn attach(target: &Cgroup) -> Result<Probe, BpfError> {
+        let mut ebpf = EbpfLoader::new()
+            .override_global(names::TARGET_CGROUP_GLOBAL, &target.id, true)
+            .override_global(names::TARGET_LEVEL_GLOBAL, &target.level, true)
+            .load(OBJECT)
+            .map_err(BpfError::Load)?;
+        // Lifecycle hooks first: by the time sys_enter records anything, forks
+        // and execs are being counted too.
+        for (prog, tp) in [
+            (names::TASK_NEWTASK_PROG, names::TASK_NEWTASK_TP),
+            (names::PROCESS_EXEC_PROG, names::PROCESS_EXEC_TP),
+            (names::SYS_ENTER_PROG, names::SYS_ENTER_TP),
+        ] {
+            attach_raw_tracepoint(&mut ebpf, prog, tp)?;
+        }
+        let syscalls = take_map(&mut ebpf, names::SYSCALLS_MAP)?;
+        let syscalls = PerCpuHashMap::try_from(syscalls)
+            .map_err(|source| BpfError::Map { name: names::SYSCALLS_MAP, source })?;
+        let stats = PerCpuArray::try_from(take_map(&mut ebpf, names::STATS_MAP)?)
+            .map_err(|source| BpfError::Map { name: names::STATS_MAP, source })?;
+        let events = RingBuf::try_from(take_map(&mut ebpf, names::EVENTS_MAP)?)
+            .map_err(|source| BpfError::Map { name: names::EVENTS_MAP, source })?;
+        Ok(Probe { _ebpf: ebpf, syscalls, stats, events: Some(events) })
+    }
+
+    /// The ring buffer, once; the event loop owns it from then on.
+    pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
+        self.events.take()
+    }
+}
+
+/// The empty program on sys_enter: the cost floor that benchmarks compare
+/// against. Detached when dropped.
+pub struct Floor {
+    _ebpf: Ebpf,
+}
+
+impl Floor {
+    pub fn attach() -> Result<Floor, BpfError> {
+        let mut ebpf = EbpfLoader::new().load(OBJECT).map_err(BpfError::Load)?;
+        attach_raw_tracepoint(&mut ebpf, names::SYS_ENTER_EMPTY_PROG, names::SYS_ENTER_TP)?;
+        Ok(Floor { _ebpf: ebpf })
+    }
+}
+
+fn attach_raw_tracepoint(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    tracepoint: &'static str,
+) -> Result<(), BpfError> {
+    let program: &mut RawTracePoint = ebpf
+        .program_mut(name)
+        .ok_or(BpfError::Missing(name))?
+        .try_into()
+        .map_err(|source| BpfError::Program { name, source })?;
+    program.load().map_err(|source| BpfError::Program { name, source })?;
+    program.attach(tracepoint).map_err(|source| BpfError::Attach { tracepoint, source })?;
+    Ok(())
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, BpfError> {
+    ebpf.take_map(name).ok_or(BpfError::Missing(name))
+}
