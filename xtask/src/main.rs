@@ -1,1 +1,73 @@
-fn main() {}
+//! Project automation: `cargo xtask setup|build|test|bench|demo`.
+//!
+//! This is the only place that knows toolchain details (nightly, rust-src,
+//! bpf-linker, Debian packages).
+
+mod bench;
+mod demo;
+mod nginx;
+mod setup;
+mod util;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Set up, build, test, benchmark and demo recorder")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what a fresh machine lacks (idempotent): rust-src, bpf-linker, Debian packages.
+    Setup,
+    /// Setup, then `cargo build --release`.
+    Build,
+    /// Setup, build, then every test (unit and integration, as root, for real).
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Setup, build, then measure and write BENCHMARKS.md.
+    Bench {
+        /// Iterations of the null-syscall loop per run.
+        #[arg(long, default_value_t = 3_000_000)]
+        iterations: u64,
+        /// Runs per scenario (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Seconds per wrk run.
+        #[arg(long, default_value_t = 10)]
+        wrk_seconds: u64,
+    },
+    /// Setup, build, record nginx serving a page, then serve it again under the profile.
+    Demo,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Setup => setup::run(),
+        Cmd::Build => {
+            setup::run()?;
+            util::build_release()
+        }
+        Cmd::Test { args } => {
+            setup::run()?;
+            util::build_release()?;
+            util::test(&args)
+        }
+        Cmd::Bench { iterations, runs, wrk_seconds } => {
+            setup::run()?;
+            util::build_release()?;
+            bench::run(iterations, runs, wrk_seconds)
+        }
+        Cmd::Demo => {
+            setup::run()?;
+            util::build_release()?;
+            demo::run()
+        }
+    }
+}

@@ -23,6 +23,10 @@ pub struct Cli {
 pub enum Command {
     Record(record::RecordArgs),
     Run(run::RunArgs),
+    /// Attach only the empty sys_enter program until interrupted: the cost
+    /// floor for `cargo xtask bench`.
+    #[command(name = "__floor", hide = true)]
+    Floor,
 }
 
 /// Runs the chosen subcommand. Returns the process exit status.
@@ -30,5 +34,25 @@ pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Record(args) => record::execute(args),
         Command::Run(args) => run::execute(args),
+        Command::Floor => floor(),
     }
+}
+
+fn floor() -> Result<u8, Failure> {
+    use crate::exit::Code;
+    let _floor = crate::bpf::loader::Floor::attach().map_err(|e| Failure::new(Code::BpfFailed, e))?;
+    println!("attached");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(Code::Internal, e))?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        Ok::<(), std::io::Error>(())
+    })
+    .map_err(|e| Failure::new(Code::Internal, e))?;
+    Ok(0)
 }

@@ -118,6 +118,7 @@ fn summary(r: &Recording, names: usize, destination: &str) -> String {
         r.processes,
         record::status::human(r.elapsed),
     );
+    line.push_str(&format!("; recorder used {:.3}s CPU", r.cpu.as_secs_f64()));
     if !r.startup_observed {
         line.push_str("; startup was not observed (attached to a running workload)");
     }

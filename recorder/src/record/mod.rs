@@ -74,6 +74,8 @@ pub struct Recording {
     /// False when recording attached to a workload that was already running.
     pub startup_observed: bool,
     pub cgroup: PathBuf,
+    /// CPU time (user + system) the recorder itself used.
+    pub cpu: Duration,
 }
 
 impl Recording {
@@ -240,6 +242,7 @@ impl Session {
             processes: base_procs + stats.forks,
             startup_observed,
             cgroup,
+            cpu: own_cpu_time(),
         })
     }
 
@@ -287,6 +290,18 @@ async fn wait_child(child: &mut Option<tokio::process::Child>) -> io::Result<Exi
 
 fn comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
+/// User + system CPU time of this process (not its children).
+fn own_cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we pass; RUSAGE_SELF is valid.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn far_future() -> tokio::time::Instant {

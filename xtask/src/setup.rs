@@ -1,0 +1,106 @@
+//! `cargo xtask setup`: idempotently install what a fresh machine lacks.
+//! The recipe for the BPF toolchain is ../shared/TOOLCHAIN.md's.
+
+use std::{path::PathBuf, process::Command};
+
+use anyhow::{Context as _, Result};
+
+use crate::util::{self, output};
+
+/// Debian packages the build and the tests need.
+pub const PACKAGES: &[&str] = &[
+    "gcc",
+    "libc6-dev",
+    "libseccomp-dev",
+    "pkg-config",
+    "util-linux",
+    "strace",
+    "runc",
+    "crun",
+    "containerd",
+    "busybox-static",
+    "nginx",
+    "wrk",
+    "curl",
+];
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+pub fn run_setup_steps() -> Result<()> {
+    rust_src()?;
+    bpf_linker()?;
+    debian_packages()
+}
+
+pub fn run() -> Result<()> {
+    run_setup_steps().context("cargo xtask setup failed")
+}
+
+fn rust_src() -> Result<()> {
+    let installed = output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))
+        .unwrap_or_default();
+    if installed.lines().any(|l| l.starts_with("rust-src")) {
+        return Ok(());
+    }
+    eprintln!("xtask setup: installing rust-src for nightly");
+    util::run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+}
+
+fn bpf_linker() -> Result<()> {
+    let version = output(Command::new("bpf-linker").arg("--version")).unwrap_or_default();
+    if version.contains(BPF_LINKER_VERSION) {
+        return Ok(());
+    }
+    eprintln!("xtask setup: building bpf-linker {BPF_LINKER_VERSION} against nightly's libLLVM (a few minutes)");
+    let sysroot = output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?;
+    let libdir = PathBuf::from(sysroot.trim()).join("lib");
+    let llvm = std::fs::read_dir(&libdir)
+        .with_context(|| format!("reading {}", libdir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libLLVM.so.") && n.contains("-rust-")))
+        .context("nightly has no libLLVM.so.*-rust-*; is the nightly toolchain installed?")?;
+    let home = std::env::var_os("HOME").context("HOME is not set")?;
+    let prefix = PathBuf::from(home).join(".cache/llvm-prefix");
+    std::fs::create_dir_all(prefix.join("lib"))?;
+    let link = prefix.join("lib/libLLVM.so");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&llvm, &link)?;
+    util::run(Command::new("cargo")
+        .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION, "--no-default-features", "--features", "llvm-22"])
+        .env("LLVM_PREFIX", &prefix))
+}
+
+fn debian_packages() -> Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .map(|s| !s.contains("install ok installed"))
+                .unwrap_or(true)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask setup: installing Debian packages: {}", missing.join(" "));
+    // Keep package scripts from starting services (nginx, containerd) on the
+    // host: tests start their own, private instances.
+    let policy = PathBuf::from("/usr/sbin/policy-rc.d");
+    let created_policy = !policy.exists();
+    if created_policy {
+        std::fs::write(&policy, "#!/bin/sh\nexit 101\n")?;
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let result = util::run(Command::new("apt-get").arg("update").arg("-q")).and_then(|()| {
+        util::run(Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    });
+    if created_policy {
+        let _ = std::fs::remove_file(&policy);
+    }
+    result
+}
