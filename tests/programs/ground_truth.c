@@ -117,6 +117,10 @@ int main(int argc, char **argv) {
     unsigned char vec[4];
     CALL(mincore, (long)page, 4096, (long)vec, 0, 0);
     CALL(madvise, (long)page, 4096, 0 /* MADV_NORMAL */, 0, 0);
+    /* pthread_join only calls futex when the thread is still running, so a
+     * recording may or may not see it; call it here so the set is fixed. */
+    int word = 0;
+    CALL(futex, (long)&word, 1 | 128 /* FUTEX_WAKE_PRIVATE */, 1, 0, 0);
     CALL(msync, (long)page, 4096, 4 /* MS_SYNC */, 0, 0);
     close(tfd); close(efd); close(epfd); close(d1); close(100); close(fds[0]); close(fds[1]); close(mfd);
 

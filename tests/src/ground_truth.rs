@@ -6,7 +6,7 @@ pub const MAIN: &[&str] = &[
     "sched_get_priority_max", "sched_get_priority_min", "getitimer", "umask", "getresuid",
     "getresgid", "getgroups", "capget", "sched_getaffinity", "timerfd_create", "eventfd2",
     "epoll_create1", "pipe2", "dup", "dup3", "memfd_create", "ftruncate", "flock", "fsync",
-    "fdatasync", "lseek", "statfs", "fstatfs", "clock_getres", "mincore", "madvise", "msync",
+    "fdatasync", "lseek", "statfs", "fstatfs", "clock_getres", "mincore", "madvise", "msync", "futex",
 ];
 /// The second thread.
 pub const THREAD: &[&str] = &["getrlimit", "sched_getparam", "ioprio_get"];
