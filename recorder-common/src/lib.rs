@@ -44,6 +44,7 @@ pub mod names {
     pub const EVENTS_MAP: &str = "EVENTS";
     pub const STATS_MAP: &str = "STATS";
     pub const ZERO_MAP: &str = "ZERO";
+    pub const TARGET_SET_MAP: &str = "TARGET_SET";
 
     pub const SYS_ENTER_PROG: &str = "sys_enter";
     pub const SYS_ENTER_EMPTY_PROG: &str = "sys_enter_empty";

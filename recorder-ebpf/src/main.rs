@@ -30,6 +30,12 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BUF_BYTES, 0);
 #[map(name = "STATS")]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
 
+/// The target cgroup's own native syscalls, on a fast path: a per-CPU array
+/// lookup is inlined by the verifier (Linux 6.10+), a hash lookup is not.
+/// Descendant cgroups and other ABIs go through `SYSCALLS`.
+#[map(name = "TARGET_SET")]
+static TARGET_SET: PerCpuArray<SyscallSet> = PerCpuArray::with_max_entries(1, 0);
+
 /// A zeroed `SyscallSet` to insert from: 4 KiB does not fit the 512-byte stack.
 #[map(name = "ZERO")]
 static ZERO: PerCpuArray<SyscallSet> = PerCpuArray::with_max_entries(1, 0);
@@ -60,6 +66,24 @@ fn in_target() -> bool {
     let ancestor =
         unsafe { aya_ebpf::helpers::bpf_get_current_ancestor_cgroup_id(level as i32) };
     ancestor == target
+}
+
+/// Is the current task in the target cgroup itself (not a descendant)?
+/// There is no ancestor one level below the target exactly when the task's
+/// own cgroup is the target; only called after `in_target()` matched.
+#[inline(always)]
+fn in_target_itself() -> bool {
+    // SAFETY: as in `in_target`.
+    let level = unsafe { core::ptr::read_volatile(&TARGET_LEVEL) };
+    // SAFETY: the helper takes a level by value and has no preconditions.
+    unsafe { aya_ebpf::helpers::bpf_get_current_ancestor_cgroup_id(level as i32 + 1) == 0 }
+}
+
+/// The target's id, for events from the fast path.
+#[inline(always)]
+fn target_cgroup() -> u64 {
+    // SAFETY: as in `in_target`.
+    unsafe { core::ptr::read_volatile(&TARGET_CGROUP) }
 }
 
 /// Adds one to a statistics slot on this CPU.

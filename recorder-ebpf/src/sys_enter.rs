@@ -14,7 +14,7 @@ use recorder_common::{
     CgroupKey, Event, MAX_SYSCALLS, SYSCALL_MASK, SyscallSet, arch, event_kind, stat,
 };
 
-use crate::{SYSCALLS, ZERO, bump, emit, in_target};
+use crate::{SYSCALLS, TARGET_SET, ZERO, bump, emit, in_target, in_target_itself, target_cgroup};
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
@@ -40,10 +40,13 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), ()> {
         bump(stat::OUT_OF_RANGE);
         return Err(());
     }
-    // SAFETY: the helper has no preconditions.
-    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    let key = CgroupKey { cgroup_id, arch, _pad: 0 };
-    let set = lookup_or_insert(&key)?;
+    let (cgroup_id, set) = if arch == arch::NATIVE && in_target_itself() {
+        (target_cgroup(), TARGET_SET.get_ptr_mut(0).ok_or(())?)
+    } else {
+        // SAFETY: the helper has no preconditions.
+        let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+        (cgroup_id, lookup_or_insert(&CgroupKey { cgroup_id, arch, _pad: 0 })?)
+    };
 
     let nr = nr & SYSCALL_MASK;
     let word = (nr / 64) as usize;

@@ -44,6 +44,8 @@ pub struct Probe {
     _ebpf: Ebpf,
     pub(crate) syscalls: PerCpuHashMap<MapData, CgroupKey, SyscallSet>,
     pub(crate) stats: PerCpuArray<MapData, u64>,
+    pub(crate) target_set: PerCpuArray<MapData, SyscallSet>,
+    pub(crate) target_key: CgroupKey,
     events: Option<RingBuf<MapData>>,
 }
 
@@ -72,7 +74,10 @@ impl Probe {
             .map_err(|source| BpfError::Map { name: names::STATS_MAP, source })?;
         let events = RingBuf::try_from(take_map(&mut ebpf, names::EVENTS_MAP)?)
             .map_err(|source| BpfError::Map { name: names::EVENTS_MAP, source })?;
-        Ok(Probe { _ebpf: ebpf, syscalls, stats, events: Some(events) })
+        let target_set = PerCpuArray::try_from(take_map(&mut ebpf, names::TARGET_SET_MAP)?)
+            .map_err(|source| BpfError::Map { name: names::TARGET_SET_MAP, source })?;
+        let target_key = CgroupKey { cgroup_id: target.id, arch: recorder_common::arch::NATIVE, _pad: 0 };
+        Ok(Probe { _ebpf: ebpf, syscalls, stats, target_set, target_key, events: Some(events) })
     }
 
     /// The ring buffer, once; the event loop owns it from then on.

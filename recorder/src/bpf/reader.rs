@@ -50,7 +50,8 @@ impl Probe {
     /// every syscall even when ring buffer events were dropped.
     pub fn observe(&self) -> Result<Observation, MapError> {
         let mut obs = Observation::default();
-        for entry in self.syscalls.iter() {
+        let fast = std::iter::once(self.target_set.get(&0, 0).map(|v| (self.target_key, v)));
+        for entry in fast.chain(self.syscalls.iter()) {
             let (key, per_cpu) = entry?;
             let calls = obs.cgroups.entry(key).or_default();
             for set in per_cpu.iter() {
@@ -67,6 +68,8 @@ impl Probe {
                 }
             }
         }
+        // The fast path leaves an empty entry when the target made no calls.
+        obs.cgroups.retain(|_, calls| !calls.is_empty());
         Ok(obs)
     }
 
