@@ -45,7 +45,7 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), ()> {
     } else {
         // SAFETY: the helper has no preconditions.
         let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-        (cgroup_id, lookup_or_insert(&CgroupKey { cgroup_id, arch, _pad: 0 })?)
+        (cgroup_id, lookup_or_insert(ctx, &CgroupKey { cgroup_id, arch, _pad: 0 })?)
     };
 
     let nr = nr & SYSCALL_MASK;
@@ -90,7 +90,7 @@ fn split_arch(id: u64) -> (u32, u64) {
 }
 
 #[inline(always)]
-fn lookup_or_insert(key: &CgroupKey) -> Result<*mut SyscallSet, ()> {
+fn lookup_or_insert(ctx: &RawTracePointContext, key: &CgroupKey) -> Result<*mut SyscallSet, ()> {
     if let Some(set) = SYSCALLS.get_ptr_mut(key) {
         return Ok(set);
     }
@@ -109,6 +109,9 @@ fn lookup_or_insert(key: &CgroupKey) -> Result<*mut SyscallSet, ()> {
         Err(e) if e == -17 => {}
         Err(_) => {
             bump(stat::MAP_FULL);
+            // Rare (the map holds MAX_CGROUPS entries) and worth a line in the
+            // daemon's log: this cgroup's syscalls are being lost.
+            aya_log_ebpf::warn!(ctx, "SYSCALLS map full: cgroup {} not recorded", key.cgroup_id);
             return Err(());
         }
     }

@@ -8,8 +8,8 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let level = match cli.verbose {
         0 => "warn",
-        1 => "debug",
-        _ => "trace",
+        1 => "warn,recorder=debug",
+        _ => "debug,recorder=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt()

@@ -47,7 +47,12 @@ pub struct Probe {
     pub(crate) target_set: PerCpuArray<MapData, SyscallSet>,
     pub(crate) target_key: CgroupKey,
     events: Option<RingBuf<MapData>>,
+    logger: Option<Logger>,
 }
+
+/// Reads `aya-log-ebpf` records from the BPF side into `log` (and from there
+/// into tracing, via tracing-log).
+pub type Logger = aya_log::EbpfLogger<&'static dyn log::Log>;
 
 impl Probe {
     /// Loads the recorder, restricted to `target` and its descendants, and
@@ -58,6 +63,15 @@ impl Probe {
             .override_global(names::TARGET_LEVEL_GLOBAL, &target.level, true)
             .load(OBJECT)
             .map_err(BpfError::Load)?;
+        // Without the log map (an object built without logging) we only lose
+        // the BPF side's rare diagnostics; recording is unaffected.
+        let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
+            Ok(logger) => Some(logger),
+            Err(e) => {
+                tracing::debug!("BPF-side logging unavailable: {e}");
+                None
+            }
+        };
         // Lifecycle hooks first: by the time sys_enter records anything, forks
         // and execs are being counted too.
         for (prog, tp) in [
@@ -77,7 +91,12 @@ impl Probe {
         let target_set = PerCpuArray::try_from(take_map(&mut ebpf, names::TARGET_SET_MAP)?)
             .map_err(|source| BpfError::Map { name: names::TARGET_SET_MAP, source })?;
         let target_key = CgroupKey { cgroup_id: target.id, arch: recorder_common::arch::NATIVE, _pad: 0 };
-        Ok(Probe { _ebpf: ebpf, syscalls, stats, target_set, target_key, events: Some(events) })
+        Ok(Probe { _ebpf: ebpf, syscalls, stats, target_set, target_key, events: Some(events), logger })
+    }
+
+    /// The BPF-side logger, once; the event loop flushes it.
+    pub fn take_logger(&mut self) -> Option<Logger> {
+        self.logger.take()
     }
 
     /// The ring buffer, once; the event loop owns it from then on.

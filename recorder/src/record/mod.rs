@@ -153,6 +153,12 @@ impl Session {
         // SAFETY: the RingBuf owns its map fd and nothing else closes or
         // replaces it while the AsyncFd holds it.
         let mut ring = unsafe { AsyncFd::register(ring) }.map_err(|e| e.into_parts().1)?;
+        let mut logger = match self.probe.take_logger() {
+            // SAFETY: the logger owns its ring buffer map fd; nothing else
+            // closes or replaces it while the AsyncFd holds it.
+            Some(l) => Some(unsafe { AsyncFd::register(l) }.map_err(|e| e.into_parts().1)?),
+            None => None,
+        };
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
 
@@ -183,6 +189,11 @@ impl Session {
                             note_event(&event, &mut seen);
                         }
                     }
+                    guard.clear_ready();
+                }
+                guard = logger_ready(&mut logger) => {
+                    let mut guard = guard?;
+                    guard.get_inner_mut().flush();
                     guard.clear_ready();
                 }
                 result = wait_child(&mut child), if child.is_some() && exit_status.is_none() => {
@@ -278,6 +289,15 @@ fn note_event(event: &recorder_common::Event, seen: &mut BTreeSet<(u32, u32)>) {
         event_kind::FORK => tracing::trace!(parent = event.tgid, "fork"),
         event_kind::EXEC => tracing::debug!(pid = event.tgid, comm = %comm(event.tgid), "exec"),
         other => tracing::debug!(kind = other, "unknown event"),
+    }
+}
+
+async fn logger_ready(
+    logger: &mut Option<AsyncFd<crate::bpf::loader::Logger>>,
+) -> io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'_, crate::bpf::loader::Logger>> {
+    match logger {
+        Some(l) => l.readable_mut().await,
+        None => std::future::pending().await,
     }
 }
 
