@@ -7,8 +7,10 @@
 pub mod bpf;
 pub mod cgroup;
 pub mod cli;
+pub mod diff;
 pub mod enforce;
 pub mod exit;
+pub mod merge;
 pub mod output;
 pub mod preflight;
 pub mod profile;

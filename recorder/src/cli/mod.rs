@@ -1,5 +1,9 @@
 //! Command-line interface: clap definitions and dispatch.
 
+pub mod check;
+pub mod convert;
+pub mod diff;
+pub mod merge;
 pub mod record;
 pub mod run;
 
@@ -22,6 +26,10 @@ pub struct Cli {
 pub enum Command {
     Record(record::RecordArgs),
     Run(run::RunArgs),
+    Diff(diff::DiffArgs),
+    Merge(merge::MergeArgs),
+    Convert(convert::ConvertArgs),
+    Check(check::CheckArgs),
 }
 
 /// Runs the chosen subcommand. Returns the process exit status.
@@ -29,5 +37,9 @@ pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Record(args) => record::execute(args),
         Command::Run(args) => run::execute(args),
+        Command::Diff(args) => diff::execute(args),
+        Command::Merge(args) => merge::execute(args),
+        Command::Convert(args) => convert::execute(args),
+        Command::Check(args) => check::execute(args),
     }
 }
