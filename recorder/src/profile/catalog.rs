@@ -90,6 +90,19 @@ pub fn goarch(native: Arch) -> &'static str {
     }
 }
 
+/// The SCMP name for spellings people use for the same thing (`AMD64`,
+/// `SCMP_ARCH_ARM64`, `x86_64`), for "did you mean" hints.
+pub fn arch_alias(name: &str) -> Option<&'static str> {
+    let bare = name.trim_start_matches("SCMP_ARCH_").to_ascii_lowercase();
+    let arch = arch_from_user(&bare).or(match bare.as_str() {
+        "x86_64" | "x86-64" | "x64" => Some(Arch::X86_64),
+        "i386" | "i686" | "ia32" => Some(Arch::X86),
+        "aarch64" => Some(Arch::Aarch64),
+        _ => None,
+    })?;
+    Some(arch.scmp_name())
+}
+
 /// Parses a `--arch` value: a GOARCH (`amd64`) or an SCMP name.
 pub fn arch_from_user(name: &str) -> Option<Arch> {
     Arch::from_scmp_name(name).or_else(|| Arch::ALL.into_iter().find(|a| goarch(*a) == name))
@@ -182,13 +195,29 @@ pub fn is_known_syscall(name: &str) -> bool {
 
 /// The closest name in `candidates`, if it is close enough to be a likely typo.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).clamp(1, 3);
+    let core = strip_family(name);
+    let limit = (core.chars().count() / 3).clamp(1, 3);
     candidates
         .into_iter()
-        .map(|c| (strsim::levenshtein(name, c), c))
+        .map(|c| {
+            let c_core = strip_family(c);
+            // SCMP_CMP_EQUAL for SCMP_CMP_EQ: one spelled out the other.
+            let spelled_out = c_core.len() >= 2 && core.len() >= 2 && (core.starts_with(c_core) || c_core.starts_with(core));
+            let d = if spelled_out { 1 } else { strsim::levenshtein(core, c_core) };
+            (d, c)
+        })
         .filter(|(d, _)| *d <= limit)
         .min()
         .map(|(_, c)| c)
+}
+
+/// The part after a shared prefix, so SCMP_ACT_NOPE is not "close" to
+/// SCMP_ACT_LOG just because the prefix is long.
+fn strip_family(name: &str) -> &str {
+    ["SCMP_ACT_", "SCMP_ARCH_", "SCMP_CMP_", "SECCOMP_FILTER_FLAG_", "CAP_"]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name)
 }
 
 /// errno names (containers/common `"errno": "ENOSYS"`) and their numbers on

@@ -59,11 +59,9 @@ fn invalid_summary(path: &str, problems: &[Diagnostic]) -> String {
         return format!("{path}: invalid seccomp profile");
     };
     let more = errors.count();
-    if more == 0 {
-        first.to_string()
-    } else {
-        format!("{first} (and {more} more; `recorder check {path}` lists them all)")
-    }
+    // No "error:" inside: main prints "recorder: error: " before this.
+    let head = format!("{}:{}:{}: {}", first.path, first.pos.line, first.pos.column, first.message);
+    if more == 0 { head } else { format!("{head} (and {more} more; `recorder check {path}` lists them all)") }
 }
 
 impl ProfileError {

@@ -408,7 +408,8 @@ impl Reader {
             }
             return true;
         }
-        let hint = catalog::suggest(name, catalog::SCMP_ARCHES)
+        let hint = catalog::arch_alias(name)
+            .or_else(|| catalog::suggest(name, catalog::SCMP_ARCHES))
             .map(|s| format!("did you mean {s}?"))
             .unwrap_or_else(|| "use SCMP_ARCH_* names such as SCMP_ARCH_X86_64".to_owned());
         self.err(pos, format!("unknown architecture {name:?}; {hint}"));
