@@ -17,3 +17,6 @@ pub mod profile;
 pub mod record;
 pub mod syscalls;
 pub mod target;
+
+#[cfg(test)]
+mod algebra_props;

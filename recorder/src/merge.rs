@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
-    diff::arch_rank,
+    diff::{arch_rank, effective_arches},
     profile::{Action, ArgCondition, DEFAULT_ERRNO, EvalContext, Profile, SyscallRule},
 };
 
@@ -97,13 +97,17 @@ pub fn merge(inputs: &[Profile]) -> Result<Merged, MergeError> {
         ));
     }
 
-    let mut arches: Vec<String> = plain.iter().flat_map(|p| p.architectures.iter().cloned()).collect();
+    // An empty list means "native only" to libseccomp; spell that out when
+    // another input lists architectures, or the union would lose it.
+    let any_listed = plain.iter().any(|p| !p.architectures.is_empty());
+    let listed = |p: &Profile| if any_listed { effective_arches(p) } else { Vec::new() };
+    let mut arches: Vec<String> = plain.iter().flat_map(listed).collect();
     arches.sort_by_key(|a| (arch_rank(a), a.clone()));
     arches.dedup();
     let arch_sets: BTreeSet<Vec<String>> = plain
         .iter()
         .map(|p| {
-            let mut a = p.architectures.clone();
+            let mut a = listed(p);
             a.sort();
             a
         })
