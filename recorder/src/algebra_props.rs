@@ -12,24 +12,51 @@ use crate::{
     diff::{Side, diff},
     merge::merge,
     profile::{
-        Action, ArgCondition, DEFAULT_ERRNO, EvalContext, Filter, Op, Profile, ProfileError, SyscallRule, catalog,
-        parse_str,
+        Action, ArgCondition, DEFAULT_ERRNO, EvalContext, Filter, Op, Profile, ProfileError,
+        SyscallRule, catalog, parse_str,
         write::{Format, WriteOptions, write},
     },
 };
 
-const NAMES: [&str; 12] =
-    ["read", "write", "openat", "close", "socket", "clone", "clone3", "mmap", "ptrace", "bpf", "futex", "exit_group"];
-const ARCHES: [&str; 5] = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"];
+const NAMES: [&str; 12] = [
+    "read",
+    "write",
+    "openat",
+    "close",
+    "socket",
+    "clone",
+    "clone3",
+    "mmap",
+    "ptrace",
+    "bpf",
+    "futex",
+    "exit_group",
+];
+const ARCHES: [&str; 5] = [
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_ARM",
+];
 
 fn op() -> impl Strategy<Value = Op> {
     proptest::sample::select(Op::ALL.to_vec())
 }
 
 fn condition(max_value: u64) -> impl Strategy<Value = ArgCondition> {
-    (0u32..6, prop_oneof![0..64u64, 0..=max_value], op(), 0..=max_value).prop_map(|(index, value, op, two)| {
-        ArgCondition { index, value, value_two: if op == Op::MaskedEqual { two } else { 0 }, op }
-    })
+    (
+        0u32..6,
+        prop_oneof![0..64u64, 0..=max_value],
+        op(),
+        0..=max_value,
+    )
+        .prop_map(|(index, value, op, two)| ArgCondition {
+            index,
+            value,
+            value_two: if op == Op::MaskedEqual { two } else { 0 },
+            op,
+        })
 }
 
 /// A rule's action and errnoRet, always a valid pair.
@@ -57,19 +84,40 @@ fn filter() -> impl Strategy<Value = Filter> {
 }
 
 fn rule(max_value: u64, templates: bool) -> impl Strategy<Value = SyscallRule> {
-    let filters = if templates { filter().boxed() } else { Just(Filter::default()).boxed() };
-    let excludes = if templates { filter().boxed() } else { Just(Filter::default()).boxed() };
-    let comment = if templates { prop::option::of(Just("a note".to_owned())).boxed() } else { Just(None).boxed() };
-    (subsequence(NAMES.to_vec(), 1..=4), action(), vec(condition(max_value), 0..=2), filters, excludes, comment)
-        .prop_map(|(names, (action, errno_ret), args, includes, excludes, comment)| SyscallRule {
-            names: names.into_iter().map(String::from).collect(),
-            action,
-            errno_ret,
-            args,
-            comment,
-            includes,
-            excludes,
-        })
+    let filters = if templates {
+        filter().boxed()
+    } else {
+        Just(Filter::default()).boxed()
+    };
+    let excludes = if templates {
+        filter().boxed()
+    } else {
+        Just(Filter::default()).boxed()
+    };
+    let comment = if templates {
+        prop::option::of(Just("a note".to_owned())).boxed()
+    } else {
+        Just(None).boxed()
+    };
+    (
+        subsequence(NAMES.to_vec(), 1..=4),
+        action(),
+        vec(condition(max_value), 0..=2),
+        filters,
+        excludes,
+        comment,
+    )
+        .prop_map(
+            |(names, (action, errno_ret), args, includes, excludes, comment)| SyscallRule {
+                names: names.into_iter().map(String::from).collect(),
+                action,
+                errno_ret,
+                args,
+                comment,
+                includes,
+                excludes,
+            },
+        )
 }
 
 /// Profiles that deny by default (allow-lists, what recorder writes).
@@ -86,21 +134,26 @@ fn deny_profile(max_value: u64, templates: bool) -> impl Strategy<Value = Profil
         subsequence(catalog::FLAGS.to_vec(), 0..=2),
         vec(rule(max_value, templates), 0..6),
     )
-        .prop_map(|((default_action, default_errno_ret), arches, flags, syscalls)| Profile {
-            default_action,
-            default_errno_ret,
-            architectures: arches.into_iter().map(String::from).collect(),
-            arch_map: Vec::new(),
-            flags: flags.into_iter().map(String::from).collect(),
-            listener_path: None,
-            listener_metadata: None,
-            syscalls,
-        })
+        .prop_map(
+            |((default_action, default_errno_ret), arches, flags, syscalls)| Profile {
+                default_action,
+                default_errno_ret,
+                architectures: arches.into_iter().map(String::from).collect(),
+                arch_map: Vec::new(),
+                flags: flags.into_iter().map(String::from).collect(),
+                listener_path: None,
+                listener_metadata: None,
+                syscalls,
+            },
+        )
 }
 
 /// Any valid profile, deny-lists and allow-by-default ones.
 fn any_profile(max_value: u64, templates: bool) -> impl Strategy<Value = Profile> {
-    (deny_profile(max_value, templates), prop_oneof![4 => Just(None), 1 => Just(Some(Action::Log)), 1 => Just(Some(Action::Allow))])
+    (
+        deny_profile(max_value, templates),
+        prop_oneof![4 => Just(None), 1 => Just(Some(Action::Log)), 1 => Just(Some(Action::Allow))],
+    )
         .prop_map(|(mut p, permissive)| {
             if let Some(a) = permissive {
                 p.default_action = a;
@@ -115,7 +168,13 @@ fn m(ps: &[Profile]) -> Profile {
 }
 
 fn permitted(d: &crate::diff::Diff) -> BTreeSet<(String, String)> {
-    d.iter().flat_map(|(a, x)| x.only_in_profile.iter().map(move |n| (a.clone(), n.clone()))).collect()
+    d.iter()
+        .flat_map(|(a, x)| {
+            x.only_in_profile
+                .iter()
+                .map(move |n| (a.clone(), n.clone()))
+        })
+        .collect()
 }
 
 proptest! {
@@ -140,9 +199,9 @@ proptest! {
 
     #[test]
     fn merge_is_idempotent(a in deny_profile(u64::MAX, false)) {
-        let once = m(&[a.clone()]);
+        let once = m(std::slice::from_ref(&a));
         prop_assert_eq!(m(&[a.clone(), a]), once.clone());
-        prop_assert_eq!(m(&[once.clone()]), once);
+        prop_assert_eq!(m(std::slice::from_ref(&once)), once);
     }
 
     #[test]
@@ -217,7 +276,10 @@ fn back_profile(text: &str) -> Profile {
 // --- parser fuzzing -------------------------------------------------------
 
 fn fuzz_cases() -> u32 {
-    std::env::var("RECORDER_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000)
+    std::env::var("RECORDER_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000)
 }
 
 /// Byte-level damage to a valid document: what a truncated download, a bad
@@ -232,8 +294,34 @@ enum Damage {
 
 fn damage() -> impl Strategy<Value = Damage> {
     let tokens = proptest::sample::select(vec![
-        "{", "}", "[", "]", ",", ":", "\"", "\\", "\\u", "\\ud800", "-", "1e999", "null", "\n", "\t", " ", "&a ", "*a",
-        "!!binary ", "- ", "? ", "---\n", "18446744073709551616", "-1", "SCMP_ACT_", "\u{feff}", "\u{0}", "é",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"",
+        "\\",
+        "\\u",
+        "\\ud800",
+        "-",
+        "1e999",
+        "null",
+        "\n",
+        "\t",
+        " ",
+        "&a ",
+        "*a",
+        "!!binary ",
+        "- ",
+        "? ",
+        "---\n",
+        "18446744073709551616",
+        "-1",
+        "SCMP_ACT_",
+        "\u{feff}",
+        "\u{0}",
+        "é",
     ]);
     prop_oneof![
         any::<usize>().prop_map(Damage::Truncate),
@@ -273,7 +361,9 @@ fn survives(text: &str) -> Result<(), TestCaseError> {
     let start = std::time::Instant::now();
     match parse_str(text, "fuzz") {
         Ok(_) => {}
-        Err(ProfileError::Syntax { line, column, .. } | ProfileError::TooDeep { line, column, .. }) => {
+        Err(
+            ProfileError::Syntax { line, column, .. } | ProfileError::TooDeep { line, column, .. },
+        ) => {
             prop_assert!(line >= 1 && column >= 1, "position {line}:{column}");
         }
         Err(ProfileError::Invalid { problems, .. }) => {
@@ -281,7 +371,11 @@ fn survives(text: &str) -> Result<(), TestCaseError> {
         }
         Err(e) => prop_assert!(false, "unexpected error kind {e:?}"),
     }
-    prop_assert!(start.elapsed().as_secs() < 2, "slow input: {:?}", start.elapsed());
+    prop_assert!(
+        start.elapsed().as_secs() < 2,
+        "slow input: {:?}",
+        start.elapsed()
+    );
     Ok(())
 }
 

@@ -69,15 +69,30 @@ pub fn merge(inputs: &[Profile]) -> Result<Merged, MergeError> {
     let first = inputs.first().ok_or(MergeError::NoInputs)?;
     let mut warnings = Vec::new();
     let ctx = EvalContext::host();
-    let plain: Vec<Profile> = inputs.iter().map(|p| if p.is_template() { p.evaluate(&ctx) } else { p.clone() }).collect();
+    let plain: Vec<Profile> = inputs
+        .iter()
+        .map(|p| {
+            if p.is_template() {
+                p.evaluate(&ctx)
+            } else {
+                p.clone()
+            }
+        })
+        .collect();
     if inputs.iter().any(Profile::is_template) {
-        warnings.push("moby includes/excludes were evaluated for this host before merging".to_owned());
+        warnings
+            .push("moby includes/excludes were evaluated for this host before merging".to_owned());
     }
 
     // Never loosen: the strictest default wins; ties broken by the full
     // value so the choice does not depend on input order.
     let default_key = |p: &Profile| {
-        (p.default_action.strictness(), p.default_action, p.default_errno_ret.unwrap_or(DEFAULT_ERRNO), p.default_errno_ret)
+        (
+            p.default_action.strictness(),
+            p.default_action,
+            p.default_errno_ret.unwrap_or(DEFAULT_ERRNO),
+            p.default_errno_ret,
+        )
     };
     let strictest = plain.iter().max_by_key(|p| default_key(p)).unwrap_or(first);
     let mut out = Profile::empty(strictest.default_action);
@@ -100,7 +115,13 @@ pub fn merge(inputs: &[Profile]) -> Result<Merged, MergeError> {
     // An empty list means "native only" to libseccomp; spell that out when
     // another input lists architectures, or the union would lose it.
     let any_listed = plain.iter().any(|p| !p.architectures.is_empty());
-    let listed = |p: &Profile| if any_listed { effective_arches(p) } else { Vec::new() };
+    let listed = |p: &Profile| {
+        if any_listed {
+            effective_arches(p)
+        } else {
+            Vec::new()
+        }
+    };
     let mut arches: Vec<String> = plain.iter().flat_map(listed).collect();
     arches.sort_by_key(|a| (arch_rank(a), a.clone()));
     arches.dedup();
@@ -124,7 +145,10 @@ pub fn merge(inputs: &[Profile]) -> Result<Merged, MergeError> {
     flags.dedup();
     out.flags = flags;
     out.listener_path = plain.iter().filter_map(|p| p.listener_path.clone()).max();
-    out.listener_metadata = plain.iter().filter_map(|p| p.listener_metadata.clone()).max();
+    out.listener_metadata = plain
+        .iter()
+        .filter_map(|p| p.listener_metadata.clone())
+        .max();
 
     // Per name: every input's rules for it.
     let mut per_name: BTreeMap<&str, Vec<BTreeSet<RuleKey>>> = BTreeMap::new();
@@ -132,7 +156,11 @@ pub fn merge(inputs: &[Profile]) -> Result<Merged, MergeError> {
         let mut mine: BTreeMap<&str, BTreeSet<RuleKey>> = BTreeMap::new();
         for rule in &p.syscalls {
             for name in &rule.names {
-                mine.entry(name).or_default().insert((rule.action, rule.errno_ret, rule.args.clone()));
+                mine.entry(name).or_default().insert((
+                    rule.action,
+                    rule.errno_ret,
+                    rule.args.clone(),
+                ));
             }
         }
         for (name, rules) in mine {
@@ -140,23 +168,37 @@ pub fn merge(inputs: &[Profile]) -> Result<Merged, MergeError> {
         }
     }
 
-    let mut coverage = Coverage { inputs: plain.len(), syscalls: BTreeMap::new() };
+    let mut coverage = Coverage {
+        inputs: plain.len(),
+        syscalls: BTreeMap::new(),
+    };
     let mut grouped: BTreeMap<(u8, RuleKey), BTreeSet<String>> = BTreeMap::new();
     let mut disagreements = Vec::new();
     for (name, sets) in &per_name {
-        let needed = sets.iter().filter(|s| s.iter().any(|(a, _, _)| a.lets_through())).count();
+        let needed = sets
+            .iter()
+            .filter(|s| s.iter().any(|(a, _, _)| a.lets_through()))
+            .count();
         if needed > 0 {
             coverage.syscalls.insert((*name).to_owned(), needed);
         }
         let all: BTreeSet<&RuleKey> = sets.iter().flatten().collect();
-        let through: Vec<&RuleKey> = all.iter().copied().filter(|(a, _, _)| a.lets_through()).collect();
-        let kept: Vec<RuleKey> = if let Some(best) =
-            through.iter().filter(|(_, _, args)| args.is_empty()).min_by_key(|(a, _, _)| (a.strictness(), *a))
+        let through: Vec<&RuleKey> = all
+            .iter()
+            .copied()
+            .filter(|(a, _, _)| a.lets_through())
+            .collect();
+        let kept: Vec<RuleKey> = if let Some(best) = through
+            .iter()
+            .filter(|(_, _, args)| args.is_empty())
+            .min_by_key(|(a, _, _)| (a.strictness(), *a))
         {
             vec![(*best).clone()]
         } else if !through.is_empty() {
-            let conditional: Vec<&BTreeSet<RuleKey>> =
-                sets.iter().filter(|s| s.iter().any(|(a, _, _)| a.lets_through())).collect();
+            let conditional: Vec<&BTreeSet<RuleKey>> = sets
+                .iter()
+                .filter(|s| s.iter().any(|(a, _, _)| a.lets_through()))
+                .collect();
             if conditional.windows(2).any(|w| w[0] != w[1]) {
                 disagreements.push((*name).to_owned());
             }
@@ -164,7 +206,11 @@ pub fn merge(inputs: &[Profile]) -> Result<Merged, MergeError> {
         } else {
             // Nobody lets it through: keep the strictest unconditional deny,
             // and any conditional ones.
-            let mut kept: Vec<RuleKey> = all.iter().filter(|(_, _, args)| !args.is_empty()).map(|k| (*k).clone()).collect();
+            let mut kept: Vec<RuleKey> = all
+                .iter()
+                .filter(|(_, _, args)| !args.is_empty())
+                .map(|k| (*k).clone())
+                .collect();
             if let Some(best) = all
                 .iter()
                 .filter(|(_, _, args)| args.is_empty())
@@ -180,7 +226,10 @@ pub fn merge(inputs: &[Profile]) -> Result<Merged, MergeError> {
                 (true, false) => 1,
                 (false, _) => 2,
             };
-            grouped.entry((rank, key)).or_default().insert((*name).to_owned());
+            grouped
+                .entry((rank, key))
+                .or_default()
+                .insert((*name).to_owned());
         }
     }
     if !disagreements.is_empty() {
@@ -198,7 +247,11 @@ pub fn merge(inputs: &[Profile]) -> Result<Merged, MergeError> {
             rule
         })
         .collect();
-    Ok(Merged { profile: out, coverage, warnings })
+    Ok(Merged {
+        profile: out,
+        coverage,
+        warnings,
+    })
 }
 
 #[cfg(test)]
@@ -211,11 +264,14 @@ mod tests {
         let a = Profile::allow_list(Family::host(), ["read", "write"]);
         let b = Profile::allow_list(Family::host(), ["read", "openat"]);
         let m = merge(&[a.clone(), b]).expect("merges");
-        assert_eq!(m.profile.allowed_names().into_iter().collect::<Vec<_>>(), ["openat", "read", "write"]);
+        assert_eq!(
+            m.profile.allowed_names().into_iter().collect::<Vec<_>>(),
+            ["openat", "read", "write"]
+        );
         assert_eq!(m.coverage.syscalls.get("read"), Some(&2));
         assert_eq!(m.coverage.syscalls.get("write"), Some(&1));
         assert!(m.warnings.is_empty(), "{:?}", m.warnings);
-        assert_eq!(merge(&[a.clone()]).expect("merges").profile, a);
+        assert_eq!(merge(std::slice::from_ref(&a)).expect("merges").profile, a);
     }
 
     #[test]
@@ -226,21 +282,38 @@ mod tests {
         b.default_errno_ret = None;
         let m = merge(&[a, b]).expect("merges");
         assert_eq!(m.profile.default_action, Action::KillProcess);
-        assert!(m.warnings.iter().any(|w| w.contains("disagree on defaultAction")), "{:?}", m.warnings);
+        assert!(
+            m.warnings
+                .iter()
+                .any(|w| w.contains("disagree on defaultAction")),
+            "{:?}",
+            m.warnings
+        );
     }
 
     #[test]
     fn argument_rules_survive_when_inputs_agree() {
         let mut a = Profile::allow_list(Family::host(), ["read"]);
         let mut rule = SyscallRule::new(["socket"], Action::Allow);
-        rule.args = vec![ArgCondition { index: 0, value: 1, value_two: 0, op: crate::profile::Op::Equal }];
+        rule.args = vec![ArgCondition {
+            index: 0,
+            value: 1,
+            value_two: 0,
+            op: crate::profile::Op::Equal,
+        }];
         a.syscalls.push(rule);
         let m = merge(&[a.clone(), a.clone()]).expect("merges");
-        assert_eq!(crate::diff::treatment(&m.profile, "socket"), crate::diff::treatment(&a, "socket"));
+        assert_eq!(
+            crate::diff::treatment(&m.profile, "socket"),
+            crate::diff::treatment(&a, "socket")
+        );
         assert!(m.warnings.is_empty());
         // An input that needs socket with any arguments wins.
         let b = Profile::allow_list(Family::host(), ["socket"]);
         let m = merge(&[a, b]).expect("merges");
-        assert_eq!(crate::diff::treatment(&m.profile, "socket"), crate::diff::Treatment::Allowed);
+        assert_eq!(
+            crate::diff::treatment(&m.profile, "socket"),
+            crate::diff::Treatment::Allowed
+        );
     }
 }

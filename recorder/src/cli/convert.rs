@@ -57,7 +57,11 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, Failure> {
 }
 
 /// The object name: --name, else the input's, else the output file's stem.
-pub(crate) fn object_name(explicit: Option<&str>, input: Option<&str>, output: Option<&Path>) -> Option<String> {
+pub(crate) fn object_name(
+    explicit: Option<&str>,
+    input: Option<&str>,
+    output: Option<&Path>,
+) -> Option<String> {
     if let Some(n) = explicit {
         return Some(n.to_owned());
     }
@@ -73,20 +77,26 @@ pub(crate) fn write_failure(e: write::WriteError) -> Failure {
 }
 
 pub fn execute(args: ConvertArgs) -> Result<u8, Failure> {
-    let out = Output::prepare(args.output.as_deref()).map_err(|e| Failure::new(Code::OutputUnwritable, e))?;
+    let out = Output::prepare(args.output.as_deref())
+        .map_err(|e| Failure::new(Code::OutputUnwritable, e))?;
     let loaded = load(&args.profile)?;
     let mut p = loaded.profile;
     if !args.no_enosys_clone3 {
         p = p.with_enosys_clone3();
     }
     let opts = WriteOptions {
-        name: object_name(args.name.as_deref(), loaded.name.as_deref(), args.output.as_deref()),
+        name: object_name(
+            args.name.as_deref(),
+            loaded.name.as_deref(),
+            args.output.as_deref(),
+        ),
         annotations: Default::default(),
     };
     let written = write::write(&p, args.format, &opts).map_err(write_failure)?;
     for w in &written.warnings {
         eprintln!("recorder: warning: {w}");
     }
-    out.commit(&written.text).map_err(|e| Failure::new(Code::OutputUnwritable, e))?;
+    out.commit(&written.text)
+        .map_err(|e| Failure::new(Code::OutputUnwritable, e))?;
     Ok(Code::Ok.as_u8())
 }

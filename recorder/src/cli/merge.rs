@@ -69,16 +69,26 @@ pub fn execute(args: MergeArgs) -> Result<u8, Failure> {
         annotations: Default::default(),
     };
     if args.format == Format::Spo {
-        opts.annotations.insert(COVERAGE_ANNOTATION.to_owned(), merged.coverage.to_annotation());
+        opts.annotations.insert(
+            COVERAGE_ANNOTATION.to_owned(),
+            merged.coverage.to_annotation(),
+        );
     }
-    let written = write::write(&profile, args.format, &opts).map_err(super::convert::write_failure)?;
+    let written =
+        write::write(&profile, args.format, &opts).map_err(super::convert::write_failure)?;
     for w in &written.warnings {
         eprintln!("recorder: warning: {w}");
     }
-    let sources: Vec<String> = args.profiles.iter().map(|p| p.display().to_string()).collect();
+    let sources: Vec<String> = args
+        .profiles
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     out.commit(&written.text).map_err(unwritable)?;
     if let Some(sidecar) = sidecar {
-        sidecar.commit(&merged.coverage.to_sidecar(&sources)).map_err(unwritable)?;
+        sidecar
+            .commit(&merged.coverage.to_sidecar(&sources))
+            .map_err(unwritable)?;
     }
     Ok(Code::Ok.as_u8())
 }

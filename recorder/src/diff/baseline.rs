@@ -29,9 +29,10 @@ impl Baseline {
     /// and `runtime/default:containerd`. Anything else is a path.
     pub fn from_spec(spec: &str) -> Option<Baseline> {
         match spec {
-            "runtime/default" | "runtime/default:moby" | "runtime/default:docker" | "RuntimeDefault" => {
-                Some(Baseline::Moby)
-            }
+            "runtime/default"
+            | "runtime/default:moby"
+            | "runtime/default:docker"
+            | "RuntimeDefault" => Some(Baseline::Moby),
             "runtime/default:containerd" => Some(Baseline::Containerd),
             _ => None,
         }
@@ -57,7 +58,8 @@ impl Baseline {
 fn containerd_from_moby(mut p: Profile) -> Profile {
     p.default_errno_ret = None;
     for rule in &mut p.syscalls {
-        let unconditional = rule.action == Action::Allow && rule.args.is_empty() && !rule.is_template();
+        let unconditional =
+            rule.action == Action::Allow && rule.args.is_empty() && !rule.is_template();
         if unconditional {
             rule.names.retain(|n| n != "riscv_hwprobe");
             rule.names.extend(LSM_NAMES.iter().map(|n| (*n).to_owned()));
@@ -68,7 +70,11 @@ fn containerd_from_moby(mut p: Profile) -> Profile {
             rule.names.push("riscv_hwprobe".to_owned());
         }
     }
-    if !p.syscalls.iter().any(|r| r.names.iter().any(|n| n == "riscv_hwprobe")) {
+    if !p
+        .syscalls
+        .iter()
+        .any(|r| r.names.iter().any(|n| n == "riscv_hwprobe"))
+    {
         let mut rule = SyscallRule::new(["riscv_hwprobe"], Action::Allow);
         rule.includes.arches = vec!["riscv64".to_owned()];
         p.syscalls.push(rule);
@@ -110,7 +116,10 @@ mod tests {
     fn effective(b: Baseline, native: Arch, extra_caps: &[&str]) -> BTreeSet<String> {
         let mut ctx = EvalContext {
             native,
-            caps: catalog::DOCKER_DEFAULT_CAPS.iter().map(|c| (*c).to_owned()).collect(),
+            caps: catalog::DOCKER_DEFAULT_CAPS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
             kernel: Some((6, 1)),
         };
         ctx.caps.extend(extra_caps.iter().map(|c| (*c).to_owned()));
@@ -152,11 +161,26 @@ mod tests {
 
     #[test]
     fn old_kernels_lose_the_min_kernel_rule() {
-        let ctx = EvalContext { native: Arch::X86_64, caps: BTreeSet::new(), kernel: Some((4, 4)) };
+        let ctx = EvalContext {
+            native: Arch::X86_64,
+            caps: BTreeSet::new(),
+            kernel: Some((4, 4)),
+        };
         let p = Baseline::Moby.template().expect("parses").evaluate(&ctx);
-        assert!(!p.syscalls.iter().any(|r| r.names.iter().any(|n| n == "ptrace")));
-        let ctx = EvalContext { kernel: Some((4, 8)), ..ctx };
+        assert!(
+            !p.syscalls
+                .iter()
+                .any(|r| r.names.iter().any(|n| n == "ptrace"))
+        );
+        let ctx = EvalContext {
+            kernel: Some((4, 8)),
+            ..ctx
+        };
         let p = Baseline::Moby.template().expect("parses").evaluate(&ctx);
-        assert!(p.syscalls.iter().any(|r| r.names.iter().any(|n| n == "ptrace")));
+        assert!(
+            p.syscalls
+                .iter()
+                .any(|r| r.names.iter().any(|n| n == "ptrace"))
+        );
     }
 }

@@ -74,7 +74,9 @@ pub struct Diff {
 impl Diff {
     /// The per-architecture results in `arches` order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &ArchDiff)> {
-        self.arches.iter().filter_map(|a| self.per_arch.get(a).map(|d| (a, d)))
+        self.arches
+            .iter()
+            .filter_map(|a| self.per_arch.get(a).map(|d| (a, d)))
     }
 
     /// Is every architecture's result the same?
@@ -91,7 +93,11 @@ pub fn effective_arches(p: &Profile) -> Vec<String> {
     let native = Family::host().native.scmp_name();
     let mut out: Vec<String> = Vec::new();
     for a in &p.architectures {
-        let a = if a == "SCMP_ARCH_NATIVE" { native } else { a.as_str() };
+        let a = if a == "SCMP_ARCH_NATIVE" {
+            native
+        } else {
+            a.as_str()
+        };
         if !out.iter().any(|x| x == a) {
             out.push(a.to_owned());
         }
@@ -106,33 +112,71 @@ pub fn effective_arches(p: &Profile) -> Vec<String> {
 /// then libseccomp's list for the others.
 pub fn arch_rank(name: &str) -> (usize, usize) {
     match Arch::from_scmp_name(name) {
-        Some(a) => (0, Arch::ALL.iter().position(|x| *x == a).unwrap_or(usize::MAX)),
-        None => (1, catalog::SCMP_ARCHES.iter().position(|x| *x == name).unwrap_or(usize::MAX)),
+        Some(a) => (
+            0,
+            Arch::ALL.iter().position(|x| *x == a).unwrap_or(usize::MAX),
+        ),
+        None => (
+            1,
+            catalog::SCMP_ARCHES
+                .iter()
+                .position(|x| *x == name)
+                .unwrap_or(usize::MAX),
+        ),
     }
 }
 
 /// How `p` treats `name` (ignoring architecture).
 pub fn treatment(p: &Profile, name: &str) -> Treatment {
-    let rules: Vec<_> = p.syscalls.iter().filter(|r| r.names.iter().any(|n| n == name)).collect();
+    let rules: Vec<_> = p
+        .syscalls
+        .iter()
+        .filter(|r| r.names.iter().any(|n| n == name))
+        .collect();
     let mut when: Vec<Vec<ArgCondition>> = Vec::new();
     if p.default_action.lets_through() {
-        if rules.iter().any(|r| !r.action.lets_through() && r.args.is_empty())
-            && !rules.iter().any(|r| r.action.lets_through() && r.args.is_empty())
+        if rules
+            .iter()
+            .any(|r| !r.action.lets_through() && r.args.is_empty())
+            && !rules
+                .iter()
+                .any(|r| r.action.lets_through() && r.args.is_empty())
         {
             return Treatment::Blocked;
         }
-        when.extend(rules.iter().filter(|r| !r.action.lets_through() && !r.args.is_empty()).map(|r| r.args.clone()));
+        when.extend(
+            rules
+                .iter()
+                .filter(|r| !r.action.lets_through() && !r.args.is_empty())
+                .map(|r| r.args.clone()),
+        );
         when.sort();
         when.dedup();
-        return if when.is_empty() { Treatment::Allowed } else { Treatment::BlockedWhen(when) };
+        return if when.is_empty() {
+            Treatment::Allowed
+        } else {
+            Treatment::BlockedWhen(when)
+        };
     }
-    if rules.iter().any(|r| r.action.lets_through() && r.args.is_empty()) {
+    if rules
+        .iter()
+        .any(|r| r.action.lets_through() && r.args.is_empty())
+    {
         return Treatment::Allowed;
     }
-    when.extend(rules.iter().filter(|r| r.action.lets_through()).map(|r| r.args.clone()));
+    when.extend(
+        rules
+            .iter()
+            .filter(|r| r.action.lets_through())
+            .map(|r| r.args.clone()),
+    );
     when.sort();
     when.dedup();
-    if when.is_empty() { Treatment::Blocked } else { Treatment::AllowedWhen(when) }
+    if when.is_empty() {
+        Treatment::Blocked
+    } else {
+        Treatment::AllowedWhen(when)
+    }
 }
 
 /// Compares `profile` with `base`.
@@ -145,15 +189,25 @@ pub fn diff(base: &Side, profile: &Side) -> Diff {
 
     let mut universe: BTreeSet<&str> = BTreeSet::new();
     for p in [&base.profile, &profile.profile] {
-        universe.extend(p.syscalls.iter().flat_map(|r| r.names.iter().map(String::as_str)));
+        universe.extend(
+            p.syscalls
+                .iter()
+                .flat_map(|r| r.names.iter().map(String::as_str)),
+        );
         if p.default_action.lets_through() {
             universe.extend(catalog::known_syscalls().iter().copied());
         }
     }
     // Treatments do not depend on the architecture (OCI rules apply to every
     // listed one), only on whether the architecture is filtered at all.
-    let base_t: BTreeMap<&str, Treatment> = universe.iter().map(|n| (*n, treatment(&base.profile, n))).collect();
-    let prof_t: BTreeMap<&str, Treatment> = universe.iter().map(|n| (*n, treatment(&profile.profile, n))).collect();
+    let base_t: BTreeMap<&str, Treatment> = universe
+        .iter()
+        .map(|n| (*n, treatment(&base.profile, n)))
+        .collect();
+    let prof_t: BTreeMap<&str, Treatment> = universe
+        .iter()
+        .map(|n| (*n, treatment(&profile.profile, n)))
+        .collect();
 
     let mut per_arch = BTreeMap::new();
     for arch in &arches {
@@ -161,8 +215,16 @@ pub fn diff(base: &Side, profile: &Side) -> Diff {
         let in_prof = prof_arches.contains(arch);
         let mut d = ArchDiff::default();
         for name in &universe {
-            let b = if in_base { base_t.get(name).cloned().unwrap_or(Treatment::Blocked) } else { Treatment::Blocked };
-            let p = if in_prof { prof_t.get(name).cloned().unwrap_or(Treatment::Blocked) } else { Treatment::Blocked };
+            let b = if in_base {
+                base_t.get(name).cloned().unwrap_or(Treatment::Blocked)
+            } else {
+                Treatment::Blocked
+            };
+            let p = if in_prof {
+                prof_t.get(name).cloned().unwrap_or(Treatment::Blocked)
+            } else {
+                Treatment::Blocked
+            };
             let name = (*name).to_owned();
             if b.permits() {
                 d.base.insert(name.clone());
@@ -185,7 +247,12 @@ pub fn diff(base: &Side, profile: &Side) -> Diff {
         }
         per_arch.insert(arch.clone(), d);
     }
-    Diff { base_label: base.label.clone(), profile_label: profile.label.clone(), arches, per_arch }
+    Diff {
+        base_label: base.label.clone(),
+        profile_label: profile.label.clone(),
+        arches,
+        per_arch,
+    }
 }
 
 #[cfg(test)]

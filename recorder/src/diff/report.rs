@@ -31,7 +31,10 @@ fn treatment_json(t: &Treatment) -> Value {
     let mut m = Map::new();
     m.insert("treatment".into(), json!(name));
     if let Some(w) = when {
-        let sets: Vec<Value> = w.iter().map(|set| Value::Array(set.iter().map(cond_json).collect())).collect();
+        let sets: Vec<Value> = w
+            .iter()
+            .map(|set| Value::Array(set.iter().map(cond_json).collect()))
+            .collect();
         m.insert("when".into(), Value::Array(sets));
     }
     Value::Object(m)
@@ -63,8 +66,14 @@ pub fn json(diff: &Diff) -> String {
     let mut m = Map::new();
     m.insert("base".into(), per_arch(diff, |d| names(&d.base)));
     m.insert("profile".into(), per_arch(diff, |d| names(&d.profile)));
-    m.insert("only_in_profile".into(), per_arch(diff, |d| names(&d.only_in_profile)));
-    m.insert("only_in_base".into(), per_arch(diff, |d| names(&d.only_in_base)));
+    m.insert(
+        "only_in_profile".into(),
+        per_arch(diff, |d| names(&d.only_in_profile)),
+    );
+    m.insert(
+        "only_in_base".into(),
+        per_arch(diff, |d| names(&d.only_in_base)),
+    );
     m.insert("in_both".into(), per_arch(diff, |d| names(&d.in_both)));
     m.insert(
         "conditional".into(),
@@ -79,10 +88,15 @@ pub fn json(diff: &Diff) -> String {
     );
     m.insert("risky".into(), per_arch(diff, |d| names(&d.risky)));
     let reasons: BTreeSet<&String> = diff.iter().flat_map(|(_, d)| &d.risky).collect();
-    let reasons: Map<String, Value> =
-        reasons.into_iter().filter_map(|n| risky::reason(n).map(|r| (n.clone(), json!(r)))).collect();
+    let reasons: Map<String, Value> = reasons
+        .into_iter()
+        .filter_map(|n| risky::reason(n).map(|r| (n.clone(), json!(r))))
+        .collect();
     m.insert("risky_reasons".into(), Value::Object(reasons));
-    m.insert("sources".into(), json!({"base": diff.base_label, "profile": diff.profile_label}));
+    m.insert(
+        "sources".into(),
+        json!({"base": diff.base_label, "profile": diff.profile_label}),
+    );
     m.insert("architectures".into(), json!(diff.arches));
     m.insert(
         "counts".into(),
@@ -112,13 +126,22 @@ fn percent(part: usize, whole: usize) -> f64 {
 
 fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
     let v: Vec<String> = names.into_iter().map(|n| n.as_ref().to_owned()).collect();
-    if v.is_empty() { "-".to_owned() } else { v.join(", ") }
+    if v.is_empty() {
+        "-".to_owned()
+    } else {
+        v.join(", ")
+    }
 }
 
 fn describe(t: &Treatment) -> String {
     let sets = |w: &[Vec<ArgCondition>]| {
         w.iter()
-            .map(|set| set.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "))
+            .map(|set| {
+                set.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            })
             .collect::<Vec<_>>()
             .join(", or ")
     };
@@ -132,7 +155,11 @@ fn describe(t: &Treatment) -> String {
 
 fn section(out: &mut String, diff: &Diff, d: &ArchDiff) {
     let (b, p) = (&diff.base_label, &diff.profile_label);
-    let mut notable: Vec<&String> = d.only_in_base.iter().filter(|n| risky::reason(n).is_some()).collect();
+    let mut notable: Vec<&String> = d
+        .only_in_base
+        .iter()
+        .filter(|n| risky::reason(n).is_some())
+        .collect();
     notable.extend(d.only_in_base.iter().filter(|n| risky::reason(n).is_none()));
     let more = notable.len().saturating_sub(NOTABLE);
     notable.truncate(NOTABLE);
@@ -147,16 +174,31 @@ fn section(out: &mut String, diff: &Diff, d: &ArchDiff) {
         let _ = write!(removed, " (+{more} more; --json lists all)");
     }
     let rows = [
-        (format!("1. needed by {p}, blocked by {b}"), d.only_in_profile.len(), list(&d.only_in_profile)),
-        (format!("2. allowed by {b}, removed by {p}"), d.only_in_base.len(), removed),
-        (format!("3. risky, still allowed by {p}"), d.risky.len(), list(&d.risky)),
+        (
+            format!("1. needed by {p}, blocked by {b}"),
+            d.only_in_profile.len(),
+            list(&d.only_in_profile),
+        ),
+        (
+            format!("2. allowed by {b}, removed by {p}"),
+            d.only_in_base.len(),
+            removed,
+        ),
+        (
+            format!("3. risky, still allowed by {p}"),
+            d.risky.len(),
+            list(&d.risky),
+        ),
     ];
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     for (q, n, names) in rows {
         let _ = writeln!(out, "  {q:<width$}  {n:>4}  {names}");
     }
     if !d.only_in_profile.is_empty() {
-        let _ = writeln!(out, "  -> under {b} (RuntimeDefault) these calls would fail with EPERM.");
+        let _ = writeln!(
+            out,
+            "  -> under {b} (RuntimeDefault) these calls would fail with EPERM."
+        );
     }
     if !d.risky.is_empty() {
         let _ = writeln!(out, "\n  Risky syscalls {p} allows:");
@@ -166,7 +208,11 @@ fn section(out: &mut String, diff: &Diff, d: &ArchDiff) {
                 Some((_, t)) if t.is_conditional() => " (only with certain arguments)",
                 _ => "",
             };
-            let _ = writeln!(out, "    {name:<w$}  {}{cond}", risky::reason(name).unwrap_or(""));
+            let _ = writeln!(
+                out,
+                "    {name:<w$}  {}{cond}",
+                risky::reason(name).unwrap_or("")
+            );
         }
     }
     if !d.conditional.is_empty() {
@@ -182,7 +228,11 @@ fn section(out: &mut String, diff: &Diff, d: &ArchDiff) {
 /// The table for people.
 pub fn human(diff: &Diff) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} compared with {}", diff.profile_label, diff.base_label);
+    let _ = writeln!(
+        out,
+        "{} compared with {}",
+        diff.profile_label, diff.base_label
+    );
     if diff.uniform() {
         let _ = writeln!(out, "architectures: {}\n", diff.arches.join(", "));
         if let Some((_, d)) = diff.iter().next() {

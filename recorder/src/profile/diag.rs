@@ -26,7 +26,11 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{}:{}:{}: {level}: {}", self.path, self.pos.line, self.pos.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {level}: {}",
+            self.path, self.pos.line, self.pos.column, self.message
+        )
     }
 }
 
@@ -45,12 +49,25 @@ pub enum ProfileError {
     )]
     TooLarge { path: String, size: u64 },
     #[error("{path}:{line}:{column}: profile too deeply nested or too large: {message}")]
-    TooDeep { path: String, line: usize, column: usize, message: String },
+    TooDeep {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{path}:{line}:{column}: invalid seccomp profile: {message}")]
-    Syntax { path: String, line: usize, column: usize, message: String },
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     /// Well-formed, but with errors; `problems` lists all of them, warnings too.
     #[error("{}", invalid_summary(.path, .problems))]
-    Invalid { path: String, problems: Vec<Diagnostic> },
+    Invalid {
+        path: String,
+        problems: Vec<Diagnostic>,
+    },
 }
 
 fn invalid_summary(path: &str, problems: &[Diagnostic]) -> String {
@@ -60,8 +77,15 @@ fn invalid_summary(path: &str, problems: &[Diagnostic]) -> String {
     };
     let more = errors.count();
     // No "error:" inside: main prints "recorder: error: " before this.
-    let head = format!("{}:{}:{}: {}", first.path, first.pos.line, first.pos.column, first.message);
-    if more == 0 { head } else { format!("{head} (and {more} more; `recorder check {path}` lists them all)") }
+    let head = format!(
+        "{}:{}:{}: {}",
+        first.path, first.pos.line, first.pos.column, first.message
+    );
+    if more == 0 {
+        head
+    } else {
+        format!("{head} (and {more} more; `recorder check {path}` lists them all)")
+    }
 }
 
 impl ProfileError {
@@ -78,19 +102,34 @@ impl ProfileError {
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         match self {
             ProfileError::Invalid { problems, .. } => problems.clone(),
-            ProfileError::Syntax { path, line, column, message }
-            | ProfileError::TooDeep { path, line, column, message } => vec![Diagnostic {
+            ProfileError::Syntax {
+                path,
+                line,
+                column,
+                message,
+            }
+            | ProfileError::TooDeep {
+                path,
+                line,
+                column,
+                message,
+            } => vec![Diagnostic {
                 severity: Severity::Error,
                 path: path.clone(),
-                pos: Pos { line: *line, column: *column },
+                pos: Pos {
+                    line: *line,
+                    column: *column,
+                },
                 message: message.clone(),
             }],
-            ProfileError::Read { path, .. } | ProfileError::TooLarge { path, .. } => vec![Diagnostic {
-                severity: Severity::Error,
-                path: path.clone(),
-                pos: Pos { line: 1, column: 1 },
-                message: self.to_string(),
-            }],
+            ProfileError::Read { path, .. } | ProfileError::TooLarge { path, .. } => {
+                vec![Diagnostic {
+                    severity: Severity::Error,
+                    path: path.clone(),
+                    pos: Pos { line: 1, column: 1 },
+                    message: self.to_string(),
+                }]
+            }
         }
     }
 }

@@ -125,8 +125,15 @@ pub enum Op {
 }
 
 impl Op {
-    pub const ALL: [Op; 7] =
-        [Op::NotEqual, Op::Less, Op::LessOrEqual, Op::Equal, Op::GreaterEqual, Op::Greater, Op::MaskedEqual];
+    pub const ALL: [Op; 7] = [
+        Op::NotEqual,
+        Op::Less,
+        Op::LessOrEqual,
+        Op::Equal,
+        Op::GreaterEqual,
+        Op::Greater,
+        Op::MaskedEqual,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -170,7 +177,11 @@ impl std::fmt::Display for ArgCondition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.op {
             Op::MaskedEqual => {
-                write!(f, "arg{} & {:#x} == {:#x}", self.index, self.value, self.value_two)
+                write!(
+                    f,
+                    "arg{} & {:#x} == {:#x}",
+                    self.index, self.value, self.value_two
+                )
             }
             op => write!(f, "arg{} {} {}", self.index, op.symbol(), self.value),
         }
@@ -278,7 +289,9 @@ impl Profile {
         profile.default_errno_ret = Some(DEFAULT_ERRNO);
         profile.architectures = family.scmp_names().into_iter().map(String::from).collect();
         if !names.is_empty() {
-            profile.syscalls.push(SyscallRule::new(names, Action::Allow));
+            profile
+                .syscalls
+                .push(SyscallRule::new(names, Action::Allow));
         }
         profile
     }
@@ -304,7 +317,9 @@ impl Profile {
 
     /// Is there any rule for `name`?
     pub fn mentions(&self, name: &str) -> bool {
-        self.syscalls.iter().any(|r| r.names.iter().any(|n| n == name))
+        self.syscalls
+            .iter()
+            .any(|r| r.names.iter().any(|n| n == name))
     }
 
     /// Does this profile need a runtime's evaluation first (moby `archMap`,
@@ -370,17 +385,26 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert_eq!(v["defaultAction"], "SCMP_ACT_ERRNO");
         assert_eq!(v["defaultErrnoRet"], 1);
-        assert_eq!(v["syscalls"][0]["names"], serde_json::json!(["read", "write"]));
+        assert_eq!(
+            v["syscalls"][0]["names"],
+            serde_json::json!(["read", "write"])
+        );
         assert_eq!(v["syscalls"][0]["action"], "SCMP_ACT_ALLOW");
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(v["architectures"], serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]));
+        assert_eq!(
+            v["architectures"],
+            serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
+        );
     }
 
     #[test]
     fn enosys_clone3_is_added_once_and_only_when_needed() {
         let p = Profile::allow_list(Family::host(), ["read"]).with_enosys_clone3();
         let rule = p.syscalls.last().expect("rule");
-        assert_eq!((rule.names.as_slice(), rule.action, rule.errno_ret), (&["clone3".to_owned()][..], Action::Errno, Some(38)));
+        assert_eq!(
+            (rule.names.as_slice(), rule.action, rule.errno_ret),
+            (&["clone3".to_owned()][..], Action::Errno, Some(38))
+        );
         assert_eq!(p.clone().with_enosys_clone3(), p);
         let allowed = Profile::allow_list(Family::host(), ["clone3"]);
         assert_eq!(allowed.clone().with_enosys_clone3(), allowed);

@@ -7,11 +7,7 @@
 //! v1beta1, as YAML or JSON. They share one model, so detection only decides
 //! where the profile object sits and which keys are expected.
 
-use std::{
-    collections::BTreeMap,
-    io::Read as _,
-    path::Path,
-};
+use std::{collections::BTreeMap, io::Read as _, path::Path};
 
 use super::{
     Action, ArchMapEntry, ArgCondition, Filter, Op, Profile, SyscallRule, catalog,
@@ -66,7 +62,10 @@ pub struct Report {
 
 impl Report {
     pub fn errors(&self) -> usize {
-        self.problems.iter().filter(|d| d.severity == Severity::Error).count()
+        self.problems
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 }
 
@@ -80,25 +79,38 @@ pub fn read_file(path: &Path) -> Result<Loaded, ProfileError> {
 }
 
 fn display_path(path: &Path) -> String {
-    if path == Path::new("-") { "<stdin>".to_owned() } else { path.display().to_string() }
+    if path == Path::new("-") {
+        "<stdin>".to_owned()
+    } else {
+        path.display().to_string()
+    }
 }
 
 /// Reads a file as UTF-8 text, refusing anything over [`super::MAX_PROFILE_BYTES`]
 /// before reading it (and, for pipes, as soon as the limit is passed).
 pub fn read_text(path: &Path) -> Result<String, ProfileError> {
     let shown = display_path(path);
-    let read_err = |source| ProfileError::Read { path: shown.clone(), source };
+    let read_err = |source| ProfileError::Read {
+        path: shown.clone(),
+        source,
+    };
     let limit = super::MAX_PROFILE_BYTES;
     let mut bytes = Vec::new();
     if path == Path::new("-") {
-        std::io::stdin().lock().take(limit + 1).read_to_end(&mut bytes).map_err(read_err)?;
+        std::io::stdin()
+            .lock()
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
     } else {
         let file = std::fs::File::open(path).map_err(read_err)?;
         let size = file.metadata().map_err(read_err)?.len();
         if size > limit {
             return Err(ProfileError::TooLarge { path: shown, size });
         }
-        file.take(limit + 1).read_to_end(&mut bytes).map_err(read_err)?;
+        file.take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
     }
     let size = bytes.len() as u64;
     if size > limit {
@@ -108,7 +120,11 @@ pub fn read_text(path: &Path) -> Result<String, ProfileError> {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
         let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let column = valid[line_start..].iter().filter(|b| **b & 0xC0 != 0x80).count() + 1;
+        let column = valid[line_start..]
+            .iter()
+            .filter(|b| **b & 0xC0 != 0x80)
+            .count()
+            + 1;
         ProfileError::Syntax {
             path: shown.clone(),
             line,
@@ -123,8 +139,18 @@ pub fn read_text(path: &Path) -> Result<String, ProfileError> {
 pub fn parse_str(text: &str, source: &str) -> Result<Loaded, ProfileError> {
     let report = check_str(text, source)?;
     match report.loaded {
-        Some(loaded) if report.problems.iter().all(|d| d.severity != Severity::Error) => Ok(loaded),
-        _ => Err(ProfileError::Invalid { path: source.to_owned(), problems: report.problems }),
+        Some(loaded)
+            if report
+                .problems
+                .iter()
+                .all(|d| d.severity != Severity::Error) =>
+        {
+            Ok(loaded)
+        }
+        _ => Err(ProfileError::Invalid {
+            path: source.to_owned(),
+            problems: report.problems,
+        }),
     }
 }
 
@@ -132,32 +158,56 @@ pub fn parse_str(text: &str, source: &str) -> Result<Loaded, ProfileError> {
 /// not well-formed JSON/YAML, or is too large or deep to look at.
 pub fn check_str(text: &str, source: &str) -> Result<Report, ProfileError> {
     let root = parse_tree(text).map_err(|f| match f {
-        ParseFailure::Syntax { pos, message } => {
-            ProfileError::Syntax { path: source.to_owned(), line: pos.line, column: pos.column, message }
-        }
-        ParseFailure::TooDeep { pos, message } => {
-            ProfileError::TooDeep { path: source.to_owned(), line: pos.line, column: pos.column, message }
-        }
+        ParseFailure::Syntax { pos, message } => ProfileError::Syntax {
+            path: source.to_owned(),
+            line: pos.line,
+            column: pos.column,
+            message,
+        },
+        ParseFailure::TooDeep { pos, message } => ProfileError::TooDeep {
+            path: source.to_owned(),
+            line: pos.line,
+            column: pos.column,
+            message,
+        },
     })?;
-    let mut r = Reader { path: source.to_owned(), problems: Vec::new(), moby: false, common: false };
+    let mut r = Reader {
+        path: source.to_owned(),
+        problems: Vec::new(),
+        moby: false,
+        common: false,
+    };
     let result = r.document(&root);
     let dialect = result.as_ref().map(|(_, d, _, _)| *d);
-    r.problems.sort_by(|a, b| (a.pos, a.severity).cmp(&(b.pos, b.severity)));
+    r.problems.sort_by_key(|d| (d.pos, d.severity));
     let loaded = result.map(|(profile, dialect, name, annotations)| Loaded {
         profile,
         dialect,
-        warnings: r.problems.iter().filter(|d| d.severity == Severity::Warning).cloned().collect(),
+        warnings: r
+            .problems
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .cloned()
+            .collect(),
         name,
         annotations,
     });
-    Ok(Report { dialect, problems: r.problems, loaded })
+    Ok(Report {
+        dialect,
+        problems: r.problems,
+        loaded,
+    })
 }
 
 /// JSON when the document starts like JSON, YAML otherwise. JSON is also
 /// YAML, but our JSON reader gives exact positions and JSON's own messages.
 fn parse_tree(text: &str) -> Result<Node, ParseFailure> {
     let body = text.trim_start_matches('\u{feff}').trim_start();
-    if body.starts_with('{') || body.starts_with('[') { json::parse(text) } else { yaml::parse(text) }
+    if body.starts_with('{') || body.starts_with('[') {
+        json::parse(text)
+    } else {
+        yaml::parse(text)
+    }
 }
 
 type Document = (Profile, Dialect, Option<String>, BTreeMap<String, String>);
@@ -193,7 +243,9 @@ const SPO_SPEC_KEYS: [&str; 8] = [
     "baseProfileName",
     "disabled",
 ];
-const RULE_KEYS: [&str; 9] = ["names", "name", "action", "errnoRet", "errno", "args", "comment", "includes", "excludes"];
+const RULE_KEYS: [&str; 9] = [
+    "names", "name", "action", "errnoRet", "errno", "args", "comment", "includes", "excludes",
+];
 const ARG_KEYS: [&str; 4] = ["index", "value", "valueTwo", "op"];
 const FILTER_KEYS: [&str; 3] = ["caps", "arches", "minKernel"];
 
@@ -202,7 +254,12 @@ const MAX_ARGS: usize = 6;
 
 impl Reader {
     fn push(&mut self, severity: Severity, pos: Pos, message: impl Into<String>) {
-        self.problems.push(Diagnostic { severity, path: self.path.clone(), pos, message: message.into() });
+        self.problems.push(Diagnostic {
+            severity,
+            path: self.path.clone(),
+            pos,
+            message: message.into(),
+        });
     }
 
     fn err(&mut self, pos: Pos, message: impl Into<String>) {
@@ -215,7 +272,10 @@ impl Reader {
 
     fn document(&mut self, root: &Node) -> Option<Document> {
         let Value::Map(entries) = &root.value else {
-            self.err(root.pos, format!("expected a seccomp profile object, found {}", root.kind()));
+            self.err(
+                root.pos,
+                format!("expected a seccomp profile object, found {}", root.kind()),
+            );
             return None;
         };
         if root.get("securityContext").is_some() {
@@ -242,7 +302,12 @@ impl Reader {
             Some("SeccompProfile") => {}
             Some(other) => {
                 let pos = kind.map_or(root.pos, |k| k.pos);
-                self.err(pos, format!("kind is {other:?}; only SeccompProfile resources hold a seccomp profile"));
+                self.err(
+                    pos,
+                    format!(
+                        "kind is {other:?}; only SeccompProfile resources hold a seccomp profile"
+                    ),
+                );
                 return None;
             }
             None => {
@@ -253,7 +318,9 @@ impl Reader {
         let api = root.get("apiVersion");
         let dialect = match api.and_then(Node::as_str) {
             Some(v) if v == format!("{SPO_GROUP}/v1") => Dialect::SpoV1,
-            Some(v) if v == format!("{SPO_GROUP}/v1beta1") || v == format!("{SPO_GROUP}/v1alpha1") => {
+            Some(v)
+                if v == format!("{SPO_GROUP}/v1beta1") || v == format!("{SPO_GROUP}/v1alpha1") =>
+            {
                 Dialect::SpoV1beta1
             }
             Some(v) => {
@@ -274,7 +341,9 @@ impl Reader {
         let mut name = None;
         let mut annotations = BTreeMap::new();
         if let Some(meta) = root.get("metadata") {
-            name = meta.get("name").and_then(|n| self.string(n, "metadata.name"));
+            name = meta
+                .get("name")
+                .and_then(|n| self.string(n, "metadata.name"));
             if let Some(Value::Map(items)) = meta.get("annotations").map(|a| &a.value) {
                 for (k, v) in items {
                     if let Some(v) = self.string(v, "an annotation value") {
@@ -288,7 +357,10 @@ impl Reader {
             return None;
         };
         let Value::Map(spec_entries) = &spec.value else {
-            self.err(spec.pos, format!("spec must be an object, found {}", spec.kind()));
+            self.err(
+                spec.pos,
+                format!("spec must be an object, found {}", spec.kind()),
+            );
             return None;
         };
         if let Some(base) = spec.get("baseProfileName").and_then(Node::as_str)
@@ -303,7 +375,10 @@ impl Reader {
         // Not part of the CRD (the API server prunes it), but the intent is clear.
         keys.push("defaultErrnoRet");
         let profile = self.profile(spec, spec_entries, &keys)?;
-        if let Some((k, _)) = spec_entries.iter().find(|(k, _)| k.name == "defaultErrnoRet") {
+        if let Some((k, _)) = spec_entries
+            .iter()
+            .find(|(k, _)| k.name == "defaultErrnoRet")
+        {
             self.warn(k.pos, "SPO SeccompProfile has no defaultErrnoRet; the API server drops it and EPERM applies");
         }
         Some((profile, dialect, name, annotations))
@@ -314,14 +389,20 @@ impl Reader {
             Some(s) => format!("; did you mean \"{s}\"?"),
             None => format!("; known keys: {}", known.join(", ")),
         };
-        self.warn(key.pos, format!("unknown key \"{}\" is ignored{hint}", key.name));
+        self.warn(
+            key.pos,
+            format!("unknown key \"{}\" is ignored{hint}", key.name),
+        );
     }
 
     fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         match &node.value {
             Value::Str(s) => Some(s.clone()),
             _ => {
-                self.err(node.pos, format!("{what} must be a string, found {}", node.kind()));
+                self.err(
+                    node.pos,
+                    format!("{what} must be a string, found {}", node.kind()),
+                );
                 None
             }
         }
@@ -333,15 +414,23 @@ impl Reader {
             // Go marshals a nil slice as null; moby's own profile has some.
             Value::Null => Some(&[]),
             _ => {
-                self.err(node.pos, format!("{what} must be a list, found {}", node.kind()));
+                self.err(
+                    node.pos,
+                    format!("{what} must be a list, found {}", node.kind()),
+                );
                 None
             }
         }
     }
 
     fn strings(&mut self, node: &Node, what: &str) -> Vec<(String, Pos)> {
-        let Some(items) = self.list(node, what) else { return Vec::new() };
-        items.iter().filter_map(|n| self.string(n, what).map(|s| (s, n.pos))).collect()
+        let Some(items) = self.list(node, what) else {
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|n| self.string(n, what).map(|s| (s, n.pos)))
+            .collect()
     }
 
     fn uint(&mut self, node: &Node, what: &str, max: u64) -> Option<u64> {
@@ -352,7 +441,13 @@ impl Reader {
                 None
             }
             _ => {
-                self.err(node.pos, format!("{what} must be a non-negative integer, found {}", node.kind()));
+                self.err(
+                    node.pos,
+                    format!(
+                        "{what} must be a non-negative integer, found {}",
+                        node.kind()
+                    ),
+                );
                 None
             }
         }
@@ -383,7 +478,13 @@ impl Reader {
         match u32::try_from(n) {
             Ok(v) if v <= catalog::MAX_ERRNO => Some(v),
             _ => {
-                self.err(pos, format!("{what} is {n}; errno values run from 0 to {}", catalog::MAX_ERRNO));
+                self.err(
+                    pos,
+                    format!(
+                        "{what} is {n}; errno values run from 0 to {}",
+                        catalog::MAX_ERRNO
+                    ),
+                );
                 None
             }
         }
@@ -396,7 +497,9 @@ impl Reader {
         }
         let hint = catalog::suggest(&name, Action::ALL.iter().map(|a| a.as_str()))
             .map(|s| format!("did you mean {s}?"))
-            .unwrap_or_else(|| "use SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_ACT_KILL_PROCESS, ...".to_owned());
+            .unwrap_or_else(|| {
+                "use SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_ACT_KILL_PROCESS, ...".to_owned()
+            });
         self.err(node.pos, format!("unknown action {name:?}; {hint}"));
         None
     }
@@ -434,7 +537,9 @@ impl Reader {
                         None => ok = false,
                     }
                 }
-                "defaultErrnoRet" => profile.default_errno_ret = self.errno(value, "defaultErrnoRet"),
+                "defaultErrnoRet" => {
+                    profile.default_errno_ret = self.errno(value, "defaultErrnoRet")
+                }
                 "defaultErrno" => {
                     self.common = true;
                     if let Some(n) = self.errno(value, "defaultErrno") {
@@ -459,13 +564,17 @@ impl Reader {
                         } else {
                             let hint = catalog::suggest(&flag, catalog::FLAGS)
                                 .map(|s| format!("did you mean {s}?"))
-                                .unwrap_or_else(|| format!("known flags: {}", catalog::FLAGS.join(", ")));
+                                .unwrap_or_else(|| {
+                                    format!("known flags: {}", catalog::FLAGS.join(", "))
+                                });
                             self.err(pos, format!("unknown flag {flag:?}; {hint}"));
                         }
                     }
                 }
                 "listenerPath" => profile.listener_path = self.string(value, "listenerPath"),
-                "listenerMetadata" => profile.listener_metadata = self.string(value, "listenerMetadata"),
+                "listenerMetadata" => {
+                    profile.listener_metadata = self.string(value, "listenerMetadata")
+                }
                 "syscalls" => {
                     if let Some(items) = self.list(value, "syscalls") {
                         for item in items {
@@ -483,7 +592,10 @@ impl Reader {
             }
         }
         if !profile.architectures.is_empty() && !profile.arch_map.is_empty() {
-            self.err(node.pos, "use either architectures or archMap, not both (moby refuses both)");
+            self.err(
+                node.pos,
+                "use either architectures or archMap, not both (moby refuses both)",
+            );
         }
         if !saw_default {
             self.err(node.pos, "missing defaultAction; a profile needs one, e.g. \"defaultAction\": \"SCMP_ACT_ERRNO\"");
@@ -491,15 +603,27 @@ impl Reader {
         }
         if let Some((n, pos)) = default_errno_named {
             match profile.default_errno_ret {
-                Some(m) if m != n => self.err(pos, format!("defaultErrno ({n}) disagrees with defaultErrnoRet ({m}); keep one")),
+                Some(m) if m != n => self.err(
+                    pos,
+                    format!("defaultErrno ({n}) disagrees with defaultErrnoRet ({m}); keep one"),
+                ),
                 _ => profile.default_errno_ret = Some(n),
             }
         }
-        if profile.default_errno_ret.is_some() && saw_default && !profile.default_action.takes_errno_ret() {
-            let pos = entries.iter().find(|(k, _)| k.name.starts_with("defaultErrno")).map_or(node.pos, |(k, _)| k.pos);
+        if profile.default_errno_ret.is_some()
+            && saw_default
+            && !profile.default_action.takes_errno_ret()
+        {
+            let pos = entries
+                .iter()
+                .find(|(k, _)| k.name.starts_with("defaultErrno"))
+                .map_or(node.pos, |(k, _)| k.pos);
             self.err(
                 pos,
-                format!("defaultErrnoRet has no effect with {}; remove it or use SCMP_ACT_ERRNO", profile.default_action),
+                format!(
+                    "defaultErrnoRet has no effect with {}; remove it or use SCMP_ACT_ERRNO",
+                    profile.default_action
+                ),
             );
         }
         if profile.default_action == Action::Notify {
@@ -507,17 +631,25 @@ impl Reader {
         }
         let notifies = profile.syscalls.iter().any(|r| r.action == Action::Notify);
         if notifies && profile.listener_path.as_deref().unwrap_or("").is_empty() {
-            self.err(node.pos, "SCMP_ACT_NOTIFY rules need a listenerPath naming the seccomp agent's socket");
+            self.err(
+                node.pos,
+                "SCMP_ACT_NOTIFY rules need a listenerPath naming the seccomp agent's socket",
+            );
         }
         ok.then_some(profile)
     }
 
     fn arch_map(&mut self, node: &Node) -> Vec<ArchMapEntry> {
-        let Some(items) = self.list(node, "archMap") else { return Vec::new() };
+        let Some(items) = self.list(node, "archMap") else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for item in items {
             let Value::Map(entries) = &item.value else {
-                self.err(item.pos, format!("archMap entries must be objects, found {}", item.kind()));
+                self.err(
+                    item.pos,
+                    format!("archMap entries must be objects, found {}", item.kind()),
+                );
                 continue;
             };
             let mut architecture = None;
@@ -525,7 +657,9 @@ impl Reader {
             for (key, value) in entries {
                 match key.name.as_str() {
                     "architecture" => {
-                        architecture = self.string(value, "architecture").filter(|a| self.arch(a, value.pos));
+                        architecture = self
+                            .string(value, "architecture")
+                            .filter(|a| self.arch(a, value.pos));
                     }
                     "subArchitectures" => {
                         for (name, pos) in self.strings(value, "subArchitectures") {
@@ -538,8 +672,13 @@ impl Reader {
                 }
             }
             match architecture {
-                Some(architecture) => out.push(ArchMapEntry { architecture, sub_architectures: subs }),
-                None if item.get("architecture").is_none() => self.err(item.pos, "archMap entry has no architecture"),
+                Some(architecture) => out.push(ArchMapEntry {
+                    architecture,
+                    sub_architectures: subs,
+                }),
+                None if item.get("architecture").is_none() => {
+                    self.err(item.pos, "archMap entry has no architecture")
+                }
                 None => {}
             }
         }
@@ -548,7 +687,13 @@ impl Reader {
 
     fn rule(&mut self, node: &Node) -> Option<SyscallRule> {
         let Value::Map(entries) = &node.value else {
-            self.err(node.pos, format!("each syscalls entry must be an object, found {}", node.kind()));
+            self.err(
+                node.pos,
+                format!(
+                    "each syscalls entry must be an object, found {}",
+                    node.kind()
+                ),
+            );
             return None;
         };
         let mut ok = true;
@@ -622,28 +767,43 @@ impl Reader {
             }
         }
         if action_pos.is_none() {
-            self.err(node.pos, "rule has no action; add e.g. \"action\": \"SCMP_ACT_ALLOW\"");
+            self.err(
+                node.pos,
+                "rule has no action; add e.g. \"action\": \"SCMP_ACT_ALLOW\"",
+            );
             ok = false;
         }
         if names_node.is_some() && entries.iter().any(|(k, _)| k.name == "name") {
-            self.err(node.pos, "rule has both name and names; moby refuses that, keep names");
+            self.err(
+                node.pos,
+                "rule has both name and names; moby refuses that, keep names",
+            );
             ok = false;
         }
         if rule.names.is_empty() {
             let pos = names_node.map_or(node.pos, |n| n.pos);
-            self.err(pos, "names is empty; list at least one syscall or delete this rule");
+            self.err(
+                pos,
+                "names is empty; list at least one syscall or delete this rule",
+            );
             ok = false;
         }
         if let Some((n, pos)) = errno_named {
             match rule.errno_ret {
-                Some(m) if m != n => self.err(pos, format!("errno ({n}) disagrees with errnoRet ({m}); keep one")),
+                Some(m) if m != n => self.err(
+                    pos,
+                    format!("errno ({n}) disagrees with errnoRet ({m}); keep one"),
+                ),
                 _ => rule.errno_ret = Some(n),
             }
         }
         if rule.errno_ret.is_some() && action_pos.is_some() && !rule.action.takes_errno_ret() {
             self.err(
                 errno_key.unwrap_or(node.pos),
-                format!("errnoRet has no effect with {}; remove it, or use SCMP_ACT_ERRNO", rule.action),
+                format!(
+                    "errnoRet has no effect with {}; remove it, or use SCMP_ACT_ERRNO",
+                    rule.action
+                ),
             );
             ok = false;
         }
@@ -655,7 +815,10 @@ impl Reader {
 
     fn syscall_name(&mut self, name: &str, pos: Pos, earlier: &[String]) {
         if earlier.iter().any(|n| n == name) {
-            self.warn(pos, format!("syscall {name:?} is listed twice in this rule"));
+            self.warn(
+                pos,
+                format!("syscall {name:?} is listed twice in this rule"),
+            );
         } else if !catalog::is_known_syscall(name) {
             let hint = match catalog::suggest(name, catalog::known_syscalls().iter().copied()) {
                 Some(s) => format!("; did you mean {s:?}?"),
@@ -667,7 +830,10 @@ impl Reader {
 
     fn arg(&mut self, node: &Node) -> Option<ArgCondition> {
         let Value::Map(entries) = &node.value else {
-            self.err(node.pos, format!("each args entry must be an object, found {}", node.kind()));
+            self.err(
+                node.pos,
+                format!("each args entry must be an object, found {}", node.kind()),
+            );
             return None;
         };
         let (mut index, mut value, mut value_two, mut op) = (None, Some(0), Some(0), None);
@@ -682,7 +848,10 @@ impl Reader {
                         if op.is_none() {
                             let hint = catalog::suggest(&name, Op::ALL.iter().map(|o| o.as_str()))
                                 .map(|s| format!("did you mean {s}?"))
-                                .unwrap_or_else(|| "use SCMP_CMP_EQ, SCMP_CMP_NE, SCMP_CMP_MASKED_EQ, ...".to_owned());
+                                .unwrap_or_else(|| {
+                                    "use SCMP_CMP_EQ, SCMP_CMP_NE, SCMP_CMP_MASKED_EQ, ..."
+                                        .to_owned()
+                                });
                             self.err(v.pos, format!("unknown op {name:?}; {hint}"));
                         }
                     }
@@ -694,17 +863,28 @@ impl Reader {
             self.err(node.pos, "argument condition has no index (0 to 5)");
         }
         if entries.iter().all(|(k, _)| k.name != "op") {
-            self.err(node.pos, "argument condition has no op; use e.g. SCMP_CMP_EQ");
+            self.err(
+                node.pos,
+                "argument condition has no op; use e.g. SCMP_CMP_EQ",
+            );
         }
         let index = u32::try_from(index?).ok()?;
-        Some(ArgCondition { index, value: value?, value_two: value_two?, op: op? })
+        Some(ArgCondition {
+            index,
+            value: value?,
+            value_two: value_two?,
+            op: op?,
+        })
     }
 
     fn filter(&mut self, node: &Node, what: &str) -> Filter {
         let mut filter = Filter::default();
         let Value::Map(entries) = &node.value else {
             if node.value != Value::Null {
-                self.err(node.pos, format!("{what} must be an object, found {}", node.kind()));
+                self.err(
+                    node.pos,
+                    format!("{what} must be an object, found {}", node.kind()),
+                );
             }
             return filter;
         };
@@ -732,7 +912,10 @@ impl Reader {
                 "minKernel" => {
                     if let Some(v) = self.string(value, "minKernel") {
                         if super::evaluate::parse_kernel(&v).is_none() {
-                            self.err(value.pos, format!("minKernel {v:?} is not a kernel version like \"4.8\""));
+                            self.err(
+                                value.pos,
+                                format!("minKernel {v:?} is not a kernel version like \"4.8\""),
+                            );
                         }
                         filter.min_kernel = Some(v);
                     }
