@@ -90,7 +90,8 @@ pub fn execute(args: ConvertArgs) -> Result<u8, Failure> {
             loaded.name.as_deref(),
             args.output.as_deref(),
         ),
-        annotations: Default::default(),
+        // An SPO resource keeps its annotations (e.g. syscall coverage).
+        annotations: loaded.annotations,
     };
     let written = write::write(&p, args.format, &opts).map_err(write_failure)?;
     for w in &written.warnings {

@@ -213,6 +213,9 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
                 && (core.starts_with(c_core) || c_core.starts_with(core));
             let d = if spelled_out {
                 1
+            } else if core.len().abs_diff(c_core.len()) > limit {
+                // The distance is at least the length difference: skip the work.
+                usize::MAX
             } else {
                 strsim::levenshtein(core, c_core)
             };

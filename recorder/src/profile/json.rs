@@ -7,7 +7,7 @@
 //! the stack, and duplicate keys are an error because runtimes disagree on
 //! which one wins.
 
-use super::node::{Key, MAX_DEPTH, Node, ParseFailure, Pos, Value};
+use super::node::{Key, MAX_DEPTH, MAX_NODES, Node, ParseFailure, Pos, Value};
 
 /// Parses `text` as one JSON document.
 pub fn parse(text: &str) -> Result<Node, ParseFailure> {
@@ -16,6 +16,7 @@ pub fn parse(text: &str) -> Result<Node, ParseFailure> {
         at: 0,
         line: 1,
         column: 1,
+        nodes: 0,
     };
     // A UTF-8 byte order mark is not JSON, but editors write it; skip it.
     if text.starts_with('\u{feff}') {
@@ -35,6 +36,7 @@ struct Parser<'a> {
     at: usize,
     line: usize,
     column: usize,
+    nodes: usize,
 }
 
 impl Parser<'_> {
@@ -97,6 +99,15 @@ impl Parser<'_> {
 
     fn value(&mut self, depth: usize) -> Result<Node, ParseFailure> {
         let pos = self.pos();
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return Err(ParseFailure::TooDeep {
+                pos,
+                message: format!(
+                    "more than {MAX_NODES} values; a seccomp profile has a few thousand"
+                ),
+            });
+        }
         let value = match self.peek() {
             Some(b'{') => self.object(depth)?,
             Some(b'[') => self.array(depth)?,
@@ -405,6 +416,12 @@ mod tests {
         assert!(matches!(parse(&deep), Err(ParseFailure::TooDeep { .. })));
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn too_many_values_fail_fast() {
+        let wide = format!("[{}0]", "0,".repeat(MAX_NODES + 1));
+        assert!(matches!(parse(&wide), Err(ParseFailure::TooDeep { .. })));
     }
 
     #[test]

@@ -11,6 +11,12 @@ use std::fmt;
 /// hostile or broken, and refusing it keeps recursion bounded.
 pub const MAX_DEPTH: usize = 64;
 
+/// Most values a profile may have. The moby default has about 1,200; a
+/// profile with one rule per syscall and arguments on each stays far below.
+/// The cap bounds memory: 16 MiB of `[0,0,0,...]` would otherwise be eight
+/// million tree nodes.
+pub const MAX_NODES: usize = 200_000;
+
 /// A 1-based line and column (in characters).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pos {

@@ -7,7 +7,11 @@
 //! v1beta1, as YAML or JSON. They share one model, so detection only decides
 //! where the profile object sits and which keys are expected.
 
-use std::{collections::BTreeMap, io::Read as _, path::Path};
+use std::{
+    collections::{BTreeMap, HashSet},
+    io::Read as _,
+    path::Path,
+};
 
 use super::{
     Action, ArchMapEntry, ArgCondition, Filter, Op, Profile, SyscallRule, catalog,
@@ -176,10 +180,28 @@ pub fn check_str(text: &str, source: &str) -> Result<Report, ProfileError> {
         problems: Vec::new(),
         moby: false,
         common: false,
+        omitted: (0, 0),
     };
     let result = r.document(&root);
     let dialect = result.as_ref().map(|(_, d, _, _)| *d);
     r.problems.sort_by_key(|d| (d.pos, d.severity));
+    let (errors, warnings) = r.omitted;
+    if errors + warnings > 0 {
+        let pos = r.problems.last().map_or(root.pos, |d| d.pos);
+        let severity = if errors > 0 {
+            Severity::Error
+        } else {
+            Severity::Warning
+        };
+        r.problems.push(Diagnostic {
+            severity,
+            path: source.to_owned(),
+            pos,
+            message: format!(
+                "{errors} more errors and {warnings} more warnings not listed; fix these first"
+            ),
+        });
+    }
     let loaded = result.map(|(profile, dialect, name, annotations)| Loaded {
         profile,
         dialect,
@@ -219,7 +241,13 @@ struct Reader {
     moby: bool,
     /// containers/common-only keys were seen.
     common: bool,
+    /// (errors, warnings) past [`MAX_PROBLEMS`], counted but not kept.
+    omitted: (usize, usize),
 }
+
+/// Problems listed per file. A hostile file can hold millions; the first
+/// thousand say what is wrong, and keeping them all would cost memory.
+const MAX_PROBLEMS: usize = 1_000;
 
 const PROFILE_KEYS: [&str; 10] = [
     "defaultAction",
@@ -254,6 +282,13 @@ const MAX_ARGS: usize = 6;
 
 impl Reader {
     fn push(&mut self, severity: Severity, pos: Pos, message: impl Into<String>) {
+        if self.problems.len() >= MAX_PROBLEMS {
+            match severity {
+                Severity::Error => self.omitted.0 += 1,
+                Severity::Warning => self.omitted.1 += 1,
+            }
+            return;
+        }
         self.problems.push(Diagnostic {
             severity,
             path: self.path.clone(),
@@ -698,6 +733,7 @@ impl Reader {
         };
         let mut ok = true;
         let mut rule = SyscallRule::new(Vec::<String>::new(), Action::Allow);
+        let mut seen = HashSet::new();
         let mut action_pos = None;
         let mut names_node = None;
         let mut errno_named: Option<(u32, Pos)> = None;
@@ -707,14 +743,14 @@ impl Reader {
                 "names" => {
                     names_node = Some(value);
                     for (name, pos) in self.strings(value, "names") {
-                        self.syscall_name(&name, pos, &rule.names);
+                        self.syscall_name(&name, pos, &mut seen);
                         rule.names.push(name);
                     }
                 }
                 "name" => {
                     self.moby = true;
                     if let Some(name) = self.string(value, "name") {
-                        self.syscall_name(&name, value.pos, &rule.names);
+                        self.syscall_name(&name, value.pos, &mut seen);
                         rule.names.insert(0, name);
                     }
                 }
@@ -813,8 +849,16 @@ impl Reader {
         ok.then_some(rule)
     }
 
-    fn syscall_name(&mut self, name: &str, pos: Pos, earlier: &[String]) {
-        if earlier.iter().any(|n| n == name) {
+    fn syscall_name(&mut self, name: &str, pos: Pos, seen: &mut HashSet<String>) {
+        if self.problems.len() >= MAX_PROBLEMS {
+            // Past the cap nothing is listed; skip the costly suggestion but
+            // keep the count honest.
+            if !seen.insert(name.to_owned()) || !catalog::is_known_syscall(name) {
+                self.omitted.1 += 1;
+            }
+            return;
+        }
+        if !seen.insert(name.to_owned()) {
             self.warn(
                 pos,
                 format!("syscall {name:?} is listed twice in this rule"),

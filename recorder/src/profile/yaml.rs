@@ -11,14 +11,13 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Budget, Options, Spanned};
 
-use super::node::{Key, MAX_DEPTH, Node, ParseFailure, Pos, Value};
+use super::node::{Key, MAX_DEPTH, MAX_NODES, Node, ParseFailure, Pos, Value};
 
 /// Parses `text` as one YAML document.
 pub fn parse(text: &str) -> Result<Node, ParseFailure> {
     let mut budget = Budget::default();
     budget.max_depth = MAX_DEPTH;
-    // A profile has a few thousand nodes; the moby default has ~1,200.
-    budget.max_nodes = 200_000;
+    budget.max_nodes = MAX_NODES;
     budget.max_aliases = 1_000;
     budget.max_documents = 1;
     let mut options = Options::default();

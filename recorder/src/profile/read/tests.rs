@@ -338,3 +338,36 @@ fn binary_input_names_the_position() {
         "{e}"
     );
 }
+
+#[test]
+fn a_flood_of_problems_is_capped() {
+    let names = vec!["\"read\""; 50_000].join(",");
+    let text = format!(
+        r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{{"names": [{names}], "action": "SCMP_ACT_NOPE"}}]}}"#
+    );
+    let report = check_str(&text, "flood").expect("well-formed");
+    assert!(report.problems.len() <= 1_001, "{}", report.problems.len());
+    let last = report.problems.last().expect("summary");
+    assert!(last.message.contains("more warnings not listed"), "{last}");
+    assert!(report.errors() >= 1);
+}
+
+#[test]
+fn many_unknown_names_stay_fast() {
+    let names: Vec<String> = (0..150_000).map(|i| format!("\"nosuch{i}\"")).collect();
+    let text = format!(
+        r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{{"names": [{}], "action": "SCMP_ACT_ALLOW"}}]}}"#,
+        names.join(",")
+    );
+    let start = std::time::Instant::now();
+    let report = check_str(&text, "many").expect("well-formed");
+    assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
+    assert!(
+        report
+            .problems
+            .last()
+            .expect("summary")
+            .message
+            .contains("149000 more warnings")
+    );
+}
