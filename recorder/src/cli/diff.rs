@@ -132,11 +132,17 @@ pub fn execute(args: DiffArgs) -> Result<u8, Failure> {
             // Both permit it, under different arguments: which way it moved
             // cannot always be told, so a gate treats any change as drift,
             // except the clear cases of gaining or losing all conditions.
-            match (b, p) {
-                (Treatment::AllowedWhen(_), Treatment::Allowed) => added.insert(name.clone()),
-                (Treatment::Allowed, Treatment::AllowedWhen(_)) => removed.insert(name.clone()),
-                _ => added.insert(name.clone()) | removed.insert(name.clone()),
+            let (loosened, tightened) = match (b, p) {
+                (Treatment::AllowedWhen(_), Treatment::Allowed) => (true, false),
+                (Treatment::Allowed, Treatment::AllowedWhen(_)) => (false, true),
+                _ => (true, true),
             };
+            if loosened {
+                added.insert(format!("{name} (argument conditions)"));
+            }
+            if tightened {
+                removed.insert(format!("{name} (argument conditions)"));
+            }
         }
     }
     let mut drift = false;

@@ -195,10 +195,12 @@ fn section(out: &mut String, diff: &Diff, d: &ArchDiff) {
         let _ = writeln!(out, "  {q:<width$}  {n:>4}  {names}");
     }
     if !d.only_in_profile.is_empty() {
-        let _ = writeln!(
-            out,
-            "  -> under {b} (RuntimeDefault) these calls would fail with EPERM."
-        );
+        let note = if b.starts_with("runtime/default") {
+            format!("  -> under {b} (type: RuntimeDefault) these calls would be refused.")
+        } else {
+            format!("  -> under {b} these calls would be refused.")
+        };
+        let _ = writeln!(out, "{note}");
     }
     if !d.risky.is_empty() {
         let _ = writeln!(out, "\n  Risky syscalls {p} allows:");
