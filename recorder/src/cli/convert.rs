@@ -36,7 +36,7 @@ pub struct ConvertArgs {
     #[arg(long, value_enum, default_value_t = Format::Oci)]
     pub format: Format,
     /// Kubernetes object name, for --format spo and k8s-snippet. Default: the
-    /// input's SPO metadata.name, else the output file's name.
+    /// input's SPO metadata.name, else the input file's name, else the output's.
     #[arg(long)]
     pub name: Option<String>,
     /// Where to write (atomically). Default: stdout.
@@ -56,20 +56,20 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, Failure> {
     Ok(loaded)
 }
 
-/// The object name: --name, else the input's, else the output file's stem.
+/// The object name: --name, else the input's SPO name, else the first of
+/// `files` whose name (without extension) is a valid Kubernetes name.
 pub(crate) fn object_name(
     explicit: Option<&str>,
     input: Option<&str>,
-    output: Option<&Path>,
+    files: &[&Path],
 ) -> Option<String> {
-    if let Some(n) = explicit {
+    if let Some(n) = explicit.or(input) {
         return Some(n.to_owned());
     }
-    if let Some(n) = input {
-        return Some(n.to_owned());
-    }
-    let stem = output?.file_stem()?.to_str()?.to_ascii_lowercase();
-    valid_k8s_name(&stem).then_some(stem)
+    files.iter().find_map(|f| {
+        let stem = f.file_stem()?.to_str()?.to_ascii_lowercase();
+        valid_k8s_name(&stem).then_some(stem)
+    })
 }
 
 pub(crate) fn write_failure(e: write::WriteError) -> Failure {
@@ -85,10 +85,14 @@ pub fn execute(args: ConvertArgs) -> Result<u8, Failure> {
         p = p.with_enosys_clone3();
     }
     let opts = WriteOptions {
+        // The profile's own file names it; for SPO output the output file may.
         name: object_name(
             args.name.as_deref(),
             loaded.name.as_deref(),
-            args.output.as_deref(),
+            &[Some(args.profile.as_path()), args.output.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>(),
         ),
         // An SPO resource keeps its annotations (e.g. syscall coverage).
         annotations: loaded.annotations,

@@ -65,7 +65,11 @@ pub fn execute(args: MergeArgs) -> Result<u8, Failure> {
         profile = profile.with_enosys_clone3();
     }
     let mut opts = WriteOptions {
-        name: super::convert::object_name(args.name.as_deref(), None, args.output.as_deref()),
+        name: super::convert::object_name(
+            args.name.as_deref(),
+            None,
+            &args.output.as_deref().into_iter().collect::<Vec<_>>(),
+        ),
         annotations: Default::default(),
     };
     if args.format == Format::Spo {
