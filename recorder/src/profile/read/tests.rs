@@ -2,7 +2,7 @@ use super::*;
 use crate::{
     diff::baseline::MOBY_DEFAULT_JSON,
     profile::{
-        ENOSYS,
+        ArgCondition, ENOSYS, Op,
         write::{Format, WriteOptions, write},
     },
 };
