@@ -4,7 +4,7 @@ use std::str::FromStr as _;
 
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 
-use crate::profile::{Action, ArgCondition, DEFAULT_ERRNO, Op, Profile};
+use crate::profile::{Action, ArgCondition, DEFAULT_ERRNO, EvalContext, Op, Profile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnforceError {
@@ -62,6 +62,14 @@ pub struct Skipped {
 /// unprivileged caller can load it. Call `.load()` on the result to apply it
 /// to the calling thread, right before exec.
 pub fn build_filter(profile: &Profile) -> Result<(ScmpFilterContext, Skipped), EnforceError> {
+    // A moby template is evaluated the way dockerd would on this host.
+    let evaluated;
+    let profile = if profile.is_template() {
+        evaluated = profile.evaluate(&EvalContext::host());
+        &evaluated
+    } else {
+        profile
+    };
     let default = scmp_action(profile.default_action, profile.default_errno_ret);
     let mut ctx = ScmpFilterContext::new(default).map_err(lib("the default action"))?;
     for name in &profile.architectures {

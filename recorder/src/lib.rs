@@ -7,11 +7,16 @@
 pub mod bpf;
 pub mod cgroup;
 pub mod cli;
+pub mod diff;
 pub mod enforce;
 pub mod exit;
+pub mod merge;
 pub mod output;
 pub mod preflight;
 pub mod profile;
 pub mod record;
 pub mod syscalls;
 pub mod target;
+
+#[cfg(test)]
+mod algebra_props;

@@ -1,6 +1,10 @@
 //! Command-line interface: clap definitions and dispatch.
 
 pub mod duration;
+pub mod check;
+pub mod convert;
+pub mod diff;
+pub mod merge;
 pub mod record;
 pub mod run;
 
@@ -23,6 +27,10 @@ pub struct Cli {
 pub enum Command {
     Record(record::RecordArgs),
     Run(run::RunArgs),
+    Diff(diff::DiffArgs),
+    Merge(merge::MergeArgs),
+    Convert(convert::ConvertArgs),
+    Check(check::CheckArgs),
     /// Attach only the empty sys_enter program until interrupted: the cost
     /// floor for `cargo xtask bench`.
     #[command(name = "__floor", hide = true)]
@@ -35,6 +43,10 @@ pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Record(args) => record::execute(args),
         Command::Run(args) => run::execute(args),
         Command::Floor => floor(),
+        Command::Diff(args) => diff::execute(args),
+        Command::Merge(args) => merge::execute(args),
+        Command::Convert(args) => convert::execute(args),
+        Command::Check(args) => check::execute(args),
     }
 }
 

@@ -49,6 +49,10 @@ pub struct RecordArgs {
     /// Record the cgroup v2 that this process is in.
     #[arg(long, value_name = "PID")]
     pub pid: Option<i32>,
+    /// Do not add the `clone3` rule that returns ENOSYS when clone3 was not
+    /// recorded (it makes glibc fall back to clone, as runtime defaults do).
+    #[arg(long)]
+    pub no_enosys_clone3: bool,
     /// No live status line and no summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -80,7 +84,10 @@ pub fn execute(args: RecordArgs) -> Result<u8, Failure> {
         .map_err(record_failure)?;
     let family = Family::host();
     let names = profile_names(&recording, family);
-    let profile = Profile::allow_list(family, names.iter().map(String::as_str));
+    let mut profile = Profile::allow_list(family, names.iter().map(String::as_str));
+    if !args.no_enosys_clone3 {
+        profile = profile.with_enosys_clone3();
+    }
     let destination = output.describe();
     output.commit(&profile.to_oci_json()).map_err(|e| Failure::new(Code::OutputUnwritable, e))?;
     if !args.quiet {

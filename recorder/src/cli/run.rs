@@ -23,7 +23,8 @@ exits with CMD's status, since CMD replaces it.";
 #[derive(Debug, clap::Args)]
 #[command(after_help = RUN_EXAMPLES)]
 pub struct RunArgs {
-    /// The seccomp profile (OCI JSON) to enforce.
+    /// The seccomp profile to enforce: OCI, moby, containers/common JSON or
+    /// an SPO SeccompProfile (detected from the content).
     #[arg(short, long, value_name = "FILE")]
     pub profile: PathBuf,
     /// The command to run (put it after `--`).
@@ -32,7 +33,11 @@ pub struct RunArgs {
 }
 
 pub fn execute(args: RunArgs) -> Result<u8, Failure> {
-    let profile = profile::read_oci_file(&args.profile).map_err(|e| Failure::new(Code::BadProfile, e))?;
+    let loaded = profile::read_file(&args.profile)?;
+    for warning in &loaded.warnings {
+        eprintln!("recorder: {warning}");
+    }
+    let profile = loaded.profile;
     let command = Command::resolve(&args.command).map_err(|e| {
         let code = match e {
             CommandError::NotFound(_) => Code::CommandNotFound,
