@@ -1,1 +1,4 @@
 //! Shared harness for the integration tests.
+
+pub mod containers;
+pub mod runtime_base;
