@@ -6,22 +6,30 @@
 //! workload runs (`ensure /proc/self/fd is on procfs: operation not permitted`). Profiles
 //! enforced through a runtime must therefore allow the runtime's post-filter set too.
 //!
-//! # How the sets were derived (see docs/containers-harness.md)
+//! # How the sets were derived (details and numbers: docs/containers-harness.md)
 //!
-//! 1. Observation: `strace -f runc run` (and `crun run`) on a `runc spec` bundle whose
-//!    profile allows everything; the syscalls of the thread that installed the filter
-//!    (`prctl(PR_SET_SECCOMP)` for runc, `seccomp(SECCOMP_SET_MODE_FILTER)` for crun), from
-//!    that call up to `execve` of the entrypoint, over 30 runs. That is `*_OBSERVED`.
-//!    Script: `tests/scripts/derive-runtime-base.py`.
-//! 2. Elimination: profile = a static `write`+`exit_group` program's own syscalls (with
-//!    `defaultAction: SCMP_ACT_ERRNO`, errno EPERM) plus a candidate set; a member is kept
-//!    when removing it makes the container fail. Deterministic members fail every run with
-//!    runc's message; `futex` and `rt_sigreturn` fail some runs only (Go runtime, below).
-//!    Test: `tests/tests/containers_harness.rs` (`runtime_base_*`).
+//! Script: `tests/scripts/derive-runtime-base.py --runtime runc|crun [--kill-default]`,
+//! which runs the runtime directly on a `runc spec` bundle (the same init code as under
+//! containerd's shim) whose entrypoint is a static program (write "hello", uname, exit).
+//!
+//! 1. Observation: `strace -f`, profile allowing everything, 30 runs; the syscalls of the
+//!    thread that installed the filter (`prctl(PR_SET_SECCOMP)` for runc,
+//!    `seccomp(SECCOMP_SET_MODE_FILTER)` for crun) from that call up to `execve` of the
+//!    entrypoint. Their union is `*_OBSERVED`.
+//! 2. Elimination: profile = the program's own syscalls + everything observed, default
+//!    `SCMP_ACT_ERRNO` (EPERM); for each observed syscall, 40 runs without it. Needed when
+//!    some run fails before the program runs.
+//! 3. Confirmation: 200 runs with the program's syscalls + the needed set; failures there
+//!    (runc: 3/200 "futexwakeup ... returned -1") are resolved by adding back the observed
+//!    syscall that removes them.
+//!
+//! The result is checked by `tests/tests/containers_harness.rs` (`runtime_base_*`,
+//! `*_round_trip`), through containerd and ctr.
 //!
 //! The `*_POST_FILTER` sets are what a profile with an errno default action needs. A
-//! profile whose default action kills (`SCMP_ACT_KILL*`) needs every `*_OBSERVED` syscall,
-//! because runc calls `getpid` and `epoll_ctl` there and merely tolerates their failure.
+//! profile whose default action kills (`SCMP_ACT_KILL*`) needs every `*_OBSERVED` syscall
+//! (checked with `--kill-default`): runc calls `getpid` and `epoll_ctl` there and crun
+//! `close`, and each merely tolerates their failure.
 
 /// Minimal post-filter set for Debian's runc 1.1.5+ds1-1+deb12u1 (go1.19.8), errno default.
 ///
@@ -38,11 +46,13 @@
 /// - `fstatfs`, `getdents64`: `UnsafeCloseFrom` checks that `/proc/self/fd` is procfs and
 ///   lists it to close leaked fds ("ensure /proc/self/fd is on procfs", "readdirent").
 /// - `execve`: the entrypoint.
-/// - `futex`: the Go runtime wakes another thread (`futexwakeup`); a failure is fatal
-///   ("futexwakeup addr=... returned -1", SIGSEGV at 0x1006). Happens in most runs.
+/// - `futex`: the Go runtime sometimes wakes another thread from this one
+///   (`futexwakeup`); a failure is fatal ("futexwakeup addr=... returned -1", then SIGSEGV
+///   at 0x1006). Denied, 1-4% of runs fail here (27/30 runs call it under strace, which
+///   slows the thread down).
 /// - `rt_sigreturn`: Go's async preemption sends SIGURG to the thread; returning from the
 ///   handler fails, the thread faults in a loop and the container dies with SIGSEGV (exit
-///   139). About 1 run in 10 here.
+///   139). Denied, 7-25% of runs fail here.
 pub const RUNC_1_1_5_POST_FILTER: &[&str] = &[
     "close",
     "execve",
