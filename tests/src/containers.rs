@@ -572,6 +572,112 @@ pub fn rootfs_with(binaries: &[&Path], dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(rootfs)
 }
 
+/// Packs `rootfs` into a single-layer OCI image with umoci, tags it `reference`
+/// (`name:tag`), and imports it into `namespace` of `c` (`ctr images import`). Use namespace
+/// `k8s.io` for images the CRI plugin should see. `work` holds the temporary OCI layout.
+pub fn import_image(
+    c: &Containerd,
+    rootfs: &Path,
+    reference: &str,
+    entrypoint: &[&str],
+    namespace: &str,
+    work: &Path,
+) -> anyhow::Result<()> {
+    let (name, tag) = reference
+        .rsplit_once(':')
+        .filter(|(name, tag)| !name.is_empty() && !tag.contains('/'))
+        .ok_or_else(|| anyhow!("image reference {reference:?} is not name:tag"))?;
+    let umoci = find_program("umoci")
+        .context("umoci not found; install it with `apt-get install -y umoci`")?;
+    let work = absolute(work)?.join(format!("image-{}", container_id()));
+    let layout = work.join("layout");
+    let bundle = work.join("bundle");
+    let image = format!("{}:{tag}", layout.display());
+    fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+
+    run_checked(
+        Command::new(&umoci)
+            .arg("init")
+            .arg("--layout")
+            .arg(&layout),
+    )?;
+    run_checked(Command::new(&umoci).args(["new", "--image", &image]))?;
+    run_checked(
+        Command::new(&umoci)
+            .args(["unpack", "--image", &image])
+            .arg(&bundle),
+    )?;
+    let mut copy_from = absolute(rootfs)?.into_os_string();
+    copy_from.push("/.");
+    run_checked(
+        Command::new("cp")
+            .arg("-a")
+            .arg(copy_from)
+            .arg(bundle.join("rootfs")),
+    )?;
+    run_checked(
+        Command::new(&umoci)
+            .args(["repack", "--image", &image])
+            .arg(&bundle),
+    )?;
+    let mut config = Command::new(&umoci);
+    config.args(["config", "--image", &image]);
+    for arg in entrypoint {
+        config.arg(format!("--config.entrypoint={arg}"));
+    }
+    run_checked(&mut config)?;
+    let archive = work.join("image.tar");
+    run_checked(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&layout)
+            .arg("-cf")
+            .arg(&archive)
+            .arg("."),
+    )?;
+    // The layout's index names the manifest by tag only; --base-name supplies the name.
+    run_checked(
+        c.ctr_in(namespace)
+            .args(["images", "import", "--base-name", name])
+            .arg(&archive),
+    )?;
+    let _ = fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// Imports [`SANDBOX_IMAGE`] (busybox `sleep infinity`) into the `k8s.io` namespace so the
+/// CRI plugin can create pod sandboxes without a registry.
+pub fn import_pause_image(c: &Containerd, work: &Path) -> anyhow::Result<()> {
+    let rootfs = rootfs_with(&[], &absolute(work)?.join("pause"))?;
+    if !rootfs.join("bin/busybox").exists() {
+        bail!("the pause image needs busybox; install it with `apt-get install -y busybox-static`");
+    }
+    import_image(
+        c,
+        &rootfs,
+        SANDBOX_IMAGE,
+        &["/bin/sleep", "infinity"],
+        "k8s.io",
+        work,
+    )
+}
+
+/// Runs `cmd`, failing with its stderr when it does not exit 0.
+fn run_checked(cmd: &mut Command) -> anyhow::Result<()> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// Absolute paths of the shared objects `binary` loads, the dynamic loader included; empty
 /// for a static binary.
 fn shared_libraries(binary: &Path) -> anyhow::Result<Vec<PathBuf>> {

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use recorder_tests::containers::{
-    Containerd, NAMESPACE, Runtime, cgroup_id, cgroup2_mount, ctr_run, ctr_run_detached,
-    fix_crun_hybrid_hugetlb, rootfs_with,
+    Containerd, NAMESPACE, Runtime, SANDBOX_IMAGE, cgroup_id, cgroup2_mount, ctr_run,
+    ctr_run_detached, fix_crun_hybrid_hugetlb, import_image, import_pause_image, rootfs_with,
 };
 use recorder_tests::runtime_base::{CRUN_1_8_1_POST_FILTER, RUNC_1_1_5_POST_FILTER};
 
@@ -398,4 +398,61 @@ fn crun_cgroup_placement() {
     }
     crun_ready();
     cgroup_placement(Runtime::Crun);
+}
+
+/// Images built locally with umoci import and run; the CRI plugin is up.
+#[test]
+fn images_import_and_run() {
+    if skip() {
+        return;
+    }
+    let f = fixture();
+    let plugins = f
+        .containerd
+        .ctr()
+        .args(["plugins", "ls"])
+        .output()
+        .expect("ctr plugins ls");
+    let plugins = String::from_utf8_lossy(&plugins.stdout);
+    assert!(
+        plugins
+            .lines()
+            .any(|l| l.contains(" cri ") && l.trim_end().ends_with("ok")),
+        "CRI plugin not ok:\n{plugins}\n{}",
+        f.containerd.log_tail()
+    );
+
+    import_image(
+        &f.containerd,
+        &f.rootfs,
+        "localhost/recorder-tests/hello:1",
+        &["/bin/hello"],
+        NAMESPACE,
+        f.dir.path(),
+    )
+    .expect("importing the hello image");
+    let out = f
+        .containerd
+        .ctr()
+        .args(["run", "--rm", "--runc-root"])
+        .arg(f.containerd.runtime_root())
+        .args(["localhost/recorder-tests/hello:1", "image-hello"])
+        .output()
+        .expect("ctr run image");
+    assert_hello(&out);
+
+    import_pause_image(&f.containerd, f.dir.path()).expect("importing the pause image");
+    let images = Command::new("ctr")
+        .arg("--address")
+        .arg(f.containerd.address())
+        .args(["-n", "k8s.io", "images", "ls", "-q"])
+        .output()
+        .expect("ctr images ls");
+    assert!(
+        String::from_utf8_lossy(&images.stdout)
+            .lines()
+            .any(|l| l == SANDBOX_IMAGE),
+        "{SANDBOX_IMAGE} not imported: {}",
+        describe(&images)
+    );
 }
