@@ -109,6 +109,7 @@ impl Runtime {
 #[derive(Debug)]
 pub struct Containerd {
     child: Child,
+    ctr: PathBuf,
     dir: PathBuf,
     address: PathBuf,
     runtime_root: PathBuf,
@@ -125,7 +126,8 @@ impl Containerd {
     pub fn start(dir: &Path) -> anyhow::Result<Containerd> {
         let program = find_program("containerd")
             .context("containerd not found; install it with `apt-get install -y containerd`")?;
-        find_program("ctr").context("ctr not found; it ships in the `containerd` package")?;
+        let ctr =
+            find_program("ctr").context("ctr not found; it ships in the `containerd` package")?;
         let runc = Runtime::Runc.binary()?;
         // crun is optional for runc-only tests; the handler is configured with the Debian
         // path when crun is missing and fails only when a test uses it.
@@ -176,6 +178,7 @@ impl Containerd {
             .with_context(|| format!("spawning {}", program.display()))?;
         let mut containerd = Containerd {
             child,
+            ctr,
             dir,
             address,
             runtime_root,
@@ -246,16 +249,13 @@ impl Containerd {
 
     /// A `ctr` command talking to this containerd in namespace [`NAMESPACE`].
     pub fn ctr(&self) -> Command {
-        let mut cmd = Command::new("ctr");
-        cmd.arg("--address")
-            .arg(&self.address)
-            .arg("--namespace")
-            .arg(NAMESPACE);
-        cmd
+        self.ctr_in(NAMESPACE)
     }
 
-    fn ctr_in(&self, namespace: &str) -> Command {
-        let mut cmd = Command::new("ctr");
+    /// A `ctr` command talking to this containerd in `namespace` (e.g. `k8s.io`, where the
+    /// CRI plugin keeps its images and containers).
+    pub fn ctr_in(&self, namespace: &str) -> Command {
+        let mut cmd = Command::new(&self.ctr);
         cmd.arg("--address")
             .arg(&self.address)
             .arg("--namespace")
@@ -564,7 +564,7 @@ pub fn rootfs_with(binaries: &[&Path], dir: &Path) -> anyhow::Result<PathBuf> {
     if busybox.is_some() {
         for applet in ["sh", "sleep", "cat", "true"] {
             let link = rootfs.join("bin").join(applet);
-            if !link.exists() {
+            if fs::symlink_metadata(&link).is_err() {
                 symlink("busybox", &link).with_context(|| format!("linking {}", link.display()))?;
             }
         }

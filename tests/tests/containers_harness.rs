@@ -442,10 +442,10 @@ fn images_import_and_run() {
     assert_hello(&out);
 
     import_pause_image(&f.containerd, f.dir.path()).expect("importing the pause image");
-    let images = Command::new("ctr")
-        .arg("--address")
-        .arg(f.containerd.address())
-        .args(["-n", "k8s.io", "images", "ls", "-q"])
+    let images = f
+        .containerd
+        .ctr_in("k8s.io")
+        .args(["images", "ls", "-q"])
         .output()
         .expect("ctr images ls");
     assert!(
