@@ -240,6 +240,12 @@ impl Containerd {
         &self.runtime_root
     }
 
+    /// Where `ctr run` should put its stdio FIFOs (`--fifo-dir`), instead of the host-wide
+    /// `/run/containerd/fifo`.
+    pub fn fifo_dir(&self) -> PathBuf {
+        self.dir.join("fifo")
+    }
+
     /// The last lines of the daemon's log, for error messages.
     pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(self.log_path()).unwrap_or_default();
@@ -806,6 +812,7 @@ fn run_command(
     cmd.arg(if remove { "--rm" } else { "--detach" });
     cmd.arg("--runc-binary").arg(runtime.binary()?);
     cmd.arg("--runc-root").arg(c.runtime_root());
+    cmd.arg("--fifo-dir").arg(c.fifo_dir());
     if let Some(profile) = profile {
         cmd.arg("--seccomp")
             .arg("--seccomp-profile")

@@ -436,6 +436,8 @@ fn images_import_and_run() {
         .ctr()
         .args(["run", "--rm", "--runc-root"])
         .arg(f.containerd.runtime_root())
+        .arg("--fifo-dir")
+        .arg(f.containerd.fifo_dir())
         .args(["localhost/recorder-tests/hello:1", "image-hello"])
         .output()
         .expect("ctr run image");
