@@ -4,7 +4,9 @@
 //! Tests that need root and BPF fail when they cannot run. They skip only
 //! when `RECORDER_SKIP_BPF_TESTS=1` asks for it explicitly.
 
+pub mod containers;
 pub mod ground_truth;
+pub mod runtime_base;
 
 use std::{
     collections::BTreeSet,
