@@ -59,10 +59,8 @@ impl Site {
     pub fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(status) = self.get() {
-                if status == 200 {
-                    return Ok(());
-                }
+            if let Ok(200) = self.get() {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 bail!("nginx did not answer on port {} (see {})", self.port, self.dir.path().join("error.log").display());

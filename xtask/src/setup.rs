@@ -19,6 +19,8 @@ pub const PACKAGES: &[&str] = &[
     "crun",
     "containerd",
     "busybox-static",
+    "umoci",
+    "protobuf-compiler",
     "nginx",
     "wrk",
     "curl",

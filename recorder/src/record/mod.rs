@@ -204,7 +204,7 @@ impl Session {
                 _ = &mut sleep, if deadline.is_some() => break Stop::Duration,
                 _ = tick.tick() => {
                     ticks = ticks.wrapping_add(1);
-                    if ticks % RECONCILE_EVERY == 0 {
+                    if ticks.is_multiple_of(RECONCILE_EVERY) {
                         seen.extend(self.probe.observe()?.distinct());
                     }
                     let forks = self.probe.stats()?.forks;
@@ -222,11 +222,9 @@ impl Session {
             }
         };
 
-        if stop != Stop::Emptied {
-            if let Some(owned) = &self.owned {
-                status.message("stopping: SIGTERM sent to the recorded processes");
-                self.graceful_stop(owned, &mut sigint, &mut sigterm).await?;
-            }
+        if let (true, Some(owned)) = (stop != Stop::Emptied, &self.owned) {
+            status.message("stopping: SIGTERM sent to the recorded processes");
+            self.graceful_stop(owned, &mut sigint, &mut sigterm).await?;
         }
         if let (Some(c), None) = (child.as_mut(), exit_status) {
             // The command may have ended during the graceful stop.
@@ -239,10 +237,8 @@ impl Session {
         let cgroup = self.cgroup.path.clone();
         // Kill leftovers and remove our cgroup before returning.
         drop(self.owned.take());
-        if let Some(mut c) = child {
-            if exit_status.is_none() {
-                exit_status = c.wait().await.ok();
-            }
+        if let (Some(mut c), None) = (child, exit_status) {
+            exit_status = c.wait().await.ok();
         }
         Ok(Recording {
             observation,
