@@ -38,6 +38,40 @@ pub mod arch {
     pub const COMPAT: u32 = 2;
 }
 
+/// Phase of a container's life a syscall belongs to (boundary mode only;
+/// without it every syscall is `RUN`).
+///
+/// A container's cgroup also sees the runtime's own init (runc init, crun)
+/// setting the container up: mount, pivot_root, sethostname, setns, ... The
+/// boundary is observed, never inferred from process names:
+/// - the runtime installs the container's filter with `seccomp()` or
+///   `prctl(PR_SET_SECCOMP)`: that thread's later calls are `FILTERED`
+///   (the runtime's post-filter calls, which the profile must allow);
+/// - a successful exec after the filter, or after the root was switched
+///   (`pivot_root`/`chroot`), starts the workload: `RUN` from then on.
+pub mod phase {
+    /// The workload itself.
+    pub const RUN: u32 = 0;
+    /// Runtime setup before the boundary: not part of the profile.
+    pub const SETUP: u32 = 1;
+    /// The filter-installing thread after its seccomp call, before exec.
+    pub const FILTERED: u32 = 2;
+}
+
+/// Per-cgroup boundary state (boundary mode), shared by all CPUs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BoundaryState {
+    /// One of [`phase`].
+    pub phase: u32,
+    /// Thread that installed the seccomp filter (`FILTERED` only).
+    pub filter_tid: u32,
+    /// Non-zero once `pivot_root` or `chroot` was called in the cgroup.
+    pub rooted: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<BoundaryState>() == 16);
+
 /// Names of maps, programs and load-time globals in the BPF object.
 pub mod names {
     pub const SYSCALLS_MAP: &str = "SYSCALLS";
@@ -45,6 +79,7 @@ pub mod names {
     pub const STATS_MAP: &str = "STATS";
     pub const ZERO_MAP: &str = "ZERO";
     pub const TARGET_SET_MAP: &str = "TARGET_SET";
+    pub const BOUNDARY_MAP: &str = "BOUNDARY";
 
     pub const SYS_ENTER_PROG: &str = "sys_enter";
     pub const SYS_ENTER_EMPTY_PROG: &str = "sys_enter_empty";
@@ -59,6 +94,18 @@ pub mod names {
     pub const TARGET_CGROUP_GLOBAL: &str = "TARGET_CGROUP";
     /// Level of `TARGET_CGROUP` in the hierarchy (root is 0).
     pub const TARGET_LEVEL_GLOBAL: &str = "TARGET_LEVEL";
+    /// Non-zero: split descendant cgroups' syscalls by container phase.
+    pub const BOUNDARY_GLOBAL: &str = "BOUNDARY_MODE";
+    /// The host ABI's syscall numbers the boundary watches for (set by the
+    /// loader from the syscall tables, so the BPF side stays arch-neutral).
+    pub const NR_SECCOMP_GLOBAL: &str = "NR_SECCOMP";
+    pub const NR_PRCTL_GLOBAL: &str = "NR_PRCTL";
+    pub const NR_PIVOT_ROOT_GLOBAL: &str = "NR_PIVOT_ROOT";
+    pub const NR_CHROOT_GLOBAL: &str = "NR_CHROOT";
+    /// Byte offsets of the first three syscall arguments in `struct pt_regs`.
+    pub const ARG0_OFFSET_GLOBAL: &str = "ARG0_OFFSET";
+    pub const ARG1_OFFSET_GLOBAL: &str = "ARG1_OFFSET";
+    pub const ARG2_OFFSET_GLOBAL: &str = "ARG2_OFFSET";
 }
 
 /// Key of the per-cgroup syscall map.
@@ -69,7 +116,8 @@ pub struct CgroupKey {
     pub cgroup_id: u64,
     /// One of [`arch`].
     pub arch: u32,
-    pub _pad: u32,
+    /// One of [`phase`].
+    pub phase: u32,
 }
 const _: () = assert!(size_of::<CgroupKey>() == 16);
 
@@ -92,13 +140,15 @@ impl SyscallSet {
 /// Kinds of ring buffer events.
 pub mod event_kind {
     /// A syscall seen for the first time (on this CPU) in a cgroup.
-    pub const SYSCALL: u32 = 1;
+    pub const SYSCALL: u16 = 1;
     /// A cgroup under the target made its first syscall.
-    pub const CGROUP: u32 = 2;
+    pub const CGROUP: u16 = 2;
     /// A new process (not a thread) was created in the target.
-    pub const FORK: u32 = 3;
+    pub const FORK: u16 = 3;
     /// A process in the target called execve successfully.
-    pub const EXEC: u32 = 4;
+    pub const EXEC: u16 = 4;
+    /// A cgroup crossed the runtime boundary into the workload (`RUN`).
+    pub const BOUNDARY: u16 = 5;
 }
 
 /// One ring buffer record. Events are hints for live status; the map is the
@@ -106,7 +156,10 @@ pub mod event_kind {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
-    pub kind: u32,
+    /// One of [`event_kind`].
+    pub kind: u16,
+    /// One of [`phase`] (`SYSCALL` events).
+    pub phase: u16,
     pub arch: u32,
     pub cgroup_id: u64,
     /// Syscall number for `SYSCALL`, zero otherwise.
@@ -140,4 +193,6 @@ mod user {
     unsafe impl aya::Pod for super::SyscallSet {}
     // SAFETY: Event is repr(C), Copy, and has no implicit padding (asserted above).
     unsafe impl aya::Pod for super::Event {}
+    // SAFETY: BoundaryState is repr(C), Copy, four u32 fields, no padding.
+    unsafe impl aya::Pod for super::BoundaryState {}
 }

@@ -29,14 +29,17 @@ pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
     if in_target() {
         bump(stat::EXECS);
         lifecycle_event(event_kind::EXEC);
+        // SAFETY: the helper has no preconditions.
+        crate::boundary::on_exec(unsafe { bpf_get_current_cgroup_id() });
     }
     0
 }
 
 #[inline(always)]
-fn lifecycle_event(kind: u32) {
+fn lifecycle_event(kind: u16) {
     emit(Event {
         kind,
+        phase: 0,
         arch: arch::NATIVE,
         // SAFETY: the helper has no preconditions.
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },

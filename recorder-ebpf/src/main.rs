@@ -6,15 +6,16 @@
 #![no_std]
 #![no_main]
 
+mod boundary;
 mod lifecycle;
 mod sys_enter;
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use recorder_common::{CgroupKey, MAX_CGROUPS, RING_BUF_BYTES, SyscallSet, stat};
+use recorder_common::{BoundaryState, CgroupKey, MAX_CGROUPS, RING_BUF_BYTES, SyscallSet, stat};
 
 /// Per-(cgroup, arch) syscall bitmap and counts. Not preallocated: a recording
 /// usually touches a handful of cgroups, and each value is 4 KiB per CPU.
@@ -36,6 +37,10 @@ static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
 #[map(name = "TARGET_SET")]
 static TARGET_SET: PerCpuArray<SyscallSet> = PerCpuArray::with_max_entries(1, 0);
 
+/// Per-cgroup runtime-boundary state (boundary mode), shared by all CPUs.
+#[map(name = "BOUNDARY")]
+static BOUNDARY: HashMap<u64, BoundaryState> = HashMap::with_max_entries(MAX_CGROUPS, 0);
+
 /// A zeroed `SyscallSet` to insert from: 4 KiB does not fit the 512-byte stack.
 #[map(name = "ZERO")]
 static ZERO: PerCpuArray<SyscallSet> = PerCpuArray::with_max_entries(1, 0);
@@ -47,6 +52,37 @@ static TARGET_CGROUP: u64 = 0;
 /// Level of `TARGET_CGROUP` (the root cgroup is level 0), set by the loader.
 #[unsafe(no_mangle)]
 static TARGET_LEVEL: u32 = 0;
+
+/// Non-zero: descendant cgroups are containers whose runtime setup is split
+/// off (see `boundary`).
+#[unsafe(no_mangle)]
+static BOUNDARY_MODE: u32 = 0;
+
+/// Syscall numbers and `struct pt_regs` argument offsets of the host ABI,
+/// set by the loader (the BPF object is the same on every architecture).
+#[unsafe(no_mangle)]
+static NR_SECCOMP: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_PRCTL: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_PIVOT_ROOT: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_CHROOT: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static ARG0_OFFSET: u32 = 0;
+#[unsafe(no_mangle)]
+static ARG1_OFFSET: u32 = 0;
+#[unsafe(no_mangle)]
+static ARG2_OFFSET: u32 = 0;
+
+/// Reads a loader-set global.
+#[inline(always)]
+fn global<T: Copy>(value: &T) -> T {
+    // SAFETY: the globals are plain integers written once by the loader before
+    // the program is loaded; volatile reads stop the compiler from folding the
+    // initialisers.
+    unsafe { core::ptr::read_volatile(value) }
+}
 
 /// Is the current task inside the recorded subtree?
 ///

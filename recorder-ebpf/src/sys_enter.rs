@@ -11,10 +11,10 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use recorder_common::{
-    CgroupKey, Event, MAX_SYSCALLS, SYSCALL_MASK, SyscallSet, arch, event_kind, stat,
+    CgroupKey, Event, MAX_SYSCALLS, SYSCALL_MASK, SyscallSet, arch, event_kind, phase, stat,
 };
 
-use crate::{SYSCALLS, TARGET_SET, ZERO, bump, emit, in_target, in_target_itself, target_cgroup};
+use crate::{SYSCALLS, TARGET_SET, ZERO, boundary, bump, emit, in_target, in_target_itself, target_cgroup};
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
@@ -40,18 +40,19 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), ()> {
         bump(stat::OUT_OF_RANGE);
         return Err(());
     }
-    let (cgroup_id, set) = if arch == arch::NATIVE && in_target_itself() {
-        (target_cgroup(), TARGET_SET.get_ptr_mut(0).ok_or(())?)
+    let (cgroup_id, phase, set) = if arch == arch::NATIVE && in_target_itself() {
+        (target_cgroup(), phase::RUN, TARGET_SET.get_ptr_mut(0).ok_or(())?)
     } else {
         // SAFETY: the helper has no preconditions.
         let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-        (cgroup_id, lookup_or_insert(ctx, &CgroupKey { cgroup_id, arch, _pad: 0 })?)
+        let phase = boundary::phase_of(ctx, cgroup_id, nr);
+        (cgroup_id, phase, lookup_or_insert(ctx, &CgroupKey { cgroup_id, arch, phase })?)
     };
 
     let nr = nr & SYSCALL_MASK;
     let word = (nr / 64) as usize;
     let bit = 1u64 << (nr % 64);
-    // SAFETY: `set` points into this CPU's slot of a per-CPU hash value; the
+    // SAFETY: `set` points into this CPU's slot of a per-CPU map value; the
     // program is not preempted, so nothing else writes it concurrently. The
     // indexes are masked below the array lengths.
     let first_seen = unsafe {
@@ -64,6 +65,7 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), ()> {
     if first_seen {
         emit(Event {
             kind: event_kind::SYSCALL,
+            phase: phase as u16,
             arch,
             cgroup_id,
             nr: nr as u32,
@@ -100,6 +102,7 @@ fn lookup_or_insert(ctx: &RawTracePointContext, key: &CgroupKey) -> Result<*mut 
     match inserted {
         Ok(()) => emit(Event {
             kind: event_kind::CGROUP,
+            phase: key.phase as u16,
             arch: key.arch,
             cgroup_id: key.cgroup_id,
             nr: 0,

@@ -7,7 +7,17 @@ use aya::{
 };
 use recorder_common::{CgroupKey, SyscallSet, names};
 
-use crate::cgroup::Cgroup;
+use crate::{cgroup::Cgroup, syscalls::Family};
+
+/// Byte offsets of syscall arguments 0, 1 and 2 in the kernel's `struct
+/// pt_regs` (arch/*/include/asm/ptrace.h): x86_64 `di`/`si`/`dx`, arm64
+/// `regs[0..3]`, riscv64 `a0`/`a1`/`a2`.
+#[cfg(target_arch = "x86_64")]
+const PT_REGS_ARG_OFFSETS: (u32, u32, u32) = (112, 104, 96);
+#[cfg(target_arch = "aarch64")]
+const PT_REGS_ARG_OFFSETS: (u32, u32, u32) = (0, 8, 16);
+#[cfg(target_arch = "riscv64")]
+const PT_REGS_ARG_OFFSETS: (u32, u32, u32) = (80, 88, 96);
 
 /// The BPF object built by build.rs from recorder-ebpf.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/recorder"));
@@ -56,11 +66,27 @@ pub type Logger = aya_log::EbpfLogger<&'static dyn log::Log>;
 
 impl Probe {
     /// Loads the recorder, restricted to `target` and its descendants, and
-    /// attaches it to sys_enter and the process lifecycle tracepoints.
-    pub fn attach(target: &Cgroup) -> Result<Probe, BpfError> {
+    /// attaches it to sys_enter and the process lifecycle tracepoints. With
+    /// `boundary`, descendant cgroups are treated as containers and their
+    /// runtime setup is split off (`recorder_common::phase`).
+    pub fn attach(target: &Cgroup, boundary: bool) -> Result<Probe, BpfError> {
+        let native = Family::host().native;
+        let nr = |name: &str| native.number_of(name).unwrap_or(u32::MAX);
+        let (nr_seccomp, nr_prctl, nr_pivot_root, nr_chroot) =
+            (nr("seccomp"), nr("prctl"), nr("pivot_root"), nr("chroot"));
+        let (arg0, arg1, arg2) = PT_REGS_ARG_OFFSETS;
+        let boundary = u32::from(boundary);
         let mut ebpf = EbpfLoader::new()
             .override_global(names::TARGET_CGROUP_GLOBAL, &target.id, true)
             .override_global(names::TARGET_LEVEL_GLOBAL, &target.level, true)
+            .override_global(names::BOUNDARY_GLOBAL, &boundary, true)
+            .override_global(names::NR_SECCOMP_GLOBAL, &nr_seccomp, true)
+            .override_global(names::NR_PRCTL_GLOBAL, &nr_prctl, true)
+            .override_global(names::NR_PIVOT_ROOT_GLOBAL, &nr_pivot_root, true)
+            .override_global(names::NR_CHROOT_GLOBAL, &nr_chroot, true)
+            .override_global(names::ARG0_OFFSET_GLOBAL, &arg0, true)
+            .override_global(names::ARG1_OFFSET_GLOBAL, &arg1, true)
+            .override_global(names::ARG2_OFFSET_GLOBAL, &arg2, true)
             .load(OBJECT)
             .map_err(BpfError::Load)?;
         // Without the log map (an object built without logging) we only lose
@@ -90,7 +116,7 @@ impl Probe {
             .map_err(|source| BpfError::Map { name: names::EVENTS_MAP, source })?;
         let target_set = PerCpuArray::try_from(take_map(&mut ebpf, names::TARGET_SET_MAP)?)
             .map_err(|source| BpfError::Map { name: names::TARGET_SET_MAP, source })?;
-        let target_key = CgroupKey { cgroup_id: target.id, arch: recorder_common::arch::NATIVE, _pad: 0 };
+        let target_key = CgroupKey { cgroup_id: target.id, arch: recorder_common::arch::NATIVE, phase: recorder_common::phase::RUN };
         Ok(Probe { _ebpf: ebpf, syscalls, stats, target_set, target_key, events: Some(events), logger })
     }
 

@@ -15,6 +15,21 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// Distinct (arch tag, number) pairs in `cgroup` (or all cgroups), in any
+    /// of `phases` (`recorder_common::phase`).
+    pub fn calls(&self, cgroup: Option<u64>, phases: &[u32]) -> BTreeSet<(u32, u32)> {
+        self.cgroups
+            .iter()
+            .filter(|(key, _)| cgroup.is_none_or(|id| key.cgroup_id == id) && phases.contains(&key.phase))
+            .flat_map(|(key, calls)| calls.keys().map(move |nr| (key.arch, *nr)))
+            .collect()
+    }
+
+    /// The cgroups that made any syscall.
+    pub fn cgroup_ids(&self) -> BTreeSet<u64> {
+        self.cgroups.keys().map(|k| k.cgroup_id).collect()
+    }
+
     /// Distinct (arch tag, number) pairs over all cgroups.
     pub fn distinct(&self) -> BTreeSet<(u32, u32)> {
         self.cgroups

@@ -2,6 +2,8 @@
 
 use std::{ffi::OsString, path::PathBuf};
 
+use recorder_common::phase;
+
 use crate::{
     bpf::BpfError,
     cgroup::CgroupError,
@@ -53,6 +55,10 @@ pub struct RecordArgs {
     /// recorded (it makes glibc fall back to clone, as runtime defaults do).
     #[arg(long)]
     pub no_enosys_clone3: bool,
+    /// Treat cgroups below the recorded one as containers: split off the
+    /// runtime's setup calls (experimental; pods and containers use it).
+    #[arg(long, hide = true)]
+    pub boundary: bool,
     /// No live status line and no summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -80,7 +86,7 @@ pub fn execute(args: RecordArgs) -> Result<u8, Failure> {
     preflight::check_privileges().map_err(|e| Failure::new(Code::NotPrivileged, e))?;
     preflight::check_btf().map_err(|e| Failure::new(Code::KernelUnsupported, e))?;
 
-    let recording = record::record(record::Options { source, duration, grace, status: !args.quiet })
+    let recording = record::record(record::Options { source, duration, grace, status: !args.quiet, boundary: args.boundary })
         .map_err(record_failure)?;
     let family = Family::host();
     let names = profile_names(&recording, family);
@@ -100,7 +106,9 @@ pub fn execute(args: RecordArgs) -> Result<u8, Failure> {
 /// unknown number is a warning, never a made-up name.
 fn profile_names(recording: &Recording, family: Family) -> Vec<String> {
     let mut names = std::collections::BTreeSet::new();
-    for (arch_tag, nr) in recording.observation.distinct() {
+    log_phases(recording, family);
+    let workload = recording.observation.calls(None, &[phase::RUN, phase::FILTERED]);
+    for (arch_tag, nr) in workload {
         match family.arch_for_tag(arch_tag).and_then(|arch| arch.name_of(nr).map(|n| (arch, n))) {
             Some((_, name)) => {
                 names.insert(name.to_owned());
@@ -111,6 +119,27 @@ fn profile_names(recording: &Recording, family: Family) -> Vec<String> {
         }
     }
     names.into_iter().collect()
+}
+
+/// With -v: each cgroup's calls by phase.
+fn log_phases(recording: &Recording, family: Family) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let names = |calls: std::collections::BTreeSet<(u32, u32)>| -> Vec<&'static str> {
+        calls
+            .into_iter()
+            .filter_map(|(tag, nr)| family.arch_for_tag(tag).and_then(|a| a.name_of(nr)))
+            .collect()
+    };
+    for id in recording.observation.cgroup_ids() {
+        for (label, p) in [("setup", phase::SETUP), ("filtered", phase::FILTERED), ("run", phase::RUN)] {
+            let calls = names(recording.observation.calls(Some(id), &[p]));
+            if !calls.is_empty() {
+                tracing::debug!(cgroup = id, phase = label, "{}", calls.join(" "));
+            }
+        }
+    }
 }
 
 fn summary(r: &Recording, names: usize, destination: &str) -> String {

@@ -47,6 +47,9 @@ pub struct Options {
     pub grace: Duration,
     /// Draw the live status line (if stderr is a terminal).
     pub status: bool,
+    /// Treat cgroups below the target as containers and split off their
+    /// runtime's setup (`recorder_common::phase`).
+    pub boundary: bool,
 }
 
 /// Why the recording ended.
@@ -128,7 +131,7 @@ pub fn record(options: Options) -> Result<Recording, RecordError> {
         tracing::warn!("recording the root cgroup: every process on the machine is recorded");
     }
     tracing::debug!(path = %cgroup.path.display(), id = cgroup.id, level = cgroup.level, "recording cgroup");
-    let probe = Probe::attach(&cgroup)?;
+    let probe = Probe::attach(&cgroup, options.boundary)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(Session { probe, cgroup, owned, options }.run())
 }
@@ -179,6 +182,7 @@ impl Session {
         let mut seen: BTreeSet<(u32, u32)> = BTreeSet::new();
         let mut exit_status = None;
         let mut ticks = 0u32;
+        let mut was_populated = child.is_some() || initial_procs > 0;
 
         let stop = loop {
             tokio::select! {
@@ -214,8 +218,12 @@ impl Session {
                         syscalls: seen.len(),
                         processes: base_procs + forks,
                     });
+                    // A cgroup that has not held a process yet (a parent
+                    // waiting for containers) is not "empty" in this sense.
+                    let populated = self.cgroup.populated()?;
+                    was_populated |= populated;
                     let command_done = child.is_none() || exit_status.is_some();
-                    if command_done && !self.cgroup.populated()? {
+                    if command_done && was_populated && !populated {
                         break Stop::Emptied;
                     }
                 }
@@ -284,6 +292,9 @@ fn note_event(event: &recorder_common::Event, seen: &mut BTreeSet<(u32, u32)>) {
         event_kind::CGROUP => tracing::debug!(cgroup = event.cgroup_id, "new cgroup in the recording"),
         event_kind::FORK => tracing::trace!(parent = event.tgid, "fork"),
         event_kind::EXEC => tracing::debug!(pid = event.tgid, comm = %comm(event.tgid), "exec"),
+        event_kind::BOUNDARY => {
+            tracing::debug!(cgroup = event.cgroup_id, pid = event.tgid, comm = %comm(event.tgid), "container workload starts")
+        }
         other => tracing::debug!(kind = other, "unknown event"),
     }
 }
