@@ -19,7 +19,7 @@ mod tests {
 
     #[test]
     fn decodes_what_the_bpf_side_writes() {
-        let e = Event { kind: 1, arch: 0, cgroup_id: 42, nr: 59, tgid: 7 };
+        let e = Event { kind: 1, phase: 0, arch: 0, cgroup_id: 42, nr: 59, tgid: 7 };
         // SAFETY: viewing a repr(C) value without padding as bytes.
         let bytes = unsafe {
             std::slice::from_raw_parts((&e as *const Event).cast::<u8>(), std::mem::size_of::<Event>())
