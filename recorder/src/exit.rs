@@ -29,6 +29,8 @@ pub enum Code {
     BpfFailed = 23,
     /// The profile could not be applied with libseccomp.
     EnforceFailed = 24,
+    /// The container runtime failed (baseline) or the CRI did.
+    RuntimeFailed = 25,
     /// `diff --fail-on-added`/`--fail-on-removed` found drift.
     Drift = 30,
     /// `check` found errors in a profile.
@@ -80,6 +82,7 @@ Exit codes:
   20   not root / missing CAP_BPF, CAP_PERFMON
   21   no cgroup v2 mounted      22   kernel lacks BTF or raw tracepoints
   23   BPF load/attach failed    24   profile could not be enforced
+  25   container runtime failed
   30   diff found drift          31   check found errors
   32   input too large or nested 126  CMD not executable
   127  CMD not found";

@@ -7,6 +7,7 @@
 pub mod bpf;
 pub mod cgroup;
 pub mod cli;
+pub mod container;
 pub mod diff;
 pub mod enforce;
 pub mod exit;

@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions and dispatch.
 
 pub mod duration;
+pub mod baseline;
 pub mod check;
 pub mod convert;
 pub mod diff;
@@ -31,6 +32,7 @@ pub enum Command {
     Merge(merge::MergeArgs),
     Convert(convert::ConvertArgs),
     Check(check::CheckArgs),
+    Baseline(baseline::BaselineArgs),
     /// Attach only the empty sys_enter program until interrupted: the cost
     /// floor for `cargo xtask bench`.
     #[command(name = "__floor", hide = true)]
@@ -47,6 +49,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Merge(args) => merge::execute(args),
         Command::Convert(args) => convert::execute(args),
         Command::Check(args) => check::execute(args),
+        Command::Baseline(args) => baseline::execute(args),
     }
 }
 

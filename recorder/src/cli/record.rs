@@ -170,7 +170,7 @@ fn summary(r: &Recording, names: usize, destination: &str) -> String {
     line
 }
 
-fn command_failure(e: CommandError) -> Failure {
+pub(crate) fn command_failure(e: CommandError) -> Failure {
     let code = match e {
         CommandError::NotFound(_) => Code::CommandNotFound,
         CommandError::NotExecutable(_) => Code::CannotExecute,
