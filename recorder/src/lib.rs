@@ -6,6 +6,7 @@
 
 pub mod bpf;
 pub mod cgroup;
+pub mod cri;
 pub mod cli;
 pub mod container;
 pub mod diff;
