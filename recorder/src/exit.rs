@@ -17,8 +17,14 @@ pub enum Code {
     OutputUnwritable = 11,
     /// A profile that is not valid (JSON syntax, unknown action, ...).
     BadProfile = 12,
-    /// The cgroup or PID to record does not exist.
+    /// The cgroup, PID or container to record does not exist.
     TargetNotFound = 13,
+    /// The pod did not appear within --wait-timeout.
+    PodNotFound = 14,
+    /// Several pods match; a namespace is needed.
+    Ambiguous = 15,
+    /// A namespace, pod or container name that cannot be a file name.
+    BadName = 16,
     /// Not root, or missing CAP_BPF / CAP_PERFMON / CAP_SYS_ADMIN.
     NotPrivileged = 20,
     /// No cgroup v2 hierarchy is mounted.
@@ -31,6 +37,8 @@ pub enum Code {
     EnforceFailed = 24,
     /// The container runtime failed (baseline) or the CRI did.
     RuntimeFailed = 25,
+    /// No CRI socket, or the socket is not a CRI runtime.
+    CriUnavailable = 26,
     /// `diff --fail-on-added`/`--fail-on-removed` found drift.
     Drift = 30,
     /// `check` found errors in a profile.
@@ -78,11 +86,13 @@ Exit codes:
   N    `record -- CMD`: CMD's own exit status (128+signal if it was killed)
   1    internal error             2    bad command line
   10   malformed --duration      11   output path not writable
-  12   invalid profile           13   cgroup or PID to record not found
+  12   invalid profile           13   cgroup, PID or container not found
+  14   pod not found in time     15   several pods match (pass -n)
+  16   name unusable as a path
   20   not root / missing CAP_BPF, CAP_PERFMON
   21   no cgroup v2 mounted      22   kernel lacks BTF or raw tracepoints
   23   BPF load/attach failed    24   profile could not be enforced
-  25   container runtime failed
+  25   container runtime failed  26   no CRI socket / not a CRI runtime
   30   diff found drift          31   check found errors
   32   input too large or nested 126  CMD not executable
   127  CMD not found";

@@ -14,6 +14,7 @@ pub mod enforce;
 pub mod exit;
 pub mod merge;
 pub mod output;
+pub mod pod;
 pub mod preflight;
 pub mod profile;
 pub mod record;

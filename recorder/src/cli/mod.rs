@@ -7,6 +7,7 @@ pub mod convert;
 pub mod diff;
 pub mod merge;
 pub mod record;
+pub mod record_pod;
 pub mod run;
 
 use clap::{Parser, Subcommand};
@@ -26,7 +27,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    Record(record::RecordArgs),
+    Record(Box<record::RecordArgs>),
     Run(run::RunArgs),
     Diff(diff::DiffArgs),
     Merge(merge::MergeArgs),
@@ -42,7 +43,7 @@ pub enum Command {
 /// Runs the chosen subcommand. Returns the process exit status.
 pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
-        Command::Record(args) => record::execute(args),
+        Command::Record(args) => record::execute(*args),
         Command::Run(args) => run::execute(args),
         Command::Floor => floor(),
         Command::Diff(args) => diff::execute(args),

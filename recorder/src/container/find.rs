@@ -63,7 +63,7 @@ pub fn container_cgroup(hierarchy: &Hierarchy, id: &str) -> Result<Cgroup, FindE
 /// `name` is the container's directory: exactly the id, a systemd unit
 /// `<prefix>-<id>.scope`, or (for a hex id of 12+ characters) either of
 /// those with the id shortened.
-fn matches_id(name: &str, id: &str) -> bool {
+pub(crate) fn matches_id(name: &str, id: &str) -> bool {
     if name == id {
         return true;
     }

@@ -23,6 +23,7 @@ use self::status::{Progress, StatusLine};
 use crate::{
     bpf::{BpfError, Observation, Probe, Stats, events},
     cgroup::{Cgroup, CgroupError, Hierarchy, OwnedCgroup},
+    pod::{PodError, PodSpec, PodWatch, WatchState},
     target::Command,
 };
 
@@ -35,6 +36,8 @@ pub enum Source {
     Cgroup(PathBuf),
     /// Record the cgroup this PID is in.
     Pid(i32),
+    /// Record a Kubernetes pod's containers, found through the CRI.
+    Pod(PodSpec),
 }
 
 #[derive(Clone, Debug)]
@@ -79,6 +82,8 @@ pub struct Recording {
     pub cgroup: PathBuf,
     /// CPU time (user + system) the recorder itself used.
     pub cpu: Duration,
+    /// The pod watch, for per-container results (`Source::Pod`).
+    pub pod: Option<PodWatch>,
 }
 
 impl Recording {
@@ -113,12 +118,22 @@ pub enum RecordError {
     Map(#[from] aya::maps::MapError),
     #[error("event loop failed: {0}")]
     Io(#[from] io::Error),
+    #[error(transparent)]
+    Pod(#[from] PodError),
 }
 
 /// Runs one recording to its end.
 pub fn record(options: Options) -> Result<Recording, RecordError> {
     let hierarchy = Hierarchy::find()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut watch = None;
     let (owned, cgroup) = match &options.source {
+        Source::Pod(spec) => {
+            let w = runtime.block_on(PodWatch::connect(spec.clone(), &hierarchy))?;
+            let cgroup = w.target().clone();
+            watch = Some(w);
+            (None, cgroup)
+        }
         Source::Command(_) => {
             let owned = hierarchy.create_for_recording()?;
             let cgroup = (*owned).clone();
@@ -131,9 +146,9 @@ pub fn record(options: Options) -> Result<Recording, RecordError> {
         tracing::warn!("recording the root cgroup: every process on the machine is recorded");
     }
     tracing::debug!(path = %cgroup.path.display(), id = cgroup.id, level = cgroup.level, "recording cgroup");
-    let probe = Probe::attach(&cgroup, options.boundary)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(Session { probe, cgroup, owned, options }.run())
+    let boundary = options.boundary || watch.is_some();
+    let probe = Probe::attach(&cgroup, boundary)?;
+    runtime.block_on(Session { probe, cgroup, owned, options, watch }.run())
 }
 
 struct Session {
@@ -141,6 +156,7 @@ struct Session {
     cgroup: Cgroup,
     owned: Option<OwnedCgroup>,
     options: Options,
+    watch: Option<PodWatch>,
 }
 
 /// How often the status line refreshes and the cgroup is checked.
@@ -166,7 +182,10 @@ impl Session {
         let mut sigterm = signal(SignalKind::terminate())?;
 
         let initial_procs = self.cgroup.procs()?.len() as u64;
-        let startup_observed = matches!(self.options.source, Source::Command(_));
+        let startup_observed = match &self.watch {
+            Some(w) => !w.already_running,
+            None => matches!(self.options.source, Source::Command(_)),
+        };
         let mut child = match &self.options.source {
             Source::Command(command) => Some(child::spawn_into(command, &self.cgroup).map_err(|source| {
                 RecordError::Spawn { program: command.program.display().to_string(), source }
@@ -191,6 +210,9 @@ impl Session {
                     while let Some(item) = guard.get_inner_mut().next() {
                         if let Some(event) = events::decode(&item) {
                             note_event(&event, &mut seen);
+                            if event.kind == event_kind::CGROUP && let Some(w) = self.watch.as_mut() {
+                                w.note_new_cgroup();
+                            }
                         }
                     }
                     guard.clear_ready();
@@ -212,12 +234,25 @@ impl Session {
                         seen.extend(self.probe.observe()?.distinct());
                     }
                     let forks = self.probe.stats()?.forks;
-                    status.update(Progress {
+                    let progress = Progress {
                         elapsed: started.elapsed(),
                         remaining: self.options.duration.map(|d| d.saturating_sub(started.elapsed())),
                         syscalls: seen.len(),
                         processes: base_procs + forks,
-                    });
+                    };
+                    if let Some(w) = self.watch.as_mut() {
+                        match w.tick().await? {
+                            WatchState::Waiting => {
+                                status.message(&format!("waiting for pod {} ({}; --wait-timeout)", w.display_name(), status::human(started.elapsed())));
+                                continue;
+                            }
+                            WatchState::Gone => break Stop::Emptied,
+                            WatchState::Recording { .. } => {}
+                        }
+                        status.update(progress);
+                        continue;
+                    }
+                    status.update(progress);
                     // A cgroup that has not held a process yet (a parent
                     // waiting for containers) is not "empty" in this sense.
                     let populated = self.cgroup.populated()?;
@@ -258,6 +293,7 @@ impl Session {
             startup_observed,
             cgroup,
             cpu: own_cpu_time(),
+            pod: self.watch.take(),
         })
     }
 

@@ -1,0 +1,289 @@
+//! Recording the containers of a Kubernetes pod, found through the CRI.
+//!
+//! A pod that already runs is recorded at its own cgroup (startup was not
+//! observed, so the runtime's base set is added). A pod that does not exist
+//! yet is recorded from before it starts: the probe watches the runtime's
+//! parent cgroup (`kubepods`), keyed by each container's own cgroup, with
+//! the runtime boundary on, so nothing between a container's start and the
+//! moment we learn its name is lost.
+
+pub mod names;
+mod registry;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use recorder_common::phase;
+
+use crate::{
+    bpf::Observation,
+    cgroup::{Cgroup, CgroupError, Hierarchy},
+    container::{self, base_set, find::matches_id},
+    cri::{self, Container, ContainerState, Cri, CriError, Pod, PodState},
+    syscalls::Family,
+};
+
+/// What to record.
+#[derive(Clone, Debug)]
+pub struct PodSpec {
+    pub name: String,
+    pub namespace: Option<String>,
+    /// Only this container (by name in the pod spec).
+    pub container: Option<String>,
+    pub endpoint: Option<PathBuf>,
+    pub wait_timeout: Duration,
+    /// Parent cgroup of all pods, for pods that do not exist yet.
+    pub cgroup_parent: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PodError {
+    #[error(transparent)]
+    Cri(#[from] CriError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error("several pods are named {name}, in namespaces {}; pass -n NAMESPACE", .namespaces.join(", "))]
+    Ambiguous { name: String, namespaces: Vec<String> },
+    #[error("pod {0} did not appear within --wait-timeout {1}; check the name and namespace (-n), or wait longer")]
+    NotFound(String, String),
+    #[error("pod {0} has no container named {1}; its containers are: {2}")]
+    NoSuchContainer(String, String, String),
+}
+
+/// Progress of the watch, for the status line and the stop decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchState {
+    Waiting,
+    Recording { containers: usize },
+    /// The pod was seen and is gone (deleted or stopped, no container runs).
+    Gone,
+}
+
+/// One container's result.
+#[derive(Clone, Debug)]
+pub struct ContainerResult {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub names: BTreeSet<String>,
+    /// The container's start was recorded (runtime boundary seen).
+    pub startup_observed: bool,
+    pub setup_excluded: BTreeSet<&'static str>,
+    pub attempts: usize,
+}
+
+pub struct PodWatch {
+    cri: Cri,
+    spec: PodSpec,
+    pod: Option<Pod>,
+    /// Every container of the pod ever listed, by container id.
+    containers: BTreeMap<String, Container>,
+    /// cgroup ids learned from a running container's /proc/PID/cgroup.
+    container_cgroups: BTreeMap<String, BTreeSet<u64>>,
+    registry: registry::Registry,
+    target: Cgroup,
+    started: Instant,
+    last_poll: Option<Instant>,
+    pub already_running: bool,
+}
+
+impl std::fmt::Debug for PodWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodWatch").field("pod", &self.pod).field("target", &self.target).finish()
+    }
+}
+
+/// How often the CRI is asked about the pod.
+const POLL: Duration = Duration::from_millis(300);
+
+impl PodWatch {
+    /// Connects to the CRI, looks the pod up and chooses the cgroup to record.
+    pub async fn connect(spec: PodSpec, hierarchy: &Hierarchy) -> Result<PodWatch, PodError> {
+        let cri = cri::connect(spec.endpoint.as_deref()).await?;
+        let pod = pick(&spec, cri.find_pods(&spec.name, spec.namespace.as_deref()).await?)?;
+        let (target, already_running) = match &pod {
+            Some(pod) if pod.state == PodState::Ready => match cri.pod_cgroup_parent(pod).await? {
+                Some(dir) => (hierarchy.open(&dir)?, true),
+                None => (parent_cgroup(&spec, hierarchy)?, true),
+            },
+            _ => (parent_cgroup(&spec, hierarchy)?, false),
+        };
+        Ok(PodWatch {
+            cri,
+            spec,
+            pod,
+            containers: BTreeMap::new(),
+            container_cgroups: BTreeMap::new(),
+            registry: registry::Registry::default(),
+            target,
+            started: Instant::now(),
+            last_poll: None,
+            already_running,
+        })
+    }
+
+    /// The cgroup the probe records (the pod's, or the parent of all pods).
+    pub fn target(&self) -> &Cgroup {
+        &self.target
+    }
+
+    /// Learns new cgroups right away (called on the probe's new-cgroup event).
+    pub fn note_new_cgroup(&mut self) {
+        self.registry.scan(&self.target.path);
+    }
+
+    /// Called every tick: maps cgroups, asks the CRI (rate-limited).
+    pub async fn tick(&mut self) -> Result<WatchState, PodError> {
+        self.registry.scan(&self.target.path);
+        if self.last_poll.is_some_and(|t| t.elapsed() < POLL) {
+            return Ok(self.state_now());
+        }
+        self.last_poll = Some(Instant::now());
+        if self.pod.is_none() {
+            self.pod = pick(&self.spec, self.cri.find_pods(&self.spec.name, self.spec.namespace.as_deref()).await?)?;
+            if self.pod.is_none() {
+                if self.started.elapsed() > self.spec.wait_timeout {
+                    return Err(PodError::NotFound(
+                        self.display_name(),
+                        crate::record::status::human(self.spec.wait_timeout),
+                    ));
+                }
+                return Ok(WatchState::Waiting);
+            }
+        }
+        let Some(pod) = self.pod.clone() else { return Ok(WatchState::Waiting) };
+        for c in self.cri.containers(&pod.id).await? {
+            if let Some(dir) = &c.cgroup
+                && let Ok(meta) = std::fs::metadata(dir)
+            {
+                use std::os::unix::fs::MetadataExt as _;
+                self.container_cgroups.entry(c.id.clone()).or_default().insert(meta.ino());
+            }
+            self.containers.insert(c.id.clone(), c);
+        }
+        if let Some(wanted) = &self.spec.container
+            && !self.containers.is_empty()
+            && !self.containers.values().any(|c| &c.name == wanted)
+        {
+            let have: BTreeSet<&str> = self.containers.values().map(|c| c.name.as_str()).collect();
+            return Err(PodError::NoSuchContainer(self.display_name(), wanted.clone(), have.into_iter().collect::<Vec<_>>().join(", ")));
+        }
+        let pods = self.cri.find_pods(&pod.name, Some(&pod.namespace)).await?;
+        let alive = pods.iter().any(|p| p.id == pod.id && p.state == PodState::Ready);
+        let running = self.containers.values().any(|c| c.state == ContainerState::Running);
+        if !alive && !running {
+            return Ok(WatchState::Gone);
+        }
+        Ok(self.state_now())
+    }
+
+    fn state_now(&self) -> WatchState {
+        if self.pod.is_none() {
+            WatchState::Waiting
+        } else {
+            WatchState::Recording { containers: self.containers.len() }
+        }
+    }
+
+    /// `namespace/name` (or just the name when no namespace was given).
+    pub fn display_name(&self) -> String {
+        match (&self.pod, &self.spec.namespace) {
+            (Some(p), _) => format!("{}/{}", p.namespace, p.name),
+            (None, Some(ns)) => format!("{ns}/{}", self.spec.name),
+            (None, None) => self.spec.name.clone(),
+        }
+    }
+
+    /// The pod as last seen.
+    pub fn pod(&self) -> Option<&Pod> {
+        self.pod.as_ref()
+    }
+
+    /// One profile per container name (restarts merged), from the recording.
+    pub fn results(&self, observation: &Observation, family: Family) -> Vec<ContainerResult> {
+        let Some(pod) = &self.pod else { return Vec::new() };
+        let base = base_set::for_runtime(runtime_of(pod));
+        let mut by_name: BTreeMap<&str, Vec<&Container>> = BTreeMap::new();
+        for c in self.containers.values() {
+            if self.spec.container.as_ref().is_none_or(|w| w == &c.name) {
+                by_name.entry(c.name.as_str()).or_default().push(c);
+            }
+        }
+        by_name
+            .into_iter()
+            .map(|(name, attempts)| {
+                let mut cgroups: BTreeSet<u64> = BTreeSet::new();
+                for c in &attempts {
+                    cgroups.extend(self.container_cgroups.get(&c.id).into_iter().flatten());
+                    for (id, path) in self.registry.entries() {
+                        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| matches_id(n, &c.id)) {
+                            cgroups.insert(id);
+                        }
+                    }
+                }
+                let cgroups: Vec<u64> = cgroups.into_iter().collect();
+                let startup_observed = cgroups.iter().any(|id| {
+                    !observation.calls(Some(*id), &[phase::SETUP, phase::FILTERED]).is_empty()
+                });
+                let (names, _) = container::profile_names(observation, &cgroups, &base, family);
+                ContainerResult {
+                    namespace: pod.namespace.clone(),
+                    pod: pod.name.clone(),
+                    container: name.to_owned(),
+                    names,
+                    startup_observed,
+                    setup_excluded: container::setup_names(observation, &cgroups, family),
+                    attempts: attempts.len(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The runtime binary a pod's handler stands for, when the handler says so.
+fn runtime_of(pod: &Pod) -> Option<&'static str> {
+    match pod.runtime_handler.as_str() {
+        "" | "runc" => Some("runc"),
+        "crun" => Some("crun"),
+        _ => None,
+    }
+}
+
+/// One pod from the matches: several namespaces is an error without -n;
+/// within one namespace the newest ready sandbox wins.
+fn pick(spec: &PodSpec, mut pods: Vec<Pod>) -> Result<Option<Pod>, PodError> {
+    let namespaces: BTreeSet<String> = pods.iter().map(|p| p.namespace.clone()).collect();
+    if spec.namespace.is_none() && namespaces.len() > 1 {
+        return Err(PodError::Ambiguous { name: spec.name.clone(), namespaces: namespaces.into_iter().collect() });
+    }
+    pods.sort_by_key(|p| (p.state == PodState::Ready, p.created_at));
+    Ok(pods.pop())
+}
+
+/// The parent cgroup of all pods: --cgroup-parent, else the kubelet's
+/// (`kubepods.slice` with the systemd driver, `kubepods` with cgroupfs), else
+/// the whole hierarchy (correct, but every cgroup is then recorded).
+fn parent_cgroup(spec: &PodSpec, hierarchy: &Hierarchy) -> Result<Cgroup, PodError> {
+    if let Some(path) = &spec.cgroup_parent {
+        let path = if path.is_absolute() && path.starts_with(hierarchy.mount()) {
+            path.clone()
+        } else {
+            hierarchy.mount().join(path.strip_prefix("/").unwrap_or(path))
+        };
+        return Ok(hierarchy.open(&path)?);
+    }
+    for name in ["kubepods.slice", "kubepods"] {
+        let dir = hierarchy.mount().join(name);
+        if dir.is_dir() {
+            return Ok(hierarchy.open(&dir)?);
+        }
+    }
+    tracing::warn!(
+        "no kubepods cgroup under {}; recording every cgroup until the pod appears (pass --cgroup-parent to narrow it)",
+        hierarchy.mount().display()
+    );
+    Ok(hierarchy.open(hierarchy.mount())?)
+}
