@@ -5,6 +5,7 @@
 //! when `RECORDER_SKIP_BPF_TESTS=1` asks for it explicitly.
 
 pub mod containers;
+pub mod cri;
 pub mod ground_truth;
 pub mod runtime_base;
 

@@ -71,6 +71,44 @@ mod tests {
         assert_eq!(info, Info::default());
     }
 
+    /// `info["info"]` of ContainerStatus{verbose} from containerd 1.6.20~ds1 (Debian 12) for
+    /// a running nginx container under runc, cgroup parent `/kubepods/pod-24768-0`.
+    const CONTAINERD_CONTAINER: &str =
+        include_str!("testdata/containerd-1.6.20-container-info.json");
+    /// `info["info"]` of PodSandboxStatus{verbose} from the same containerd.
+    const CONTAINERD_SANDBOX: &str = include_str!("testdata/containerd-1.6.20-sandbox-info.json");
+
+    #[test]
+    fn containerd_container() {
+        let info = parse(&info_map(CONTAINERD_CONTAINER)).unwrap();
+        assert_eq!(info.pid, Some(24996));
+        assert_eq!(
+            info.cgroups_path.as_deref(),
+            Some(
+                "/kubepods/pod-24768-0/efd5095b365750523615e733fb09523fce01c162dcd777e1ae1813dce9903a78"
+            )
+        );
+    }
+
+    #[test]
+    fn containerd_sandbox() {
+        let info = parse(&info_map(CONTAINERD_SANDBOX)).unwrap();
+        assert_eq!(info.pid, Some(25745));
+        assert_eq!(
+            info.cgroups_path.as_deref(),
+            Some(
+                "/kubepods/pod-25531-0/432d6c8cecb8197d3f86f187580e2957f05500f5f5a751efaaf0400be7a23aa7"
+            )
+        );
+    }
+
+    #[test]
+    fn other_keys_are_ignored() {
+        let mut map = info_map(CONTAINERD_CONTAINER);
+        map.insert("extra".to_owned(), "not json".to_owned());
+        assert_eq!(parse(&map).unwrap().pid, Some(24996));
+    }
+
     #[test]
     fn crio_shape() {
         let info = parse(&info_map(

@@ -51,6 +51,10 @@ pub const CONTAINER_NAME_LABEL: &str = "io.kubernetes.container.name";
 /// CRI API version the client speaks (`VersionRequest.version`).
 const API_VERSION: &str = "v1";
 
+/// How long `Version` may take: a CRI runtime answers it at once from memory, so a socket
+/// that stays silent this long speaks something else.
+const VERSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum CriError {
     #[error(
@@ -83,14 +87,16 @@ pub enum CriError {
         source: tonic::transport::Error,
     },
     #[error(
-        "{path} does not answer as a CRI v1 runtime (Version failed: {status}); pass containerd's or CRI-O's socket with --runtime-endpoint (containerd needs its CRI plugin enabled)"
+        "{path} does not answer as a CRI v1 runtime (Version: {}: {}); pass containerd's or CRI-O's socket with --runtime-endpoint (containerd needs its CRI plugin enabled)",
+        status.code(),
+        status.message()
     )]
     NotCri {
         path: PathBuf,
         #[source]
         status: Box<tonic::Status>,
     },
-    #[error("CRI {call} failed: {status}; check the runtime's log")]
+    #[error("CRI {call} failed: {}: {}; check the runtime's log", status.code(), status.message())]
     Call {
         call: &'static str,
         #[source]
@@ -141,10 +147,13 @@ pub async fn connect(endpoint: Option<&Path>) -> Result<Cri, CriError> {
     let path = endpoint::resolve(endpoint, &DEFAULT_ENDPOINTS)?;
     let channel = endpoint::channel(&path).await?;
     let mut client = RuntimeServiceClient::new(channel);
+    let mut request = tonic::Request::new(VersionRequest {
+        version: API_VERSION.to_owned(),
+    });
+    // A server that does not speak HTTP/2 (containerd's own ttrpc socket, say) never answers.
+    request.set_timeout(VERSION_TIMEOUT);
     let version = client
-        .version(VersionRequest {
-            version: API_VERSION.to_owned(),
-        })
+        .version(request)
         .await
         .map_err(|status| CriError::NotCri {
             path: path.clone(),

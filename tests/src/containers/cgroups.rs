@@ -145,6 +145,15 @@ pub fn cgroup2_mount() -> anyhow::Result<Option<PathBuf>> {
         .map(|m| m.mount_point))
 }
 
+/// Mount points of every cgroup hierarchy, v1 and v2.
+pub fn cgroup_mounts() -> anyhow::Result<Vec<PathBuf>> {
+    Ok(mount_points()?
+        .into_iter()
+        .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
+        .map(|m| m.mount_point)
+        .collect())
+}
+
 #[derive(Debug)]
 pub(super) struct MountPoint {
     pub(super) mount_point: PathBuf,

@@ -1,0 +1,218 @@
+//! Images for pod tests, built from host files and imported into containerd's `k8s.io`
+//! namespace (no registry): the pause image, nginx, and a static program whose telling
+//! syscalls all happen in its first millisecond.
+
+use std::{
+    fs,
+    io::{Read as _, Write as _},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+
+use super::{ContainerSpec, Seccomp};
+use crate::{
+    containers::{Containerd, absolute, import_image, import_pause_image, rootfs_with},
+    workspace_root,
+};
+
+/// nginx from the host's `/usr/sbin/nginx` (Debian's package) plus its shared libraries.
+pub const NGINX_IMAGE: &str = "localhost/recorder-tests/nginx:local";
+/// tests/programs/early_syscalls.c, statically linked.
+pub const EARLY_IMAGE: &str = "localhost/recorder-tests/early:local";
+/// Where the nginx image expects its configuration (a bind mount per container).
+pub const NGINX_CONF: &str = "/etc/nginx/nginx.conf";
+/// The page nginx serves at `/`.
+pub const INDEX_HTML: &str = "<h1>recorder-tests nginx</h1>\n";
+/// Syscalls tests/programs/early_syscalls.c makes only in its first millisecond.
+pub const EARLY_SYSCALLS: [&str; 3] = ["getcpu", "uname", "sysinfo"];
+
+/// An image a test may need besides the pause image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Image {
+    /// [`NGINX_IMAGE`]
+    Nginx,
+    /// [`EARLY_IMAGE`]
+    Early,
+}
+
+/// Imports the pause image and `images` into `c`; `work` holds the build files.
+pub fn import(c: &Containerd, images: &[Image], work: &Path) -> anyhow::Result<()> {
+    import_pause_image(c, work).context("importing the pause image")?;
+    for image in images {
+        match image {
+            Image::Nginx => import_nginx_image(c, work).context("importing the nginx image")?,
+            Image::Early => {
+                import_early_image(c, work).context("importing the early_syscalls image")?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Imports the pause, nginx and early images into `c`.
+pub fn import_all(c: &Containerd, work: &Path) -> anyhow::Result<()> {
+    import(c, &[Image::Nginx, Image::Early], work)
+}
+
+/// Builds and imports [`NGINX_IMAGE`]: `/bin/nginx` with its libraries, the `/etc/passwd`
+/// and `/etc/group` entries that `user root;` looks up, a document root `/srv/www`, and a
+/// default configuration listening on 127.0.0.1:18090.
+pub fn import_nginx_image(c: &Containerd, work: &Path) -> anyhow::Result<()> {
+    let nginx = Path::new("/usr/sbin/nginx");
+    if !nginx.exists() {
+        bail!("/usr/sbin/nginx not found; install it with `apt-get install -y nginx`");
+    }
+    let rootfs = rootfs_with(&[nginx], &absolute(work)?.join("nginx-image"))?;
+    let files: [(&str, String); 5] = [
+        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n".to_owned()),
+        ("etc/group", "root:x:0:\n".to_owned()),
+        // glibc's default without this file tries NIS first for passwd and group.
+        (
+            "etc/nsswitch.conf",
+            "passwd: files\ngroup: files\n".to_owned(),
+        ),
+        ("srv/www/index.html", INDEX_HTML.to_owned()),
+        (NGINX_CONF.trim_start_matches('/'), nginx_conf(18090)),
+    ];
+    for (path, text) in files {
+        let path = rootfs.join(path);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    for dir in ["var/log/nginx", "var/lib/nginx", "run", "root"] {
+        fs::create_dir_all(rootfs.join(dir)).with_context(|| format!("creating /{dir}"))?;
+    }
+    import_image(c, &rootfs, NGINX_IMAGE, &["/bin/nginx"], "k8s.io", work)
+}
+
+/// An nginx configuration for one master and one worker in the foreground, listening on
+/// 127.0.0.1:`port`, logging errors to stderr, with every temp path under /tmp.
+pub fn nginx_conf(port: u16) -> String {
+    format!(
+        r#"daemon off;
+master_process on;
+worker_processes 1;
+user root root;
+pid /tmp/nginx.pid;
+error_log stderr notice;
+events {{
+    worker_connections 64;
+}}
+http {{
+    access_log off;
+    client_body_temp_path /tmp/client_body;
+    proxy_temp_path /tmp/proxy;
+    fastcgi_temp_path /tmp/fastcgi;
+    uwsgi_temp_path /tmp/uwsgi;
+    scgi_temp_path /tmp/scgi;
+    types {{
+        text/html html;
+    }}
+    default_type text/plain;
+    server {{
+        listen 127.0.0.1:{port};
+        root /srv/www;
+        index index.html;
+    }}
+}}
+"#
+    )
+}
+
+/// A container running [`NGINX_IMAGE`] on 127.0.0.1:`port` (host network): writes the
+/// configuration into `work` and bind-mounts it over [`NGINX_CONF`]. Unconfined; set
+/// `seccomp` on the result for a profile.
+pub fn nginx_container(work: &Path, port: u16) -> anyhow::Result<ContainerSpec> {
+    let conf = absolute(work)?.join(format!("nginx-{port}.conf"));
+    fs::write(&conf, nginx_conf(port)).with_context(|| format!("writing {}", conf.display()))?;
+    Ok(ContainerSpec {
+        name: "nginx".to_owned(),
+        image: NGINX_IMAGE.to_owned(),
+        mounts: vec![(conf, PathBuf::from(NGINX_CONF))],
+        seccomp: Some(Seccomp::Unconfined),
+        ..Default::default()
+    })
+}
+
+/// Compiles tests/programs/early_syscalls.c with `gcc -static` and imports it as
+/// [`EARLY_IMAGE`] with entrypoint `/bin/early_syscalls`.
+pub fn import_early_image(c: &Containerd, work: &Path) -> anyhow::Result<()> {
+    let work = absolute(work)?.join("early-image");
+    fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let source = workspace_root().join("tests/programs/early_syscalls.c");
+    let binary = work.join("early_syscalls");
+    let out = Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .output()
+        .context("running gcc; install gcc and libc6-dev")?;
+    if !out.status.success() {
+        bail!(
+            "gcc -static {} failed (static glibc comes with libc6-dev): {}",
+            source.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rootfs = rootfs_with(&[binary.as_path()], &work)?;
+    import_image(
+        c,
+        &rootfs,
+        EARLY_IMAGE,
+        &["/bin/early_syscalls"],
+        "k8s.io",
+        &work,
+    )
+}
+
+/// A container running [`EARLY_IMAGE`] that sleeps `sleep_ms` after its early syscalls.
+pub fn early_container(sleep_ms: u32) -> ContainerSpec {
+    ContainerSpec {
+        name: "early".to_owned(),
+        image: EARLY_IMAGE.to_owned(),
+        args: vec![sleep_ms.to_string()],
+        seccomp: Some(Seccomp::Unconfined),
+        ..Default::default()
+    }
+}
+
+/// `GET /` on 127.0.0.1:`port` with HTTP/1.0; returns the whole response (status line,
+/// headers, body).
+pub fn http_get(port: u16) -> anyhow::Result<String> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .with_context(|| format!("sending a request to {addr}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .with_context(|| format!("reading the response from {addr}"))?;
+    Ok(response)
+}
+
+/// Retries [`http_get`] until it answers 200 or `timeout` passes.
+pub fn wait_for_http(port: u16, timeout: Duration) -> anyhow::Result<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match http_get(port) {
+            Ok(response) if response.starts_with("HTTP/1.1 200") => return Ok(response),
+            Ok(response) if Instant::now() > deadline => {
+                bail!("127.0.0.1:{port} answered but not 200 OK: {response:?}")
+            }
+            Err(e) if Instant::now() > deadline => {
+                return Err(e.context(format!("nothing served on 127.0.0.1:{port} in {timeout:?}")));
+            }
+            _ => thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
