@@ -68,7 +68,10 @@ pub struct BoundaryState {
     pub filter_tid: u32,
     /// Non-zero once `pivot_root` or `chroot` was called in the cgroup.
     pub rooted: u32,
-    pub _pad: u32,
+    /// Processes that joined the running container from outside (`runc
+    /// exec`, `crun exec`, `nsenter`: they call `setns`) and have not exec'd
+    /// yet; their calls are setup too. Tracked per process in `JOINERS`.
+    pub joiners: u32,
 }
 const _: () = assert!(size_of::<BoundaryState>() == 16);
 
@@ -80,6 +83,7 @@ pub mod names {
     pub const ZERO_MAP: &str = "ZERO";
     pub const TARGET_SET_MAP: &str = "TARGET_SET";
     pub const BOUNDARY_MAP: &str = "BOUNDARY";
+    pub const JOINERS_MAP: &str = "JOINERS";
 
     pub const SYS_ENTER_PROG: &str = "sys_enter";
     pub const SYS_ENTER_EMPTY_PROG: &str = "sys_enter_empty";
@@ -102,6 +106,7 @@ pub mod names {
     pub const NR_PRCTL_GLOBAL: &str = "NR_PRCTL";
     pub const NR_PIVOT_ROOT_GLOBAL: &str = "NR_PIVOT_ROOT";
     pub const NR_CHROOT_GLOBAL: &str = "NR_CHROOT";
+    pub const NR_SETNS_GLOBAL: &str = "NR_SETNS";
     /// Byte offsets of the first three syscall arguments in `struct pt_regs`.
     pub const ARG0_OFFSET_GLOBAL: &str = "ARG0_OFFSET";
     pub const ARG1_OFFSET_GLOBAL: &str = "ARG1_OFFSET";

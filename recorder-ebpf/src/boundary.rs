@@ -9,14 +9,15 @@
 //! write the same value.
 
 use aya_ebpf::{
+    bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
     programs::RawTracePointContext,
 };
 use recorder_common::{BoundaryState, event_kind, phase};
 
 use crate::{
-    ARG0_OFFSET, ARG1_OFFSET, ARG2_OFFSET, BOUNDARY, BOUNDARY_MODE, NR_CHROOT, NR_PIVOT_ROOT, NR_PRCTL,
-    NR_SECCOMP, emit, global, sys_enter::tgid,
+    ARG0_OFFSET, ARG1_OFFSET, ARG2_OFFSET, BOUNDARY, BOUNDARY_MODE, JOINERS, NR_CHROOT, NR_PIVOT_ROOT,
+    NR_PRCTL, NR_SECCOMP, NR_SETNS, emit, global, sys_enter::tgid,
 };
 
 /// `SECCOMP_SET_MODE_FILTER` (include/uapi/linux/seccomp.h).
@@ -51,10 +52,37 @@ pub fn phase_of(ctx: &RawTracePointContext, cgroup_id: u64, nr: u64) -> u32 {
     // SAFETY: a valid map value pointer for this key; see the module comment
     // on concurrent writes.
     let state = unsafe { &mut *state };
-    let tid = bpf_get_current_pid_tgid() as u32;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
+    let nr = nr as u32;
+    if state.phase != phase::RUN {
+        return advance(ctx, state, tid, nr);
+    }
+    // A running container. A process joining it from outside (`runc exec`
+    // and friends) calls setns: from then until its exec it is setup again.
+    if nr == global(&NR_SETNS) {
+        let joiner = BoundaryState { phase: phase::SETUP, ..BoundaryState::default() };
+        if JOINERS.insert(&tgid, &joiner, BPF_NOEXIST.into()).is_ok() {
+            state.joiners = state.joiners.saturating_add(1);
+        }
+        return phase::SETUP;
+    }
+    if state.joiners == 0 {
+        return phase::RUN;
+    }
+    match JOINERS.get_ptr_mut(&tgid) {
+        // SAFETY: a valid map value pointer; only this process writes it.
+        Some(joiner) => advance(ctx, unsafe { &mut *joiner }, tid, nr),
+        None => phase::RUN,
+    }
+}
+
+/// Setup until the filter goes on or the root is switched; then the
+/// filter-installing thread's calls are `FILTERED` until exec.
+#[inline(always)]
+fn advance(ctx: &RawTracePointContext, state: &mut BoundaryState, tid: u32, nr: u32) -> u32 {
     match state.phase {
         phase::SETUP => {
-            let nr = nr as u32;
             if nr == global(&NR_PIVOT_ROOT) || nr == global(&NR_CHROOT) {
                 state.rooted = 1;
             } else if installs_filter(ctx, nr) {
@@ -112,6 +140,15 @@ pub fn on_exec(cgroup_id: u64) {
     let Some(state) = BOUNDARY.get_ptr_mut(&cgroup_id) else { return };
     // SAFETY: as in `phase_of`.
     let state = unsafe { &mut *state };
+    if state.phase == phase::RUN {
+        // A joining process that execs is part of the workload from now on
+        // (whether or not its runtime installed a filter first).
+        let tgid = tgid();
+        if state.joiners > 0 && JOINERS.remove(&tgid).is_ok() {
+            state.joiners -= 1;
+        }
+        return;
+    }
     let crosses = match state.phase {
         phase::FILTERED => true,
         phase::SETUP => state.rooted != 0,

@@ -41,6 +41,11 @@ static TARGET_SET: PerCpuArray<SyscallSet> = PerCpuArray::with_max_entries(1, 0)
 #[map(name = "BOUNDARY")]
 static BOUNDARY: HashMap<u64, BoundaryState> = HashMap::with_max_entries(MAX_CGROUPS, 0);
 
+/// Processes that joined a running container with `setns` (keyed by tgid),
+/// with their own boundary state (`phase`, `filter_tid`).
+#[map(name = "JOINERS")]
+static JOINERS: HashMap<u32, BoundaryState> = HashMap::with_max_entries(1024, 0);
+
 /// A zeroed `SyscallSet` to insert from: 4 KiB does not fit the 512-byte stack.
 #[map(name = "ZERO")]
 static ZERO: PerCpuArray<SyscallSet> = PerCpuArray::with_max_entries(1, 0);
@@ -68,6 +73,8 @@ static NR_PRCTL: u32 = u32::MAX;
 static NR_PIVOT_ROOT: u32 = u32::MAX;
 #[unsafe(no_mangle)]
 static NR_CHROOT: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_SETNS: u32 = u32::MAX;
 #[unsafe(no_mangle)]
 static ARG0_OFFSET: u32 = 0;
 #[unsafe(no_mangle)]

@@ -72,8 +72,8 @@ impl Probe {
     pub fn attach(target: &Cgroup, boundary: bool) -> Result<Probe, BpfError> {
         let native = Family::host().native;
         let nr = |name: &str| native.number_of(name).unwrap_or(u32::MAX);
-        let (nr_seccomp, nr_prctl, nr_pivot_root, nr_chroot) =
-            (nr("seccomp"), nr("prctl"), nr("pivot_root"), nr("chroot"));
+        let (nr_seccomp, nr_prctl, nr_pivot_root, nr_chroot, nr_setns) =
+            (nr("seccomp"), nr("prctl"), nr("pivot_root"), nr("chroot"), nr("setns"));
         let (arg0, arg1, arg2) = PT_REGS_ARG_OFFSETS;
         let boundary = u32::from(boundary);
         let mut ebpf = EbpfLoader::new()
@@ -84,6 +84,7 @@ impl Probe {
             .override_global(names::NR_PRCTL_GLOBAL, &nr_prctl, true)
             .override_global(names::NR_PIVOT_ROOT_GLOBAL, &nr_pivot_root, true)
             .override_global(names::NR_CHROOT_GLOBAL, &nr_chroot, true)
+            .override_global(names::NR_SETNS_GLOBAL, &nr_setns, true)
             .override_global(names::ARG0_OFFSET_GLOBAL, &arg0, true)
             .override_global(names::ARG1_OFFSET_GLOBAL, &arg1, true)
             .override_global(names::ARG2_OFFSET_GLOBAL, &arg2, true)
@@ -98,6 +99,9 @@ impl Probe {
                 None
             }
         };
+        if boundary != 0 {
+            mark_running(&mut ebpf, target)?;
+        }
         // Lifecycle hooks first: by the time sys_enter records anything, forks
         // and execs are being counted too.
         for (prog, tp) in [
@@ -157,6 +161,35 @@ fn attach_raw_tracepoint(
         .map_err(|source| BpfError::Program { name, source })?;
     program.load().map_err(|source| BpfError::Program { name, source })?;
     program.attach(tracepoint).map_err(|source| BpfError::Attach { tracepoint, source })?;
+    Ok(())
+}
+
+/// Boundary mode: cgroups that already exist below the target hold
+/// containers that are already running, so their calls are the workload's
+/// (`RUN`), not a runtime's setup. Done before attaching; a cgroup that
+/// appears later starts in `SETUP` at its first syscall.
+fn mark_running(ebpf: &mut Ebpf, target: &Cgroup) -> Result<(), BpfError> {
+    use std::os::unix::fs::MetadataExt as _;
+
+    use recorder_common::{BoundaryState, phase};
+    let map = ebpf.map_mut(names::BOUNDARY_MAP).ok_or(BpfError::Missing(names::BOUNDARY_MAP))?;
+    let mut states: aya::maps::HashMap<_, u64, BoundaryState> =
+        aya::maps::HashMap::try_from(map).map_err(|source| BpfError::Map { name: names::BOUNDARY_MAP, source })?;
+    let running = BoundaryState { phase: phase::RUN, ..BoundaryState::default() };
+    let mut stack = vec![target.path.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            if let Ok(meta) = entry.metadata()
+                && meta.is_dir()
+            {
+                states
+                    .insert(meta.ino(), running, 0)
+                    .map_err(|source| BpfError::Map { name: names::BOUNDARY_MAP, source })?;
+                stack.push(entry.path());
+            }
+        }
+    }
     Ok(())
 }
 

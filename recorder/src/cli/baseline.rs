@@ -26,8 +26,9 @@ Examples:
   recorder baseline --runtime /opt/bin/runc
 
 Starts a container whose entrypoint only exits, --runs times, directly with
-the runtime (`<runtime> run` on a fresh OCI bundle, noNewPrivileges on, a
-permissive seccomp filter so the runtime installs one). The recording splits
+the runtime (`create`, `start`, `delete` on a fresh OCI bundle with a permissive seccomp
+filter, so the runtime installs one; half the starts with noNewPrivileges,
+half without, since the runtime's calls under the filter differ). The recording splits
 each start at the runtime's own seccomp() / prctl(PR_SET_SECCOMP) call: what
 that thread does afterwards, up to and including the execve of the
 entrypoint, is the base set. Nothing is matched by runtime name. recorder
@@ -43,7 +44,7 @@ pub struct BaselineArgs {
     pub runtime: String,
     /// Container starts to record; calls that happen on only some starts
     /// (a signal arriving, a futex wake) need several.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub runs: u32,
     /// Write the base set (JSON) here, atomically. `-` or no -o: stdout.
     #[arg(short, long, value_name = "FILE")]
@@ -71,7 +72,9 @@ pub fn execute(args: BaselineArgs) -> Result<u8, Failure> {
     for run in 0..args.runs {
         let id = format!("recorder-baseline-{}-{run}", std::process::id());
         let cgroups_path = format!("/{}/{id}", parent_rel.display());
-        let bundle = Bundle::create(&runtime, &cgroups_path).map_err(|e| Failure::new(Code::RuntimeFailed, e))?;
+        // Half the starts with no_new_privs, half without: the runtime's
+        // post-filter calls differ, and a profile must work either way.
+        let bundle = Bundle::create(&runtime, &cgroups_path, run % 2 == 0).map_err(|e| Failure::new(Code::RuntimeFailed, e))?;
         let out = bundle.run(&runtime, &id).map_err(|e| Failure::new(Code::RuntimeFailed, e))?;
         if !out.status.success() {
             failures.push(first_line(&out));

@@ -192,7 +192,7 @@ pub(crate) fn profile_names(recording: &Recording, family: Family) -> Vec<String
 }
 
 /// With -v: each cgroup's calls by phase.
-fn log_phases(recording: &Recording, family: Family) {
+pub(crate) fn log_phases(recording: &Recording, family: Family) {
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }

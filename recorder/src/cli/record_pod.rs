@@ -55,6 +55,7 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, grace: Duration) ->
     let Some(watch) = recording.pod.as_ref() else {
         return Err(Failure::new(Code::Internal, anyhow::anyhow!("pod recording returned no pod state")));
     };
+    super::record::log_phases(&recording, Family::host());
     let results = watch.results(&recording.observation, Family::host());
     if results.is_empty() {
         return Err(Failure::new(

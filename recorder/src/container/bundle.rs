@@ -65,14 +65,17 @@ pub fn exit_elf() -> Result<Vec<u8>, BundleError> {
 
 /// A bundle directory: rootfs with `/exit`, and config.json from the
 /// runtime's own `spec`, changed to run `/exit` under a permissive seccomp
-/// filter (so the runtime installs one and the boundary is visible), with
-/// `noNewPrivileges` as containerd and CRI-O set it, in `cgroups_path`.
+/// filter (so the runtime installs one and the boundary is visible), in
+/// `cgroups_path`. `no_new_privs` matters: with it the runtime installs the
+/// filter as late as it can; without it (the kubelet's default unless
+/// `allowPrivilegeEscalation: false`) it installs it before dropping
+/// capabilities and changing user, so more of its calls run under it.
 pub struct Bundle {
     dir: tempfile::TempDir,
 }
 
 impl Bundle {
-    pub fn create(runtime: &Path, cgroups_path: &str) -> Result<Bundle, BundleError> {
+    pub fn create(runtime: &Path, cgroups_path: &str, no_new_privs: bool) -> Result<Bundle, BundleError> {
         let dir = tempfile::Builder::new().prefix("recorder-bundle.").tempdir().map_err(|source| BundleError::Io {
             path: std::env::temp_dir(),
             source,
@@ -104,7 +107,7 @@ impl Bundle {
         let process = obj.get_mut("process").and_then(|p| p.as_object_mut()).ok_or_else(|| BundleError::Config(shown.clone()))?;
         process.insert("args".into(), serde_json::json!(["/exit"]));
         process.insert("terminal".into(), serde_json::json!(false));
-        process.insert("noNewPrivileges".into(), serde_json::json!(true));
+        process.insert("noNewPrivileges".into(), serde_json::json!(no_new_privs));
         let linux = obj.get_mut("linux").and_then(|l| l.as_object_mut()).ok_or(BundleError::Config(shown))?;
         linux.insert("cgroupsPath".into(), serde_json::json!(cgroups_path));
         linux.insert(
@@ -125,18 +128,38 @@ impl Bundle {
         self.dir.path()
     }
 
-    /// `<runtime> --root STATE run --bundle B ID`: creates, starts, waits for
-    /// and deletes the container.
+    /// Runs the container the way containerd and CRI-O do: `create` (the
+    /// init sets up, installs the filter, then waits for `start` on its exec
+    /// fifo, still under the filter), `start`, wait until it stopped,
+    /// `delete`. A plain `run` would skip that wait and miss its calls.
     pub fn run(&self, runtime: &Path, id: &str) -> io::Result<Output> {
         let state = self.dir.path().join("state");
-        Command::new(runtime)
-            .arg("--root")
-            .arg(&state)
-            .args(["run", "--bundle"])
-            .arg(self.dir.path())
-            .arg(id)
-            .stdin(std::process::Stdio::null())
-            .output()
+        let cmd = |args: &[&str]| {
+            let mut c = Command::new(runtime);
+            c.arg("--root").arg(&state).args(args).stdin(std::process::Stdio::null());
+            c
+        };
+        let bundle = self.dir.path().to_string_lossy().into_owned();
+        // The waiting init holds create's stdio open, so capturing it in a
+        // pipe would never see EOF: it goes to a file instead.
+        let log = self.dir.path().join("create.log");
+        let file = std::fs::File::create(&log)?;
+        let status = cmd(&["create", "--bundle", &bundle, id]).stdout(file.try_clone()?).stderr(file).status()?;
+        if !status.success() {
+            let text = std::fs::read(&log).unwrap_or_default();
+            return Ok(Output { status, stdout: Vec::new(), stderr: text });
+        }
+        let started = cmd(&["start", id]).output()?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while started.status.success() && std::time::Instant::now() < deadline {
+            let state = cmd(&["state", id]).output()?;
+            if !state.status.success() || String::from_utf8_lossy(&state.stdout).contains("\"stopped\"") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = cmd(&["delete", "--force", id]).output();
+        Ok(started)
     }
 }
 

@@ -138,12 +138,21 @@ impl PodWatch {
     /// Called every tick: maps cgroups, asks the CRI (rate-limited).
     pub async fn tick(&mut self) -> Result<WatchState, PodError> {
         self.registry.scan(&self.target.path);
-        if self.last_poll.is_some_and(|t| t.elapsed() < POLL) {
+        // Every tick while waiting (a pod may start and finish quickly);
+        // then at POLL intervals.
+        if self.pod.is_some() && self.last_poll.is_some_and(|t| t.elapsed() < POLL) {
             return Ok(self.state_now());
         }
         self.last_poll = Some(Instant::now());
         if self.pod.is_none() {
-            self.pod = pick(&self.spec, self.cri.find_pods(&self.spec.name, self.spec.namespace.as_deref()).await?)?;
+            let found = self.cri.find_pods(&self.spec.name, self.spec.namespace.as_deref()).await?;
+            if tracing::enabled!(tracing::Level::TRACE) {
+                let all = self.cri.runtime_client().list_pod_sandbox(cri::api::ListPodSandboxRequest { filter: None }).await;
+                let all: Vec<String> = all.map(|r| r.into_inner().items.into_iter().map(|p| format!("{:?}", p.labels)).collect()).unwrap_or_default();
+                tracing::trace!(?all, "all pods");
+            }
+            tracing::debug!(endpoint = %self.cri.endpoint().display(), found = found.len(), "waiting for the pod");
+            self.pod = pick(&self.spec, found)?;
             if self.pod.is_none() {
                 if self.started.elapsed() > self.spec.wait_timeout {
                     return Err(PodError::NotFound(
@@ -155,7 +164,10 @@ impl PodWatch {
             }
         }
         let Some(pod) = self.pod.clone() else { return Ok(WatchState::Waiting) };
-        for c in self.cri.containers(&pod.id).await? {
+        let listed = self.cri.containers(&pod.id).await?;
+        tracing::debug!(pod = %pod.id, containers = listed.len(), "CRI poll");
+        let running = listed.iter().any(|c| c.state == ContainerState::Running);
+        for c in listed {
             if let Some(dir) = &c.cgroup
                 && let Ok(meta) = std::fs::metadata(dir)
             {
@@ -173,7 +185,6 @@ impl PodWatch {
         }
         let pods = self.cri.find_pods(&pod.name, Some(&pod.namespace)).await?;
         let alive = pods.iter().any(|p| p.id == pod.id && p.state == PodState::Ready);
-        let running = self.containers.values().any(|c| c.state == ContainerState::Running);
         if !alive && !running {
             return Ok(WatchState::Gone);
         }
