@@ -57,7 +57,7 @@ fn ensure_kubepods() {
 
 fn start_recorder(node: &Node, args: &[&str]) -> Child {
     Command::new(recorder_bin())
-        .args(std::env::var("RECORDER_TEST_VERBOSE").map(|_| "-v").into_iter())
+        .args(std::env::var("RECORDER_TEST_VERBOSE").map(|_| "-v"))
         .arg("record")
         .arg("--runtime-endpoint")
         .arg(node.containerd.address())
