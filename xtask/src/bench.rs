@@ -67,7 +67,8 @@ pub fn run(iterations: u64, runs: usize, wrk_seconds: u64) -> Result<()> {
     }
 
     let nginx = nginx_rounds(3, wrk_seconds)?;
-    let report = render(&samples, &nginx, iterations, runs, wrk_seconds)?;
+    let pod = crate::bench_pod::rounds(2, wrk_seconds)?;
+    let report = render(&samples, &nginx, &pod, iterations, runs, wrk_seconds)?;
     let path = util::workspace_root().join("BENCHMARKS.md");
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     println!("{report}");
@@ -128,7 +129,7 @@ fn loop_once(scenario: Scenario, program: &Path, n: u64) -> Result<Sample> {
 }
 
 /// "recorder used 0.012s CPU" in the summary line.
-fn daemon_cpu(stderr: &str) -> Option<f64> {
+pub(crate) fn daemon_cpu(stderr: &str) -> Option<f64> {
     let i = stderr.find("recorder used ")?;
     let rest = &stderr[i + "recorder used ".len()..];
     rest.split('s').next()?.parse().ok()
@@ -159,10 +160,21 @@ impl Background {
     }
 }
 
-struct WrkResult {
-    rps: f64,
-    p99_ms: f64,
-    daemon_cpu: Option<f64>,
+pub(crate) struct WrkResult {
+    pub rps: f64,
+    pub p99_ms: f64,
+    pub daemon_cpu: Option<f64>,
+}
+
+impl WrkResult {
+    pub fn parse(out: &str) -> Result<WrkResult> {
+        Ok(WrkResult { rps: wrk_rps(out)?, p99_ms: wrk_p99_ms(out)?, daemon_cpu: None })
+    }
+}
+
+/// `wrk -t1 -c32 -dNs --latency URL`.
+pub(crate) fn wrk(url: &str, seconds: u64) -> Result<String> {
+    util::output(Command::new("wrk").args(["-t1", "-c32", &format!("-d{seconds}s"), "--latency", url]))
 }
 
 fn nginx_rounds(rounds: usize, seconds: u64) -> Result<Vec<(WrkResult, WrkResult)>> {
@@ -198,7 +210,7 @@ fn nginx_once(record: bool, seconds: u64) -> Result<WrkResult> {
     };
     let mut server = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
     site.wait_ready(Duration::from_secs(10))?;
-    let out = util::output(Command::new("wrk").args(["-t1", "-c32", &format!("-d{seconds}s"), "--latency", &site.url()]));
+    let out = wrk(&site.url(), seconds);
     // SAFETY: kill(2) on our own unreaped child.
     unsafe { libc::kill(server.id() as i32, if record { libc::SIGINT } else { libc::SIGQUIT }) };
     let stderr = {
@@ -249,6 +261,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn render(
     samples: &[(Scenario, Vec<Sample>)],
     nginx: &[(WrkResult, WrkResult)],
+    pod: &[(WrkResult, WrkResult)],
     iterations: u64,
     runs: usize,
     wrk_seconds: u64,
@@ -300,31 +313,48 @@ fn render(
         median(cpu)
     )?;
 
-    let plain_rps = median(nginx.iter().map(|(p, _)| p.rps).collect());
-    let rec_rps = median(nginx.iter().map(|(_, r)| r.rps).collect());
-    let loss = (plain_rps - rec_rps) / plain_rps * 100.0;
-    writeln!(md, "## nginx + wrk on loopback\n")?;
-    writeln!(
-        md,
-        "nginx (1 worker) serving a 440-byte page; `wrk -t1 -c32 -d{wrk_seconds}s --latency`; {} alternating rounds, medians.\n",
-        nginx.len()
+    nginx_table(
+        &mut md,
+        "nginx + wrk on loopback",
+        &format!(
+            "nginx (1 worker) serving a 440-byte page, started directly and by `recorder record -- nginx`; `wrk -t1 -c32 -d{wrk_seconds}s --latency`; {} alternating rounds, medians.",
+            nginx.len()
+        ),
+        nginx,
     )?;
-    writeln!(md, "| scenario | requests/s | p99 latency (ms) | recorder CPU (s) |")?;
-    writeln!(md, "|---|---:|---:|---:|")?;
-    writeln!(md, "| not recorded | {plain_rps:.0} | {:.2} | - |", median(nginx.iter().map(|(p, _)| p.p99_ms).collect()))?;
-    writeln!(
-        md,
-        "| recorded | {rec_rps:.0} | {:.2} | {:.3} |",
-        median(nginx.iter().map(|(_, r)| r.p99_ms).collect()),
-        median(nginx.iter().filter_map(|(_, r)| r.daemon_cpu).collect())
+    nginx_table(
+        &mut md,
+        "nginx in a CRI pod (`recorder record --pod`)",
+        &format!(
+            "A pod on a private containerd (runc, host network) running the same nginx; `wrk -t1 -c32 -d{wrk_seconds}s --latency`; recorded with `recorder record --pod` started before the pod (parent-cgroup recording with the runtime boundary on); {} alternating rounds, medians.",
+            pod.len()
+        ),
+        pod,
     )?;
-    writeln!(md, "\nThroughput loss while recording: **{loss:.1}%** (target < 3%: {}).", verdict(loss < 3.0))?;
     writeln!(
         md,
         "\nNoise: this is a shared 2-core VM; run-to-run spread of the loop is a few ns. Ratios of small differences \
          (the floor adds ~tens of ns) amplify that noise, so compare rounds in the log above before trusting a single digit."
     )?;
     Ok(md)
+}
+
+fn nginx_table(md: &mut String, title: &str, what: &str, rounds: &[(WrkResult, WrkResult)]) -> Result<()> {
+    let plain_rps = median(rounds.iter().map(|(p, _)| p.rps).collect());
+    let rec_rps = median(rounds.iter().map(|(_, r)| r.rps).collect());
+    let loss = (plain_rps - rec_rps) / plain_rps * 100.0;
+    writeln!(md, "\n## {title}\n\n{what}\n")?;
+    writeln!(md, "| scenario | requests/s | p99 latency (ms) | recorder CPU (s) |")?;
+    writeln!(md, "|---|---:|---:|---:|")?;
+    writeln!(md, "| not recorded | {plain_rps:.0} | {:.2} | - |", median(rounds.iter().map(|(p, _)| p.p99_ms).collect()))?;
+    writeln!(
+        md,
+        "| recorded | {rec_rps:.0} | {:.2} | {:.3} |",
+        median(rounds.iter().map(|(_, r)| r.p99_ms).collect()),
+        median(rounds.iter().filter_map(|(_, r)| r.daemon_cpu).collect())
+    )?;
+    writeln!(md, "\nThroughput loss while recording: **{loss:.1}%** (target < 3%: {}).", verdict(loss < 3.0))?;
+    Ok(())
 }
 
 fn verdict(ok: bool) -> &'static str {

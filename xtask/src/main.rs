@@ -4,6 +4,7 @@
 //! bpf-linker, Debian packages).
 
 mod bench;
+mod bench_pod;
 mod demo;
 mod nginx;
 mod setup;

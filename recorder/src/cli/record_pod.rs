@@ -79,6 +79,14 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, grace: Duration) ->
     for result in &results {
         write_one(result, &destination, &args)?;
     }
+    if !args.quiet {
+        eprintln!(
+            "recorder: recorded pod {} for {}; recorder used {:.3}s CPU",
+            watch.display_name(),
+            record::status::human(recording.elapsed),
+            recording.cpu.as_secs_f64()
+        );
+    }
     Ok(0)
 }
 
