@@ -75,6 +75,24 @@ pub struct BoundaryState {
 }
 const _: () = assert!(size_of::<BoundaryState>() == 16);
 
+/// Per-CPU cache of the last task's classification, so a task making
+/// syscalls back to back pays no helper call (each costs tens of ns on
+/// kernels with return-thunk mitigations). Invalidated by a global
+/// generation that every fork and every cgroup migration bumps.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskCache {
+    /// `task_struct` address of the cached task (0: empty).
+    pub task: u64,
+    /// Generation the entry was made in.
+    pub generation: u64,
+    /// The task's own cgroup id if it is recorded, else 0.
+    pub cgroup_id: u64,
+    /// Non-zero if that cgroup is the target itself (not a descendant).
+    pub itself: u64,
+}
+const _: () = assert!(size_of::<TaskCache>() == 32);
+
 /// Names of maps, programs and load-time globals in the BPF object.
 pub mod names {
     pub const SYSCALLS_MAP: &str = "SYSCALLS";
@@ -84,6 +102,10 @@ pub mod names {
     pub const TARGET_SET_MAP: &str = "TARGET_SET";
     pub const BOUNDARY_MAP: &str = "BOUNDARY";
     pub const JOINERS_MAP: &str = "JOINERS";
+    pub const TASK_CACHE_MAP: &str = "TASK_CACHE";
+    pub const GENERATION_MAP: &str = "GENERATION";
+    pub const CGROUP_ATTACH_PROG: &str = "cgroup_attach_task";
+    pub const CGROUP_ATTACH_TP: &str = "cgroup_attach_task";
 
     pub const SYS_ENTER_PROG: &str = "sys_enter";
     pub const SYS_ENTER_EMPTY_PROG: &str = "sys_enter_empty";

@@ -5,7 +5,7 @@
 use aya_ebpf::{helpers::bpf_get_current_cgroup_id, macros::raw_tracepoint, programs::RawTracePointContext};
 use recorder_common::{Event, arch, event_kind, stat};
 
-use crate::{bump, emit, in_target, sys_enter::tgid};
+use crate::{bump, bump_generation, emit, in_target, sys_enter::tgid};
 
 /// `CLONE_THREAD` from include/uapi/linux/sched.h.
 const CLONE_THREAD: u64 = 0x0001_0000;
@@ -15,11 +15,23 @@ const CLONE_THREAD: u64 = 0x0001_0000;
 /// inherits, so the parent's cgroup decides.
 #[raw_tracepoint(tracepoint = "task_newtask")]
 pub fn task_newtask(ctx: RawTracePointContext) -> i32 {
+    // A new task may reuse a freed task_struct's address: drop cached
+    // classifications (forks are rare next to syscalls).
+    bump_generation();
     let clone_flags: u64 = ctx.arg(1);
     if clone_flags & CLONE_THREAD == 0 && in_target() {
         bump(stat::FORKS);
         lifecycle_event(event_kind::FORK);
     }
+    0
+}
+
+/// `cgroup:cgroup_attach_task`, fired after a task (or thread group) moved
+/// to another cgroup (kernel/cgroup/cgroup.c, after `cgroup_migrate`): the
+/// moved tasks' cached classification is stale.
+#[raw_tracepoint(tracepoint = "cgroup_attach_task")]
+pub fn cgroup_attach_task(_ctx: RawTracePointContext) -> i32 {
+    bump_generation();
     0
 }
 

@@ -12,10 +12,11 @@ mod sys_enter;
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
+    helpers::bpf_get_current_cgroup_id,
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use recorder_common::{BoundaryState, CgroupKey, MAX_CGROUPS, RING_BUF_BYTES, SyscallSet, stat};
+use recorder_common::{BoundaryState, CgroupKey, MAX_CGROUPS, RING_BUF_BYTES, SyscallSet, TaskCache, stat};
 
 /// Per-(cgroup, arch) syscall bitmap and counts. Not preallocated: a recording
 /// usually touches a handful of cgroups, and each value is 4 KiB per CPU.
@@ -45,6 +46,16 @@ static BOUNDARY: HashMap<u64, BoundaryState> = HashMap::with_max_entries(MAX_CGR
 /// with their own boundary state (`phase`, `filter_tid`).
 #[map(name = "JOINERS")]
 static JOINERS: HashMap<u32, BoundaryState> = HashMap::with_max_entries(1024, 0);
+
+/// See `recorder_common::TaskCache`.
+#[map(name = "TASK_CACHE")]
+static TASK_CACHE: PerCpuArray<TaskCache> = PerCpuArray::with_max_entries(1, 0);
+
+/// Bumped by every fork and cgroup migration: cached classifications made
+/// before it are stale (a task may have moved; a new task may reuse a freed
+/// task_struct's address).
+#[map(name = "GENERATION")]
+static GENERATION: Array<u64> = Array::with_max_entries(1, 0);
 
 /// A zeroed `SyscallSet` to insert from: 4 KiB does not fit the 512-byte stack.
 #[map(name = "ZERO")]
@@ -91,6 +102,46 @@ fn global<T: Copy>(value: &T) -> T {
     unsafe { core::ptr::read_volatile(value) }
 }
 
+/// Where the current task stands: `None` outside the recorded subtree, else
+/// its own cgroup id and whether that is the target itself. Served from the
+/// per-CPU task cache when the same task calls again; otherwise two helper
+/// calls decide it.
+#[inline(always)]
+fn classify() -> Option<(u64, bool)> {
+    // SAFETY: the helper has no preconditions; the address is only compared.
+    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() };
+    let generation = GENERATION.get(0).copied().unwrap_or(0);
+    let cache = TASK_CACHE.get_ptr_mut(0)?;
+    // SAFETY: this CPU's slot of a per-CPU array; not preempted meanwhile.
+    let cache = unsafe { &mut *cache };
+    if cache.task == task && cache.generation == generation {
+        return (cache.cgroup_id != 0).then_some((cache.cgroup_id, cache.itself != 0));
+    }
+    let found = if in_target() {
+        // SAFETY: the helper has no preconditions.
+        Some((unsafe { bpf_get_current_cgroup_id() }, in_target_itself()))
+    } else {
+        None
+    };
+    *cache = TaskCache {
+        task,
+        generation,
+        cgroup_id: found.map_or(0, |(id, _)| id),
+        itself: found.map_or(0, |(_, itself)| u64::from(itself)),
+    };
+    found
+}
+
+/// Invalidates every CPU's task cache.
+#[inline(always)]
+fn bump_generation() {
+    if let Some(generation) = GENERATION.get_ptr_mut(0) {
+        // SAFETY: a valid array value; a lost update between two concurrent
+        // bumps still changes the value, which is all the cache needs.
+        unsafe { *generation = (*generation).wrapping_add(1) };
+    }
+}
+
 /// Is the current task inside the recorded subtree?
 ///
 /// `bpf_get_current_ancestor_cgroup_id` walks `task->cgroups->dfl_cgrp` up to
@@ -99,15 +150,9 @@ fn global<T: Copy>(value: &T) -> T {
 /// valid target, so that is a miss.
 #[inline(always)]
 fn in_target() -> bool {
-    // SAFETY: the globals are plain integers written once by the loader before
-    // the program is loaded; volatile reads stop the compiler from folding the
-    // zero initialisers.
-    let (target, level) = unsafe {
-        (core::ptr::read_volatile(&TARGET_CGROUP), core::ptr::read_volatile(&TARGET_LEVEL))
-    };
+    let (target, level) = (global(&TARGET_CGROUP), global(&TARGET_LEVEL));
     // SAFETY: the helper takes a level by value and has no preconditions.
-    let ancestor =
-        unsafe { aya_ebpf::helpers::bpf_get_current_ancestor_cgroup_id(level as i32) };
+    let ancestor = unsafe { aya_ebpf::helpers::bpf_get_current_ancestor_cgroup_id(level as i32) };
     ancestor == target
 }
 
@@ -116,8 +161,7 @@ fn in_target() -> bool {
 /// own cgroup is the target; only called after `in_target()` matched.
 #[inline(always)]
 fn in_target_itself() -> bool {
-    // SAFETY: as in `in_target`.
-    let level = unsafe { core::ptr::read_volatile(&TARGET_LEVEL) };
+    let level = global(&TARGET_LEVEL);
     // SAFETY: the helper takes a level by value and has no preconditions.
     unsafe { aya_ebpf::helpers::bpf_get_current_ancestor_cgroup_id(level as i32 + 1) == 0 }
 }
@@ -125,8 +169,7 @@ fn in_target_itself() -> bool {
 /// The target's id, for events from the fast path.
 #[inline(always)]
 fn target_cgroup() -> u64 {
-    // SAFETY: as in `in_target`.
-    unsafe { core::ptr::read_volatile(&TARGET_CGROUP) }
+    global(&TARGET_CGROUP)
 }
 
 /// Adds one to a statistics slot on this CPU.

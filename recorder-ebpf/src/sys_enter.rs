@@ -6,7 +6,7 @@
 //! path for tasks outside the target is one helper call and a compare.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid},
+    helpers::bpf_get_current_pid_tgid,
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
@@ -14,7 +14,7 @@ use recorder_common::{
     CgroupKey, Event, MAX_SYSCALLS, SYSCALL_MASK, SyscallSet, arch, event_kind, phase, stat,
 };
 
-use crate::{SYSCALLS, TARGET_SET, ZERO, boundary, bump, emit, in_target, in_target_itself, target_cgroup};
+use crate::{SYSCALLS, TARGET_SET, ZERO, boundary, bump, classify, emit, target_cgroup};
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
@@ -31,20 +31,19 @@ pub fn sys_enter_empty(_ctx: RawTracePointContext) -> i32 {
 
 #[inline(always)]
 fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), ()> {
-    if !in_target() {
+    let Some((leaf, itself)) = classify() else {
         return Ok(());
-    }
+    };
     let id: u64 = ctx.arg(1);
     let (arch, nr) = split_arch(id);
     if nr >= MAX_SYSCALLS as u64 {
         bump(stat::OUT_OF_RANGE);
         return Err(());
     }
-    let (cgroup_id, phase, set) = if arch == arch::NATIVE && in_target_itself() {
+    let (cgroup_id, phase, set) = if arch == arch::NATIVE && itself {
         (target_cgroup(), phase::RUN, TARGET_SET.get_ptr_mut(0).ok_or(())?)
     } else {
-        // SAFETY: the helper has no preconditions.
-        let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+        let cgroup_id = leaf;
         let phase = boundary::phase_of(ctx, cgroup_id, nr);
         (cgroup_id, phase, lookup_or_insert(ctx, &CgroupKey { cgroup_id, arch, phase })?)
     };

@@ -105,6 +105,7 @@ impl Probe {
         // Lifecycle hooks first: by the time sys_enter records anything, forks
         // and execs are being counted too.
         for (prog, tp) in [
+            (names::CGROUP_ATTACH_PROG, names::CGROUP_ATTACH_TP),
             (names::TASK_NEWTASK_PROG, names::TASK_NEWTASK_TP),
             (names::PROCESS_EXEC_PROG, names::PROCESS_EXEC_TP),
             (names::SYS_ENTER_PROG, names::SYS_ENTER_TP),
