@@ -66,9 +66,10 @@ pub fn run(iterations: u64, runs: usize, wrk_seconds: u64) -> Result<()> {
         }
     }
 
+    let program_cost = crate::bench_stats::measure(&program, iterations)?;
     let nginx = nginx_rounds(3, wrk_seconds)?;
     let pod = crate::bench_pod::rounds(2, wrk_seconds)?;
-    let report = render(&samples, &nginx, &pod, iterations, runs, wrk_seconds)?;
+    let report = render(&samples, &program_cost, &nginx, &pod, iterations, runs, wrk_seconds)?;
     let path = util::workspace_root().join("BENCHMARKS.md");
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     println!("{report}");
@@ -260,6 +261,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn render(
     samples: &[(Scenario, Vec<Sample>)],
+    program_cost: &[(&str, f64)],
     nginx: &[(WrkResult, WrkResult)],
     pod: &[(WrkResult, WrkResult)],
     iterations: u64,
@@ -312,6 +314,17 @@ fn render(
         "Userspace daemon CPU while recording the loop (load, attach, event loop, final map read): median {:.3} s per run.\n",
         median(cpu)
     )?;
+    writeln!(
+        md,
+        "### The program body alone (kernel BPF statistics)\n\nrun_time_ns / run_cnt of the sys_enter program over the same loop, from its fd's fdinfo with `kernel.bpf_stats_enabled=1` (separate runs: the statistics add two clock reads per call, included in every row). Less noisy than wall time, and it isolates what the program body adds to the floor.\n"
+    )?;
+    writeln!(md, "| program | ns per call (in kernel) | vs. empty program |")?;
+    writeln!(md, "|---|---:|---:|")?;
+    let empty = program_cost.first().map_or(f64::NAN, |(_, ns)| *ns);
+    for (label, ns) in program_cost {
+        writeln!(md, "| {label} | {ns:.1} | {:+.1} |", ns - empty)?;
+    }
+    writeln!(md)?;
 
     nginx_table(
         &mut md,

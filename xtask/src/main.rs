@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_pod;
+mod bench_stats;
 mod demo;
 mod nginx;
 mod setup;
