@@ -346,8 +346,9 @@ fn render(
     )?;
     writeln!(
         md,
-        "\nNoise: this is a shared 2-core VM; run-to-run spread of the loop is a few ns. Ratios of small differences \
-         (the floor adds ~tens of ns) amplify that noise, so compare rounds in the log above before trusting a single digit."
+        "\nNoise: this is a shared 2-core VM with SRSO/retpoline mitigations. The same loop varies by 10-30 ns between runs \
+         and nginx rounds by up to 15% (see the per-round lines `cargo xtask bench` prints); ratios of small differences amplify \
+         that. The in-kernel table is the steadiest view of what the program itself costs."
     )?;
     Ok(md)
 }
