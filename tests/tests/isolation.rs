@@ -31,4 +31,10 @@ fn concurrent_recordings_do_not_mix() {
     let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
     assert_eq!(allowed_names(&a), set(&["execve", "exit_group", "getcwd", "nanosleep", "write"]));
     assert_eq!(allowed_names(&b), set(&["execve", "exit_group", "nanosleep", "uname", "write"]));
+    // Each runs under its own profile, enforced.
+    for (profile, prog) in [(&a, &a_prog), (&b, &b_prog)] {
+        let out = Command::new(recorder_bin()).arg("run").arg("--profile").arg(profile).arg("--").arg(prog).output().expect("run");
+        assert!(out.status.success(), "{} under {}: {:?}", prog.display(), profile.display(), out);
+        assert_eq!(out.stdout, b"ok\n");
+    }
 }

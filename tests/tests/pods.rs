@@ -245,6 +245,48 @@ fn running_pod_install() {
         assert!(names.contains(call), "{call} missing: {names:?}");
     }
     assert!(!names.contains("getcpu"), "the early calls happened before recording started");
+
+    // Enforced: a new pod under the installed profile gets through runc (the
+    // base set) to the program, which then fails on the start-up calls that
+    // were never recorded: glibc's static start-up (brk, mmap) or, past it,
+    // early_syscalls' getcpu (exit 10).
+    let pod = pods.run_pod("running-2", "team-a", Runtime::Runc).expect("pod");
+    let mut spec = images::early_container(10);
+    spec.seccomp = Some(Seccomp::Localhost(installed.clone()));
+    let id = pods.run_container(&pod, &spec).expect("the runtime starts it under the installed profile");
+    let code = pods.wait_exited(&id, Duration::from_secs(10)).expect("exits");
+    let logs = pods.logs(&id).unwrap_or_default();
+    assert!(code == 10 || logs.contains("glibc"), "the program itself must run and be denied: exit {code}, logs {logs}");
+    pods.remove_pod(&pod).expect("remove");
+}
+
+/// Every container of a pod gets its own profile, named after it.
+#[test]
+fn multi_container_pod_gets_one_profile_each() {
+    if skip_container_tests() {
+        return;
+    }
+    let _serial = serial();
+    let node = Node::start(&[Image::Early, Image::Nginx]).expect("node");
+    let pods = Pods::new(&node.containerd).expect("CRI client");
+    ensure_kubepods();
+    let out_dir = tempfile::tempdir().expect("tmp");
+    let out_arg = format!("{}/", out_dir.path().display());
+    let recorder = start_recorder(&node, &["--pod", "multi", "--wait-timeout", "90s", "--duration", "120s", "-o", &out_arg]);
+    std::thread::sleep(Duration::from_millis(700));
+    let pod = pods.run_pod("multi", "default", Runtime::Runc).expect("pod");
+    let nginx = images::nginx_container(pods.work_dir(), 18099).expect("nginx spec");
+    pods.run_container(&pod, &nginx).expect("nginx");
+    let early = pods.run_container(&pod, &images::early_container(500)).expect("early");
+    images::wait_for_http(18099, Duration::from_secs(10)).expect("serves");
+    assert_eq!(pods.wait_exited(&early, Duration::from_secs(10)).expect("exits"), 0);
+    std::thread::sleep(Duration::from_millis(1000));
+    pods.remove_pod(&pod).expect("remove");
+    finish(recorder, "recording a two-container pod");
+    let nginx_names = allowed_names(&out_dir.path().join("default_multi_nginx.json"));
+    let early_names = allowed_names(&out_dir.path().join("default_multi_early.json"));
+    assert!(nginx_names.contains("accept4") && !nginx_names.contains("getcpu"), "{nginx_names:?}");
+    assert!(early_names.contains("getcpu") && !early_names.contains("accept4"), "{early_names:?}");
 }
 
 /// `--container-id` finds a `ctr run` container's cgroup by its id.

@@ -49,8 +49,10 @@ fn rust_src() -> Result<()> {
 }
 
 fn bpf_linker() -> Result<()> {
-    let version = output(Command::new("bpf-linker").arg("--version")).unwrap_or_default();
-    if version.contains(BPF_LINKER_VERSION) {
+    // `bpf-linker --version` cannot tell: run outside rustc it does not find
+    // the nightly's libLLVM (rustc puts its sysroot on the library path).
+    let installed = output(Command::new("cargo").args(["install", "--list"])).unwrap_or_default();
+    if installed.lines().any(|l| l.starts_with(&format!("bpf-linker v{BPF_LINKER_VERSION}"))) {
         return Ok(());
     }
     eprintln!("xtask setup: building bpf-linker {BPF_LINKER_VERSION} against nightly's libLLVM (a few minutes)");

@@ -35,7 +35,9 @@ pub fn output(cmd: &mut Command) -> Result<String> {
 
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
-    cmd.current_dir(workspace_root());
+    // Builds read no input; an inherited stdin would reach rustc's `rustc -`
+    // target probe (run by aya-build's nested cargo) as source code.
+    cmd.current_dir(workspace_root()).stdin(std::process::Stdio::null());
     cmd
 }
 
