@@ -5,6 +5,7 @@ use anyhow::Context as _;
 use aya_build::{Package, Toolchain};
 
 fn main() -> anyhow::Result<()> {
+    detach_stdin()?;
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?;
     let root = std::path::Path::new(&manifest_dir)
         .parent()
@@ -18,4 +19,19 @@ fn main() -> anyhow::Result<()> {
         Toolchain::Nightly,
     )
     .context("building recorder-ebpf failed; run `cargo xtask setup` to install rust-src and bpf-linker")
+}
+
+/// aya-build runs a nested cargo that inherits this script's stdin, and that
+/// cargo probes its rustc with `rustc -` (source on stdin). Seen on these
+/// machines: the probe read another build script's compiler output from an
+/// inherited descriptor and failed ("unknown start of token"), and cargo
+/// then cached the failure. Point fd 0 at /dev/null first.
+fn detach_stdin() -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let null = std::fs::File::open("/dev/null").context("opening /dev/null")?;
+    // SAFETY: dup2 onto fd 0 with a valid open descriptor; `null` stays open
+    // until after the call and fd 0 then refers to its own description.
+    let rc = unsafe { libc::dup2(null.as_raw_fd(), 0) };
+    anyhow::ensure!(rc == 0, "redirecting stdin to /dev/null failed");
+    Ok(())
 }

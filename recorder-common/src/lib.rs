@@ -82,7 +82,8 @@ const _: () = assert!(size_of::<BoundaryState>() == 16);
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TaskCache {
-    /// `task_struct` address of the cached task (0: empty).
+    /// The cached task's user register frame (`task_pt_regs`) address,
+    /// unique among live tasks (0: empty).
     pub task: u64,
     /// Generation the entry was made in.
     pub generation: u64,

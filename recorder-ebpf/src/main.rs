@@ -106,10 +106,14 @@ fn global<T: Copy>(value: &T) -> T {
 /// its own cgroup id and whether that is the target itself. Served from the
 /// per-CPU task cache when the same task calls again; otherwise two helper
 /// calls decide it.
+///
+/// `task` identifies the calling task without a helper call: sys_enter's
+/// first argument is `task_pt_regs(current)`, the user register frame at the
+/// top of the task's own kernel stack, so it differs between live tasks. A
+/// new task may get a dead one's stack, but it is made by a fork, and every
+/// fork bumps the generation.
 #[inline(always)]
-fn classify() -> Option<(u64, bool)> {
-    // SAFETY: the helper has no preconditions; the address is only compared.
-    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() };
+fn classify(task: u64) -> Option<(u64, bool)> {
     let generation = GENERATION.get(0).copied().unwrap_or(0);
     let cache = TASK_CACHE.get_ptr_mut(0)?;
     // SAFETY: this CPU's slot of a per-CPU array; not preempted meanwhile.

@@ -31,7 +31,7 @@ pub fn sys_enter_empty(_ctx: RawTracePointContext) -> i32 {
 
 #[inline(always)]
 fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), ()> {
-    let Some((leaf, itself)) = classify() else {
+    let Some((leaf, itself)) = classify(ctx.arg(0)) else {
         return Ok(());
     };
     let id: u64 = ctx.arg(1);

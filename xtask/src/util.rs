@@ -42,7 +42,26 @@ pub fn cargo() -> Command {
 }
 
 pub fn build_release() -> Result<()> {
+    if run(cargo().args(["build", "--release", "-p", "recorder"])).is_ok() {
+        return Ok(());
+    }
+    // A nested cargo (aya-build's) can cache a failed rustc probe in its
+    // .rustc_info.json; drop those caches and try once more.
+    eprintln!("xtask: release build failed; clearing the BPF build's rustc caches and retrying once");
+    clear_rustc_info(&workspace_root().join("target"));
     run(cargo().args(["build", "--release", "-p", "recorder"]))
+}
+
+fn clear_rustc_info(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == ".rustc_info.json") {
+            let _ = std::fs::remove_file(&path);
+        } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            clear_rustc_info(&path);
+        }
+    }
 }
 
 pub fn test(extra: &[String]) -> Result<()> {
