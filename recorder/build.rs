@@ -14,11 +14,42 @@ fn main() -> anyhow::Result<()> {
     let common_dir = root.join("recorder-common");
     println!("cargo:rerun-if-changed={}", common_dir.display());
     let ebpf_dir = ebpf_dir.to_str().context("non-UTF-8 path to recorder-ebpf")?;
-    aya_build::build_ebpf(
-        [Package { name: "recorder-ebpf", root_dir: ebpf_dir, ..Default::default() }],
-        Toolchain::Nightly,
-    )
-    .context("building recorder-ebpf failed; run `cargo xtask setup` to install rust-src and bpf-linker")
+    let build = || {
+        aya_build::build_ebpf(
+            [Package { name: "recorder-ebpf", root_dir: ebpf_dir, ..Default::default() }],
+            Toolchain::Nightly,
+        )
+    };
+    // The nested cargo's first step, a `rustc -` probe of the BPF target,
+    // has been seen here to fail intermittently on garbage input ("unknown
+    // start of token" in other crates' compiler output), and cargo caches
+    // that failure in the nested target dir's .rustc_info.json. Drop the
+    // cache and try again before giving up.
+    let mut result = build();
+    for _ in 0..2 {
+        if result.is_ok() {
+            break;
+        }
+        println!("cargo:warning=BPF build failed; clearing the nested rustc cache and retrying");
+        if let Some(out) = std::env::var_os("OUT_DIR") {
+            remove_rustc_info(&std::path::Path::new(&out).join("aya-build"));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        result = build();
+    }
+    result.context("building recorder-ebpf failed; run `cargo xtask setup` to install rust-src and bpf-linker")
+}
+
+fn remove_rustc_info(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == ".rustc_info.json") {
+            let _ = std::fs::remove_file(&path);
+        } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_rustc_info(&path);
+        }
+    }
 }
 
 /// aya-build runs a nested cargo that inherits this script's stdin, and that
