@@ -6,6 +6,15 @@ use aya_build::{Package, Toolchain};
 
 fn main() -> anyhow::Result<()> {
     detach_stdin()?;
+    // The nested cargo must not join this build's jobserver: its pipe fds
+    // are named in CARGO_MAKEFLAGS but are not ours to share, and a fresh
+    // clone's parallel build was seen feeding other rustc output into the
+    // nested cargo's first `rustc -` probe. Let it run its own.
+    for var in ["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"] {
+        // SAFETY: build scripts are single-threaded; nothing reads the
+        // environment concurrently.
+        unsafe { std::env::remove_var(var) };
+    }
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?;
     let root = std::path::Path::new(&manifest_dir)
         .parent()
