@@ -1,77 +1,58 @@
-//! Builds recorder-ebpf for the BPF target with aya-build (nightly +
-//! bpf-linker, see xtask setup) and leaves the object in OUT_DIR, where
-//! `src/bpf/loader.rs` embeds it.
-use anyhow::Context as _;
-use aya_build::{Package, Toolchain};
+//! Builds recorder-ebpf for the BPF target (nightly + bpf-linker, see xtask
+//! setup) and leaves the object in OUT_DIR, where `src/bpf/loader.rs`
+//! embeds it.
+//!
+//! This runs the same nested cargo as aya-build's `build_ebpf` (rustup run
+//! nightly cargo build --target bpfel-unknown-none -Z build-std=core, with
+//! the same rustflags), but with a cleared environment: in a fresh clone,
+//! the nested cargo run from aya-build with this build script's environment
+//! fed its first `rustc -` target probe garbage (another rustc's warnings)
+//! and failed every time, while the same command from a clean shell works.
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+
+/// What aya-build passes (`--cfg bpf_target_arch`, BTF for the loader).
+const RUSTFLAGS: &str = "--cfg=bpf_target_arch=\"x86_64\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf";
 
 fn main() -> anyhow::Result<()> {
-    detach_stdin()?;
-    // The nested cargo must not join this build's jobserver: its pipe fds
-    // are named in CARGO_MAKEFLAGS but are not ours to share, and a fresh
-    // clone's parallel build was seen feeding other rustc output into the
-    // nested cargo's first `rustc -` probe. Let it run its own.
-    for var in ["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"] {
-        // SAFETY: build scripts are single-threaded; nothing reads the
-        // environment concurrently.
-        unsafe { std::env::remove_var(var) };
-    }
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?;
-    let root = std::path::Path::new(&manifest_dir)
-        .parent()
-        .context("recorder has no parent directory")?;
+    let root = Path::new(&manifest_dir).parent().context("recorder has no parent directory")?;
     let ebpf_dir = root.join("recorder-ebpf");
-    let common_dir = root.join("recorder-common");
-    println!("cargo:rerun-if-changed={}", common_dir.display());
-    let ebpf_dir = ebpf_dir.to_str().context("non-UTF-8 path to recorder-ebpf")?;
-    let build = || {
-        aya_build::build_ebpf(
-            [Package { name: "recorder-ebpf", root_dir: ebpf_dir, ..Default::default() }],
-            Toolchain::Nightly,
-        )
-    };
-    // The nested cargo's first step, a `rustc -` probe of the BPF target,
-    // has been seen here to fail intermittently on garbage input ("unknown
-    // start of token" in other crates' compiler output), and cargo caches
-    // that failure in the nested target dir's .rustc_info.json. Drop the
-    // cache and try again before giving up.
-    let mut result = build();
-    for _ in 0..2 {
-        if result.is_ok() {
-            break;
-        }
-        println!("cargo:warning=BPF build failed; clearing the nested rustc cache and retrying");
-        if let Some(out) = std::env::var_os("OUT_DIR") {
-            remove_rustc_info(&std::path::Path::new(&out).join("aya-build"));
-        }
-        std::thread::sleep(std::time::Duration::from_secs(2));
-        result = build();
-    }
-    result.context("building recorder-ebpf failed; run `cargo xtask setup` to install rust-src and bpf-linker")
-}
+    println!("cargo:rerun-if-changed={}", ebpf_dir.display());
+    println!("cargo:rerun-if-changed={}", root.join("recorder-common").display());
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").context("OUT_DIR not set")?);
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").context("CARGO_CFG_TARGET_ARCH not set")?;
+    let target_dir = out_dir.join("bpf-target");
 
-fn remove_rustc_info(dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.file_name().is_some_and(|n| n == ".rustc_info.json") {
-            let _ = std::fs::remove_file(&path);
-        } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_rustc_info(&path);
+    let mut cmd = Command::new("rustup");
+    cmd.env_clear();
+    for keep in ["PATH", "HOME", "RUSTUP_HOME", "CARGO_HOME", "RUSTUP_TOOLCHAIN_SOURCE", "TMPDIR"] {
+        if let Some(value) = std::env::var_os(keep) {
+            cmd.env(keep, value);
         }
     }
-}
-
-/// aya-build runs a nested cargo that inherits this script's stdin, and that
-/// cargo probes its rustc with `rustc -` (source on stdin). Seen on these
-/// machines: the probe read another build script's compiler output from an
-/// inherited descriptor and failed ("unknown start of token"), and cargo
-/// then cached the failure. Point fd 0 at /dev/null first.
-fn detach_stdin() -> anyhow::Result<()> {
-    use std::os::fd::AsRawFd as _;
-    let null = std::fs::File::open("/dev/null").context("opening /dev/null")?;
-    // SAFETY: dup2 onto fd 0 with a valid open descriptor; `null` stays open
-    // until after the call and fd 0 then refers to its own description.
-    let rc = unsafe { libc::dup2(null.as_raw_fd(), 0) };
-    anyhow::ensure!(rc == 0, "redirecting stdin to /dev/null failed");
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", RUSTFLAGS.replace("x86_64", &arch))
+        .args(["run", "nightly", "cargo", "build", "--package", "recorder-ebpf", "--bins", "--release"])
+        .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core", "--target-dir"])
+        .arg(&target_dir)
+        .current_dir(&ebpf_dir)
+        .stdin(std::process::Stdio::null());
+    let out = cmd.output().context("running `rustup run nightly cargo`; is rustup installed?")?;
+    if !out.status.success() {
+        for line in String::from_utf8_lossy(&out.stderr).lines() {
+            println!("cargo:warning={line}");
+        }
+        bail!(
+            "building recorder-ebpf failed ({}); run `cargo xtask setup` to install rust-src and bpf-linker",
+            out.status
+        );
+    }
+    let object = target_dir.join("bpfel-unknown-none/release/recorder");
+    std::fs::copy(&object, out_dir.join("recorder"))
+        .with_context(|| format!("copying {} into OUT_DIR", object.display()))?;
     Ok(())
 }
