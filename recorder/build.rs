@@ -2,7 +2,9 @@
 //! setup) and leaves the object in OUT_DIR, where `src/bpf/loader.rs`
 //! embeds it.
 //!
-//! This runs the same nested cargo as aya-build's `build_ebpf` (rustup run
+//! `cargo xtask` builds the object before the workspace build and passes it
+//! in `RECORDER_BPF_OBJECT`. Otherwise this runs the same nested cargo as
+//! aya-build's `build_ebpf` (rustup run
 //! nightly cargo build --target bpfel-unknown-none -Z build-std=core, with
 //! the same rustflags), but with a cleared environment: in a fresh clone,
 //! the nested cargo run from aya-build with this build script's environment
@@ -25,6 +27,17 @@ fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-changed={}", ebpf_dir.display());
     println!("cargo:rerun-if-changed={}", root.join("recorder-common").display());
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").context("OUT_DIR not set")?);
+    // `cargo xtask` builds the object first, outside any build script, and
+    // points here; a plain `cargo build` builds it below.
+    println!("cargo:rerun-if-env-changed=RECORDER_BPF_OBJECT");
+    if let Some(object) = std::env::var_os("RECORDER_BPF_OBJECT").map(PathBuf::from)
+        && object.exists()
+    {
+        println!("cargo:rerun-if-changed={}", object.display());
+        std::fs::copy(&object, out_dir.join("recorder"))
+            .with_context(|| format!("copying {} into OUT_DIR", object.display()))?;
+        return Ok(());
+    }
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").context("CARGO_CFG_TARGET_ARCH not set")?;
     let target_dir = out_dir.join("bpf-target");
 

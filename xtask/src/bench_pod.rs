@@ -1,83 +1,46 @@
 //! nginx in a CRI pod (private containerd, runc, host network) under wrk,
-//! recorded with `recorder record --pod` and not: throughput and p99.
-
-use std::{
-    io::Read as _,
-    process::{Command, Stdio},
-    time::Duration,
-};
+//! recorded with `recorder record --pod` and not: throughput and p99. The
+//! pod harness lives in the tests crate, so this runs its ignored
+//! `bench_pod` test and reads the `BENCH_POD` lines it prints.
 
 use anyhow::{Context as _, Result};
-use recorder_tests::{
-    containers::Runtime,
-    cri::{
-        KUBEPODS, Node, Pods,
-        images::{self, Image},
-    },
-};
 
 use crate::{
-    bench::{WrkResult, daemon_cpu, wrk},
+    bench::{WrkResult, daemon_cpu},
     util,
 };
 
-const PORT: u16 = 18_085;
-
 pub fn rounds(rounds: usize, seconds: u64) -> Result<Vec<(WrkResult, WrkResult)>> {
-    let node = Node::start(&[Image::Nginx]).context("starting a private containerd for the pod benchmark")?;
-    let pods = Pods::new(&node.containerd)?;
-    let v2 = recorder_tests::containers::cgroup2_mount()?.context("no cgroup v2 mount")?;
-    std::fs::create_dir_all(v2.join(KUBEPODS))?;
-    let out_dir = tempfile::tempdir()?;
-    let mut results = Vec::new();
-    for round in 0..rounds {
-        let plain = one(&pods, &format!("bench-plain-{round}"), seconds, None)?;
-        let recorded = one(&pods, &format!("bench-rec-{round}"), seconds, Some((&node, out_dir.path())))?;
+    let out = util::output(
+        util::cargo()
+            .args(["test", "--release", "-p", "recorder-tests", "--test", "bench_pod", "--", "--ignored", "--nocapture"])
+            .env("RECORDER_BIN", util::recorder_bin())
+            .env("BENCH_WRK_SECONDS", seconds.to_string())
+            .env("BENCH_POD_ROUNDS", rounds.to_string()),
+    )?;
+    let mut plain = Vec::new();
+    let mut recorded = Vec::new();
+    for line in out.lines().filter_map(|l| l.strip_prefix("BENCH_POD ")) {
+        let v: serde_json::Value = serde_json::from_str(line).context("BENCH_POD line")?;
+        let mut result = WrkResult::parse(v["wrk"].as_str().unwrap_or_default())?;
+        if v["recorded"].as_bool() == Some(true) {
+            result.daemon_cpu = daemon_cpu(v["recorder_stderr"].as_str().unwrap_or_default());
+            recorded.push(result);
+        } else {
+            plain.push(result);
+        }
+    }
+    let pairs: Vec<_> = plain.into_iter().zip(recorded).collect();
+    for (i, (p, r)) in pairs.iter().enumerate() {
         eprintln!(
             "bench pod round {}/{rounds}: plain {:.0} req/s p99 {:.2} ms; recorded {:.0} req/s p99 {:.2} ms",
-            round + 1,
-            plain.rps,
-            plain.p99_ms,
-            recorded.rps,
-            recorded.p99_ms
+            i + 1,
+            p.rps,
+            p.p99_ms,
+            r.rps,
+            r.p99_ms
         );
-        results.push((plain, recorded));
     }
-    Ok(results)
-}
-
-fn one(pods: &Pods, name: &str, seconds: u64, record: Option<(&Node, &std::path::Path)>) -> Result<WrkResult> {
-    let recorder = match record {
-        Some((node, dir)) => {
-            let child = Command::new(util::recorder_bin())
-                .args(["record", "--pod", name, "-n", "bench", "--wait-timeout", "60s", "-o"])
-                .arg(format!("{}/", dir.display()))
-                .arg("--runtime-endpoint")
-                .arg(node.containerd.address())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()?;
-            std::thread::sleep(Duration::from_millis(700));
-            Some(child)
-        }
-        None => None,
-    };
-    let pod = pods.run_pod(name, "bench", Runtime::Runc)?;
-    let spec = images::nginx_container(pods.work_dir(), PORT)?;
-    pods.run_container(&pod, &spec)?;
-    images::wait_for_http(PORT, Duration::from_secs(10))?;
-    let out = wrk(&format!("http://127.0.0.1:{PORT}/"), seconds);
-    pods.remove_pod(&pod)?;
-    let mut cpu = None;
-    if let Some(mut child) = recorder {
-        let mut stderr = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            e.read_to_string(&mut stderr)?;
-        }
-        child.wait()?;
-        cpu = daemon_cpu(&stderr);
-    }
-    let mut result = WrkResult::parse(&out?)?;
-    result.daemon_cpu = cpu;
-    Ok(result)
+    anyhow::ensure!(!pairs.is_empty(), "the pod benchmark printed no results");
+    Ok(pairs)
 }

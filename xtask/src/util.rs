@@ -35,13 +35,45 @@ pub fn output(cmd: &mut Command) -> Result<String> {
 
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
-    // Builds read no input; an inherited stdin would reach rustc's `rustc -`
-    // target probe (run by aya-build's nested cargo) as source code.
-    cmd.current_dir(workspace_root()).stdin(std::process::Stdio::null());
+    // Builds read no input; recorder/build.rs embeds the object built by
+    // `build_bpf` instead of building it from inside the build.
+    cmd.current_dir(workspace_root())
+        .stdin(std::process::Stdio::null())
+        .env("RECORDER_BPF_OBJECT", bpf_object());
     cmd
 }
 
+/// Where `build_bpf` leaves the BPF object.
+pub fn bpf_object() -> PathBuf {
+    workspace_root().join("target/bpf/bpfel-unknown-none/release/recorder")
+}
+
+/// Builds recorder-ebpf for the BPF target, from a clean environment, before
+/// any cargo build of the workspace: run from inside a build script (as
+/// aya-build does), the nested cargo's first `rustc -` probe was fed other
+/// compilers' output in fresh clones and failed. The flags are aya-build's.
+pub fn build_bpf() -> Result<()> {
+    let root = workspace_root();
+    let arch = std::env::consts::ARCH;
+    let flags = format!("--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf");
+    let mut cmd = Command::new("rustup");
+    cmd.env_clear();
+    for keep in ["PATH", "HOME", "RUSTUP_HOME", "CARGO_HOME", "TMPDIR"] {
+        if let Some(value) = std::env::var_os(keep) {
+            cmd.env(keep, value);
+        }
+    }
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", flags)
+        .args(["run", "nightly", "cargo", "build", "--package", "recorder-ebpf", "--bins", "--release"])
+        .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core", "--target-dir"])
+        .arg(root.join("target/bpf"))
+        .current_dir(root.join("recorder-ebpf"))
+        .stdin(std::process::Stdio::null());
+    run(&mut cmd)
+}
+
 pub fn build_release() -> Result<()> {
+    build_bpf()?;
     if run(cargo().args(["build", "--release", "-p", "recorder"])).is_ok() {
         return Ok(());
     }
