@@ -50,6 +50,7 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
+    detach_from_cargo_run();
     match Cli::parse().command {
         Cmd::Setup => setup::run(),
         Cmd::Build => {
@@ -71,5 +72,24 @@ fn main() -> Result<()> {
             util::build_release()?;
             demo::run()
         }
+    }
+}
+
+/// `cargo xtask` runs this binary through `cargo run`, which leaves it its
+/// jobserver (descriptors, and CARGO_MAKEFLAGS naming them). Seen here: the
+/// nightly cargo that builds the BPF object, started from inside that
+/// context, fed other compilers' output to its first `rustc -` probe in
+/// fresh clones; the same command from a shell works. So drop both before
+/// starting anything.
+fn detach_from_cargo_run() {
+    for fd in 3..1024 {
+        // SAFETY: first thing in main, before any thread or file is opened
+        // by this program: every descriptor above stderr is inherited, and
+        // closing one that is not open is harmless (EBADF).
+        unsafe { libc::close(fd) };
+    }
+    for var in ["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"] {
+        // SAFETY: still single-threaded; nothing reads the environment yet.
+        unsafe { std::env::remove_var(var) };
     }
 }
