@@ -75,21 +75,43 @@ fn main() -> Result<()> {
     }
 }
 
-/// `cargo xtask` runs this binary through `cargo run`, which leaves it its
-/// jobserver (descriptors, and CARGO_MAKEFLAGS naming them). Seen here: the
-/// nightly cargo that builds the BPF object, started from inside that
-/// context, fed other compilers' output to its first `rustc -` probe in
-/// fresh clones; the same command from a shell works. So drop both before
-/// starting anything.
+/// `cargo xtask` runs this binary through `cargo run`, under the stable
+/// toolchain's rustup proxy: its toolchain directory is first in PATH,
+/// RUSTUP_TOOLCHAIN and CARGO name it, and cargo's jobserver is inherited.
+/// Seen here: the nightly cargo that builds the BPF object, started from
+/// that context, fed other compilers' output to its first `rustc -` probe in
+/// fresh clones, while the same binary started from a shell works. So the
+/// first thing this does under cargo is re-run itself without that context.
 fn detach_from_cargo_run() {
-    for fd in 3..1024 {
-        // SAFETY: first thing in main, before any thread or file is opened
-        // by this program: every descriptor above stderr is inherited, and
-        // closing one that is not open is harmless (EBADF).
-        unsafe { libc::close(fd) };
+    const MARK: &str = "RECORDER_XTASK_DETACHED";
+    if std::env::var_os("CARGO").is_none() || std::env::var_os(MARK).is_some() {
+        return;
     }
-    for var in ["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"] {
-        // SAFETY: still single-threaded; nothing reads the environment yet.
-        unsafe { std::env::remove_var(var) };
+    let Ok(exe) = std::env::current_exe() else { return };
+    let path = std::env::var("PATH").unwrap_or_default();
+    let path: Vec<&str> = path.split(':').filter(|p| !p.contains("/.rustup/toolchains/")).collect();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(std::env::args_os().skip(1)).env(MARK, "1").env("PATH", path.join(":"));
+    for (key, _) in std::env::vars_os() {
+        let key_str = key.to_string_lossy();
+        if key_str.starts_with("CARGO") && key_str != "CARGO_HOME"
+            || key_str.starts_with("RUSTUP_TOOLCHAIN")
+            || ["RUSTC", "RUSTDOC", "MAKEFLAGS", "MFLAGS", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"].contains(&key_str.as_ref())
+        {
+            cmd.env_remove(&key);
+        }
     }
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: only close(2) between fork and exec: descriptors above stderr
+    // are cargo's (jobserver) and must not reach the builds.
+    unsafe {
+        cmd.pre_exec(|| {
+            for fd in 3..1024 {
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+    let err = cmd.exec();
+    eprintln!("xtask: could not re-run itself outside cargo run ({err}); continuing");
 }
