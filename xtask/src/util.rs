@@ -69,7 +69,21 @@ pub fn build_bpf() -> Result<()> {
         .arg(root.join("target/bpf"))
         .current_dir(root.join("recorder-ebpf"))
         .stdin(std::process::Stdio::null());
-    run(&mut cmd)
+    // In a fresh clone the first attempt has been seen to fail in its very
+    // first step (nightly cargo's `rustc -` target probe reading garbage) and
+    // the next one to succeed; cargo caches the failed probe, so drop the
+    // cache before trying again.
+    let mut result = run(&mut cmd);
+    for attempt in 2..=3 {
+        if result.is_ok() {
+            break;
+        }
+        eprintln!("xtask: BPF build failed; clearing its rustc cache and retrying ({attempt}/3)");
+        clear_rustc_info(&root.join("target/bpf"));
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        result = run(&mut cmd);
+    }
+    result
 }
 
 pub fn build_release() -> Result<()> {
