@@ -74,13 +74,13 @@ pub fn build_bpf() -> Result<()> {
     // the next one to succeed; cargo caches the failed probe, so drop the
     // cache before trying again.
     let mut result = run(&mut cmd);
-    for attempt in 2..=3 {
+    for (attempt, wait) in [(2, 5), (3, 20), (4, 45)] {
         if result.is_ok() {
             break;
         }
-        eprintln!("xtask: BPF build failed; clearing its rustc cache and retrying ({attempt}/3)");
+        eprintln!("xtask: BPF build failed; clearing its rustc cache and retrying in {wait}s ({attempt}/4)");
         clear_rustc_info(&root.join("target/bpf"));
-        std::thread::sleep(std::time::Duration::from_secs(1));
+        std::thread::sleep(std::time::Duration::from_secs(wait));
         result = run(&mut cmd);
     }
     result
