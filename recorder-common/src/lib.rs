@@ -19,61 +19,121 @@ pub const BITMAP_WORDS: usize = MAX_SYSCALLS / 64;
 /// Ring buffer size in bytes: a power of two and a multiple of the page size.
 /// Only first-seen observations and lifecycle events travel through it.
 pub const RING_BUF_BYTES: u32 = 256 * 1024;
-/// Distinct (cgroup, arch) pairs one recording can hold.
-pub const MAX_CGROUPS: u32 = 4096;
+/// Capacity of `SYSCALLS`: distinct (cgroup, ABI, phase) keys one load holds.
+pub const MAX_CGROUP_KEYS: u32 = 4096;
+/// Capacity of `BOUNDARY`: containers whose boundary state is tracked.
+pub const MAX_BOUNDARY_CGROUPS: u32 = 4096;
+/// Capacity of `JOINERS`: processes joining running containers at once.
+pub const MAX_JOINERS: u32 = 1024;
 
 /// On x86_64, x32 syscalls carry this bit in the syscall number
 /// (`__X32_SYSCALL_BIT` in arch/x86/include/uapi/asm/unistd.h).
 pub const X32_SYSCALL_BIT: u64 = 0x4000_0000;
 
-/// Architecture tag stored in the map key, relative to the kernel's own
-/// architecture.
-pub mod arch {
-    /// The kernel's native ABI (x86_64 on an x86_64 kernel).
-    pub const NATIVE: u32 = 0;
-    /// The x32 ABI (x86_64 only): native registers, 32-bit pointers.
-    pub const X32: u32 = 1;
-    /// 32-bit compat tasks (ia32 on x86_64, arm on aarch64). Not yet tagged by
-    /// the BPF side; reserved so the key layout does not change when it is.
-    pub const COMPAT: u32 = 2;
+/// Defines a `#[repr(transparent)]` newtype over an integer with named
+/// values. The kernel and userspace exchange these through maps and ring
+/// buffer records, where any bit pattern can arrive, so they are newtypes
+/// (every value is valid) rather than enums (where an unknown value would be
+/// undefined behaviour).
+macro_rules! tag {
+    ($(#[$meta:meta])* $name:ident($repr:ty) { $($(#[$vmeta:meta])* $value:ident = $n:expr,)* }) => {
+        $(#[$meta])*
+        #[repr(transparent)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        pub struct $name(pub $repr);
+
+        impl $name {
+            $($(#[$vmeta])* pub const $value: $name = $name($n);)*
+
+            /// The value's name, or `None` for a value this build does not know.
+            pub const fn name(self) -> Option<&'static str> {
+                match self.0 {
+                    $($n => Some(stringify!($value)),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                match self.name() {
+                    Some(name) => f.write_str(name),
+                    None => write!(f, "{}({})", stringify!($name), self.0),
+                }
+            }
+        }
+    };
 }
 
-/// Phase of a container's life a syscall belongs to (boundary mode only;
-/// without it every syscall is `RUN`).
-///
-/// A container's cgroup also sees the runtime's own init (runc init, crun)
-/// setting the container up: mount, pivot_root, sethostname, setns, ... The
-/// boundary is observed, never inferred from process names:
-/// - the runtime installs the container's filter with `seccomp()` or
-///   `prctl(PR_SET_SECCOMP)`: that thread's later calls are `FILTERED`
-///   (the runtime's post-filter calls, which the profile must allow);
-/// - a successful exec after the filter, or after the root was switched
-///   (`pivot_root`/`chroot`), starts the workload: `RUN` from then on.
-pub mod phase {
-    /// The workload itself.
-    pub const RUN: u32 = 0;
-    /// Runtime setup before the boundary: not part of the profile.
-    pub const SETUP: u32 = 1;
-    /// The filter-installing thread after its seccomp call, before exec.
-    pub const FILTERED: u32 = 2;
+tag! {
+    /// The ABI a syscall was made through, relative to the kernel's own
+    /// architecture. Userspace names it per host (`syscalls::Family`).
+    Abi(u32) {
+        /// The kernel's native ABI (x86_64 on an x86_64 kernel).
+        NATIVE = 0,
+        /// The x32 ABI (x86_64 only): native registers, 32-bit pointers.
+        X32 = 1,
+        /// 32-bit compat tasks (ia32 on x86_64, arm on aarch64).
+        COMPAT = 2,
+    }
+}
+
+tag! {
+    /// Phase of a container's life a syscall belongs to (boundary mode only;
+    /// without it every syscall is `RUN`).
+    ///
+    /// A container's cgroup also sees the runtime's own init (runc init, crun)
+    /// setting the container up: mount, pivot_root, sethostname, setns, ... The
+    /// boundary is observed, never inferred from process names:
+    /// - the runtime installs the container's filter with `seccomp()` or
+    ///   `prctl(PR_SET_SECCOMP)`: that thread's later calls are `FILTERED`
+    ///   (the runtime's post-filter calls, which the profile must allow);
+    /// - a successful exec after the filter, or after the root was switched
+    ///   (`pivot_root`/`chroot`), starts the workload: `RUN` from then on.
+    Phase(u32) {
+        /// The workload itself.
+        RUN = 0,
+        /// Runtime setup before the boundary: not part of the profile.
+        SETUP = 1,
+        /// The filter-installing thread after its seccomp call, before exec.
+        FILTERED = 2,
+    }
+}
+
+tag! {
+    /// Kinds of ring buffer records.
+    EventKind(u32) {
+        /// A syscall seen for the first time in a (cgroup, ABI, phase).
+        SYSCALL = 1,
+        /// A cgroup under the target made its first syscall.
+        CGROUP = 2,
+        /// A new process (not a thread) was created in the target.
+        FORK = 3,
+        /// A process in the target called execve successfully.
+        EXEC = 4,
+        /// A cgroup crossed the runtime boundary into the workload (`RUN`).
+        BOUNDARY = 5,
+    }
 }
 
 /// Per-cgroup boundary state (boundary mode), shared by all CPUs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BoundaryState {
-    /// One of [`phase`].
-    pub phase: u32,
+    pub phase: Phase,
     /// Thread that installed the seccomp filter (`FILTERED` only).
     pub filter_tid: u32,
     /// Non-zero once `pivot_root` or `chroot` was called in the cgroup.
     pub rooted: u32,
+    pub _pad: u32,
     /// Processes that joined the running container from outside (`runc
     /// exec`, `crun exec`, `nsenter`: they call `setns`) and have not exec'd
     /// yet; their calls are setup too. Tracked per process in `JOINERS`.
-    pub joiners: u32,
+    /// 64 bits so it can be changed with an atomic add on any kernel.
+    pub joiners: u64,
 }
-const _: () = assert!(size_of::<BoundaryState>() == 16);
+const _: () = assert!(size_of::<BoundaryState>() == 24);
+const _: () = assert!(core::mem::offset_of!(BoundaryState, joiners) % 8 == 0);
 
 /// Per-CPU cache of the last task's classification, so a task making
 /// syscalls back to back pays no helper call (each costs tens of ns on
@@ -109,7 +169,6 @@ pub mod names {
     pub const CGROUP_ATTACH_TP: &str = "cgroup_attach_task";
 
     pub const SYS_ENTER_PROG: &str = "sys_enter";
-    pub const SYS_ENTER_EMPTY_PROG: &str = "sys_enter_empty";
     pub const TASK_NEWTASK_PROG: &str = "task_newtask";
     pub const PROCESS_EXEC_PROG: &str = "sched_process_exec";
 
@@ -130,10 +189,32 @@ pub mod names {
     pub const NR_PIVOT_ROOT_GLOBAL: &str = "NR_PIVOT_ROOT";
     pub const NR_CHROOT_GLOBAL: &str = "NR_CHROOT";
     pub const NR_SETNS_GLOBAL: &str = "NR_SETNS";
-    /// Byte offsets of the first three syscall arguments in `struct pt_regs`.
-    pub const ARG0_OFFSET_GLOBAL: &str = "ARG0_OFFSET";
-    pub const ARG1_OFFSET_GLOBAL: &str = "ARG1_OFFSET";
-    pub const ARG2_OFFSET_GLOBAL: &str = "ARG2_OFFSET";
+
+    /// Every map userspace opens or that the programs need.
+    pub const MAPS: [&str; 9] = [
+        SYSCALLS_MAP,
+        EVENTS_MAP,
+        STATS_MAP,
+        ZERO_MAP,
+        TARGET_SET_MAP,
+        BOUNDARY_MAP,
+        JOINERS_MAP,
+        TASK_CACHE_MAP,
+        GENERATION_MAP,
+    ];
+    /// Every program userspace attaches.
+    pub const PROGRAMS: [&str; 4] = [SYS_ENTER_PROG, TASK_NEWTASK_PROG, PROCESS_EXEC_PROG, CGROUP_ATTACH_PROG];
+    /// Every global the loader sets.
+    pub const GLOBALS: [&str; 8] = [
+        TARGET_CGROUP_GLOBAL,
+        TARGET_LEVEL_GLOBAL,
+        BOUNDARY_GLOBAL,
+        NR_SECCOMP_GLOBAL,
+        NR_PRCTL_GLOBAL,
+        NR_PIVOT_ROOT_GLOBAL,
+        NR_CHROOT_GLOBAL,
+        NR_SETNS_GLOBAL,
+    ];
 }
 
 /// Key of the per-cgroup syscall map.
@@ -142,10 +223,8 @@ pub mod names {
 pub struct CgroupKey {
     /// cgroup v2 id (the cgroup directory's inode number).
     pub cgroup_id: u64,
-    /// One of [`arch`].
-    pub arch: u32,
-    /// One of [`phase`].
-    pub phase: u32,
+    pub abi: Abi,
+    pub phase: Phase,
 }
 const _: () = assert!(size_of::<CgroupKey>() == 16);
 
@@ -165,37 +244,23 @@ impl SyscallSet {
     }
 }
 
-/// Kinds of ring buffer events.
-pub mod event_kind {
-    /// A syscall seen for the first time (on this CPU) in a cgroup.
-    pub const SYSCALL: u16 = 1;
-    /// A cgroup under the target made its first syscall.
-    pub const CGROUP: u16 = 2;
-    /// A new process (not a thread) was created in the target.
-    pub const FORK: u16 = 3;
-    /// A process in the target called execve successfully.
-    pub const EXEC: u16 = 4;
-    /// A cgroup crossed the runtime boundary into the workload (`RUN`).
-    pub const BOUNDARY: u16 = 5;
-}
-
 /// One ring buffer record. Events are hints for live status; the map is the
 /// source of truth, so a lost event never loses a syscall.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
-    /// One of [`event_kind`].
-    pub kind: u16,
-    /// One of [`phase`] (`SYSCALL` events).
-    pub phase: u16,
-    pub arch: u32,
-    pub cgroup_id: u64,
+    pub kind: EventKind,
+    /// `SYSCALL` events: the phase and ABI the call was booked under.
+    pub phase: Phase,
+    pub abi: Abi,
     /// Syscall number for `SYSCALL`, zero otherwise.
     pub nr: u32,
+    pub cgroup_id: u64,
     /// Thread group id of the task that caused the event.
     pub tgid: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<Event>() == 24);
+const _: () = assert!(size_of::<Event>() == 32);
 
 /// Slots of the per-CPU statistics array.
 pub mod stat {
@@ -221,6 +286,6 @@ mod user {
     unsafe impl aya::Pod for super::SyscallSet {}
     // SAFETY: Event is repr(C), Copy, and has no implicit padding (asserted above).
     unsafe impl aya::Pod for super::Event {}
-    // SAFETY: BoundaryState is repr(C), Copy, four u32 fields, no padding.
+    // SAFETY: BoundaryState is repr(C), Copy, integer fields with explicit padding.
     unsafe impl aya::Pod for super::BoundaryState {}
 }

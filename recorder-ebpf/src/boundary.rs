@@ -1,23 +1,26 @@
 //! The runtime boundary: which syscalls of a container's cgroup belong to
 //! the runtime's setup and which to the workload (see
-//! `recorder_common::phase`). Only active in boundary mode, and only on the
+//! `recorder_common::Phase`). Only active in boundary mode, and only on the
 //! descendant path (containers under a recorded parent cgroup).
 //!
 //! The state lives in a regular (not per-CPU) hash, because a phase change
-//! on one CPU must be seen by all. Writes are plain stores: the only race is
-//! two threads of one container crossing the same boundary at once, and both
-//! write the same value.
+//! on one CPU must be seen by all. Several CPUs can run threads of one
+//! container at once, so the state is never borrowed as `&mut`: every field
+//! is read and written through [`Shared`], with relaxed atomic loads, stores
+//! and adds. Two threads of one container crossing the same boundary at the
+//! same moment both store the same value, so that race is benign.
+
+use core::mem::offset_of;
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
-    programs::RawTracePointContext,
+    bindings::{BPF_NOEXIST, pt_regs},
+    helpers::bpf_get_current_pid_tgid,
 };
-use recorder_common::{BoundaryState, event_kind, phase};
+use recorder_common::{BoundaryState, Event, EventKind, Phase};
 
 use crate::{
-    ARG0_OFFSET, ARG1_OFFSET, ARG2_OFFSET, BOUNDARY, BOUNDARY_MODE, JOINERS, NR_CHROOT, NR_PIVOT_ROOT,
-    NR_PRCTL, NR_SECCOMP, NR_SETNS, emit, global, sys_enter::tgid,
+    BOUNDARY, BOUNDARY_MODE, JOINERS, NR_CHROOT, NR_PIVOT_ROOT, NR_PRCTL, NR_SECCOMP, NR_SETNS, atomic, emit, global,
+    syscall_arg, tgid,
 };
 
 /// `SECCOMP_SET_MODE_FILTER` (include/uapi/linux/seccomp.h).
@@ -27,77 +30,130 @@ const PR_SET_SECCOMP: u64 = 22;
 /// `SECCOMP_MODE_FILTER`.
 const SECCOMP_MODE_FILTER: u64 = 2;
 
+/// A `BoundaryState` inside a shared map value. It is never borrowed as
+/// `&mut`: fields are read and written with volatile accesses (each a single
+/// aligned 4-byte load or store, which the BPF ISA makes atomic), and the
+/// joiner count with an atomic add.
+#[derive(Clone, Copy)]
+struct Shared(*mut BoundaryState);
+
+impl Shared {
+    /// The `u32` field at `offset`.
+    #[inline(always)]
+    fn at(self, offset: usize) -> *mut u32 {
+        // SAFETY: pointer arithmetic only; `offset` is that of a field of
+        // the value `self.0` points to, so the result stays inside it.
+        unsafe { self.0.cast::<u8>().add(offset).cast::<u32>() }
+    }
+    #[inline(always)]
+    fn load(self, offset: usize) -> u32 {
+        // SAFETY: the pointer comes from a map lookup, so it is valid and
+        // aligned while the program runs (map values are freed only after an
+        // RCU grace period); other CPUs only store whole aligned u32s.
+        unsafe { core::ptr::read_volatile(self.at(offset)) }
+    }
+    #[inline(always)]
+    fn store(self, offset: usize, value: u32) {
+        // SAFETY: as in `load`.
+        unsafe { core::ptr::write_volatile(self.at(offset), value) }
+    }
+    fn phase(self) -> Phase {
+        Phase(self.load(offset_of!(BoundaryState, phase)))
+    }
+    fn set_phase(self, phase: Phase) {
+        self.store(offset_of!(BoundaryState, phase), phase.0);
+    }
+    fn filter_tid(self) -> u32 {
+        self.load(offset_of!(BoundaryState, filter_tid))
+    }
+    fn set_filter_tid(self, tid: u32) {
+        self.store(offset_of!(BoundaryState, filter_tid), tid);
+    }
+    fn rooted(self) -> bool {
+        self.load(offset_of!(BoundaryState, rooted)) != 0
+    }
+    fn set_rooted(self) {
+        self.store(offset_of!(BoundaryState, rooted), 1);
+    }
+    fn joiners(self) -> u64 {
+        // SAFETY: as in `load`; the field is 8-byte aligned (asserted in
+        // recorder-common) and only changed by atomic adds.
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*self.0).joiners)) }
+    }
+    /// Adds `delta` (wrapping: `u64::MAX` subtracts one).
+    fn add_joiners(self, delta: u64) {
+        // SAFETY: as in `joiners`.
+        unsafe { atomic::add(core::ptr::addr_of_mut!((*self.0).joiners), delta) }
+    }
+}
+
 /// The phase syscall `nr`, made now by the current thread in `cgroup_id`,
 /// belongs to; advances the cgroup's state on boundary events.
 #[inline(always)]
-pub fn phase_of(ctx: &RawTracePointContext, cgroup_id: u64, nr: u64) -> u32 {
+pub fn phase_of(regs: *const pt_regs, cgroup_id: u64, nr: u64) -> Phase {
     if global(&BOUNDARY_MODE) == 0 {
-        return phase::RUN;
+        return Phase::RUN;
     }
-    let state = match BOUNDARY.get_ptr_mut(&cgroup_id) {
-        Some(state) => state,
+    let state = match BOUNDARY.get_ptr_mut(cgroup_id) {
+        Some(state) => Shared(state),
         None => {
             // First syscall of a new cgroup under the parent: a container
             // being set up.
-            let fresh = BoundaryState { phase: phase::SETUP, ..BoundaryState::default() };
-            if BOUNDARY.insert(&cgroup_id, &fresh, 0).is_err() {
-                return phase::RUN;
-            }
-            match BOUNDARY.get_ptr_mut(&cgroup_id) {
-                Some(state) => state,
-                None => return phase::RUN,
+            let fresh = BoundaryState { phase: Phase::SETUP, ..BoundaryState::default() };
+            // Fails when another CPU inserted it first (fine) or the map is
+            // full (then the lookup below misses and the call counts as RUN).
+            let _ = BOUNDARY.insert(cgroup_id, fresh, BPF_NOEXIST.into());
+            match BOUNDARY.get_ptr_mut(cgroup_id) {
+                Some(state) => Shared(state),
+                None => return Phase::RUN,
             }
         }
     };
-    // SAFETY: a valid map value pointer for this key; see the module comment
-    // on concurrent writes.
-    let state = unsafe { &mut *state };
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
     let nr = nr as u32;
-    if state.phase != phase::RUN {
-        return advance(ctx, state, tid, nr);
+    if state.phase() != Phase::RUN {
+        return advance(regs, state, tid, nr);
     }
     // A running container. A process joining it from outside (`runc exec`
     // and friends) calls setns: from then until its exec it is setup again.
     if nr == global(&NR_SETNS) {
-        let joiner = BoundaryState { phase: phase::SETUP, ..BoundaryState::default() };
-        if JOINERS.insert(&tgid, &joiner, BPF_NOEXIST.into()).is_ok() {
-            state.joiners = state.joiners.saturating_add(1);
+        let joiner = BoundaryState { phase: Phase::SETUP, ..BoundaryState::default() };
+        if JOINERS.insert(tgid, joiner, BPF_NOEXIST.into()).is_ok() {
+            state.add_joiners(1);
         }
-        return phase::SETUP;
+        return Phase::SETUP;
     }
-    if state.joiners == 0 {
-        return phase::RUN;
+    if state.joiners() == 0 {
+        return Phase::RUN;
     }
-    match JOINERS.get_ptr_mut(&tgid) {
-        // SAFETY: a valid map value pointer; only this process writes it.
-        Some(joiner) => advance(ctx, unsafe { &mut *joiner }, tid, nr),
-        None => phase::RUN,
+    match JOINERS.get_ptr_mut(tgid) {
+        Some(joiner) => advance(regs, Shared(joiner), tid, nr),
+        None => Phase::RUN,
     }
 }
 
 /// Setup until the filter goes on or the root is switched; then the
 /// filter-installing thread's calls are `FILTERED` until exec.
 #[inline(always)]
-fn advance(ctx: &RawTracePointContext, state: &mut BoundaryState, tid: u32, nr: u32) -> u32 {
-    match state.phase {
-        phase::SETUP => {
+fn advance(regs: *const pt_regs, state: Shared, tid: u32, nr: u32) -> Phase {
+    match state.phase() {
+        Phase::SETUP => {
             if nr == global(&NR_PIVOT_ROOT) || nr == global(&NR_CHROOT) {
-                state.rooted = 1;
-            } else if installs_filter(ctx, nr) {
+                state.set_rooted();
+            } else if installs_filter(regs, nr) {
                 // The seccomp call itself is setup; what this thread does
                 // after it runs under the container's filter.
-                state.filter_tid = tid;
-                state.phase = phase::FILTERED;
+                state.set_filter_tid(tid);
+                state.set_phase(Phase::FILTERED);
             }
-            phase::SETUP
+            Phase::SETUP
         }
         // Other runtime threads are not under the filter (runc installs it
         // without TSYNC) and end at exec: their calls are setup.
-        phase::FILTERED if tid == state.filter_tid => phase::FILTERED,
-        phase::FILTERED => phase::SETUP,
-        _ => phase::RUN,
+        Phase::FILTERED if tid == state.filter_tid() => Phase::FILTERED,
+        Phase::FILTERED => Phase::SETUP,
+        _ => Phase::RUN,
     }
 }
 
@@ -107,27 +163,15 @@ fn advance(ctx: &RawTracePointContext, state: &mut BoundaryState, tid: u32, nr: 
 /// which filter flags it supports with `seccomp(SET_MODE_FILTER, flag, NULL)`
 /// early in its setup (libcontainer/seccomp/patchbpf).
 #[inline(always)]
-fn installs_filter(ctx: &RawTracePointContext, nr: u32) -> bool {
+fn installs_filter(regs: *const pt_regs, nr: u32) -> bool {
     let installs = if nr == global(&NR_SECCOMP) {
-        arg(ctx, global(&ARG0_OFFSET)) == Some(SECCOMP_SET_MODE_FILTER)
+        syscall_arg(regs, 0) == Some(SECCOMP_SET_MODE_FILTER)
     } else if nr == global(&NR_PRCTL) {
-        arg(ctx, global(&ARG0_OFFSET)) == Some(PR_SET_SECCOMP)
-            && arg(ctx, global(&ARG1_OFFSET)) == Some(SECCOMP_MODE_FILTER)
+        syscall_arg(regs, 0) == Some(PR_SET_SECCOMP) && syscall_arg(regs, 1) == Some(SECCOMP_MODE_FILTER)
     } else {
         return false;
     };
-    installs && arg(ctx, global(&ARG2_OFFSET)).is_some_and(|prog| prog != 0)
-}
-
-/// A syscall argument from the `struct pt_regs *` the raw tracepoint gets
-/// as its first argument, at a loader-supplied offset.
-#[inline(always)]
-fn arg(ctx: &RawTracePointContext, offset: u32) -> Option<u64> {
-    let regs: u64 = ctx.arg(0);
-    let field = (regs + u64::from(offset)) as *const u64;
-    // SAFETY: bpf_probe_read_kernel copes with any address; `regs` is the
-    // kernel's pt_regs for this syscall and the offset is within it.
-    unsafe { bpf_probe_read_kernel(field) }.ok()
+    installs && syscall_arg(regs, 2).is_some_and(|prog| prog != 0)
 }
 
 /// Called on a successful exec in `cgroup_id`: after the filter went on, or
@@ -137,32 +181,31 @@ pub fn on_exec(cgroup_id: u64) {
     if global(&BOUNDARY_MODE) == 0 {
         return;
     }
-    let Some(state) = BOUNDARY.get_ptr_mut(&cgroup_id) else { return };
-    // SAFETY: as in `phase_of`.
-    let state = unsafe { &mut *state };
-    if state.phase == phase::RUN {
+    let Some(state) = BOUNDARY.get_ptr_mut(cgroup_id).map(Shared) else { return };
+    let phase = state.phase();
+    if phase == Phase::RUN {
         // A joining process that execs is part of the workload from now on
         // (whether or not its runtime installed a filter first).
-        let tgid = tgid();
-        if state.joiners > 0 && JOINERS.remove(&tgid).is_ok() {
-            state.joiners -= 1;
+        if state.joiners() > 0 && JOINERS.remove(tgid()).is_ok() {
+            state.add_joiners(u64::MAX); // wrapping: minus one
         }
         return;
     }
-    let crosses = match state.phase {
-        phase::FILTERED => true,
-        phase::SETUP => state.rooted != 0,
+    let crosses = match phase {
+        Phase::FILTERED => true,
+        Phase::SETUP => state.rooted(),
         _ => false,
     };
     if crosses {
-        state.phase = phase::RUN;
-        emit(recorder_common::Event {
-            kind: event_kind::BOUNDARY,
-            phase: phase::RUN as u16,
-            arch: 0,
-            cgroup_id,
+        state.set_phase(Phase::RUN);
+        emit(Event {
+            kind: EventKind::BOUNDARY,
+            phase: Phase::RUN,
+            abi: recorder_common::Abi::NATIVE,
             nr: 0,
+            cgroup_id,
             tgid: tgid(),
+            _pad: 0,
         });
     }
 }

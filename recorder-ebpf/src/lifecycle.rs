@@ -3,9 +3,9 @@
 //! syscall, so their cost does not matter.
 
 use aya_ebpf::{helpers::bpf_get_current_cgroup_id, macros::raw_tracepoint, programs::RawTracePointContext};
-use recorder_common::{Event, arch, event_kind, stat};
+use recorder_common::{Abi, Event, EventKind, Phase, stat};
 
-use crate::{bump, bump_generation, emit, in_target, sys_enter::tgid};
+use crate::{boundary, bump, bump_generation, emit, in_target, tgid};
 
 /// `CLONE_THREAD` from include/uapi/linux/sched.h.
 const CLONE_THREAD: u64 = 0x0001_0000;
@@ -21,7 +21,7 @@ pub fn task_newtask(ctx: RawTracePointContext) -> i32 {
     let clone_flags: u64 = ctx.arg(1);
     if clone_flags & CLONE_THREAD == 0 && in_target() {
         bump(stat::FORKS);
-        lifecycle_event(event_kind::FORK);
+        lifecycle_event(EventKind::FORK);
     }
     0
 }
@@ -40,22 +40,23 @@ pub fn cgroup_attach_task(_ctx: RawTracePointContext) -> i32 {
 pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
     if in_target() {
         bump(stat::EXECS);
-        lifecycle_event(event_kind::EXEC);
+        lifecycle_event(EventKind::EXEC);
         // SAFETY: the helper has no preconditions.
-        crate::boundary::on_exec(unsafe { bpf_get_current_cgroup_id() });
+        boundary::on_exec(unsafe { bpf_get_current_cgroup_id() });
     }
     0
 }
 
 #[inline(always)]
-fn lifecycle_event(kind: u16) {
+fn lifecycle_event(kind: EventKind) {
     emit(Event {
         kind,
-        phase: 0,
-        arch: arch::NATIVE,
+        phase: Phase::RUN,
+        abi: Abi::NATIVE,
+        nr: 0,
         // SAFETY: the helper has no preconditions.
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
-        nr: 0,
         tgid: tgid(),
+        _pad: 0,
     });
 }

@@ -5,24 +5,31 @@
 //! buffer only carries first-seen observations and lifecycle events.
 #![no_std]
 #![no_main]
+// Atomic add and or on shared map values (see `atomic`).
+#![feature(core_intrinsics)]
+#![expect(internal_features, reason = "the BPF target has no other way to emit atomic read-modify-write")]
 
+mod atomic;
 mod boundary;
 mod lifecycle;
 mod sys_enter;
 
 use aya_ebpf::{
-    bindings::BPF_F_NO_PREALLOC,
-    helpers::bpf_get_current_cgroup_id,
+    bindings::{BPF_F_NO_PREALLOC, pt_regs},
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_probe_read_kernel},
     macros::map,
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use recorder_common::{BoundaryState, CgroupKey, MAX_CGROUPS, RING_BUF_BYTES, SyscallSet, TaskCache, stat};
+use recorder_common::{
+    BoundaryState, CgroupKey, Event, MAX_BOUNDARY_CGROUPS, MAX_CGROUP_KEYS, MAX_JOINERS, RING_BUF_BYTES, SyscallSet,
+    TaskCache, stat,
+};
 
 /// Per-(cgroup, arch) syscall bitmap and counts. Not preallocated: a recording
 /// usually touches a handful of cgroups, and each value is 4 KiB per CPU.
 #[map(name = "SYSCALLS")]
 static SYSCALLS: PerCpuHashMap<CgroupKey, SyscallSet> =
-    PerCpuHashMap::with_max_entries(MAX_CGROUPS, BPF_F_NO_PREALLOC);
+    PerCpuHashMap::with_max_entries(MAX_CGROUP_KEYS, BPF_F_NO_PREALLOC);
 
 /// First-seen observations and lifecycle events for userspace.
 #[map(name = "EVENTS")]
@@ -40,12 +47,12 @@ static TARGET_SET: PerCpuArray<SyscallSet> = PerCpuArray::with_max_entries(1, 0)
 
 /// Per-cgroup runtime-boundary state (boundary mode), shared by all CPUs.
 #[map(name = "BOUNDARY")]
-static BOUNDARY: HashMap<u64, BoundaryState> = HashMap::with_max_entries(MAX_CGROUPS, 0);
+static BOUNDARY: HashMap<u64, BoundaryState> = HashMap::with_max_entries(MAX_BOUNDARY_CGROUPS, 0);
 
 /// Processes that joined a running container with `setns` (keyed by tgid),
 /// with their own boundary state (`phase`, `filter_tid`).
 #[map(name = "JOINERS")]
-static JOINERS: HashMap<u32, BoundaryState> = HashMap::with_max_entries(1024, 0);
+static JOINERS: HashMap<u32, BoundaryState> = HashMap::with_max_entries(MAX_JOINERS, 0);
 
 /// See `recorder_common::TaskCache`.
 #[map(name = "TASK_CACHE")]
@@ -74,8 +81,8 @@ static TARGET_LEVEL: u32 = 0;
 #[unsafe(no_mangle)]
 static BOUNDARY_MODE: u32 = 0;
 
-/// Syscall numbers and `struct pt_regs` argument offsets of the host ABI,
-/// set by the loader (the BPF object is the same on every architecture).
+/// Syscall numbers of the host ABI that the boundary watches for, set by
+/// the loader from its syscall tables (no number is written into this crate).
 #[unsafe(no_mangle)]
 static NR_SECCOMP: u32 = u32::MAX;
 #[unsafe(no_mangle)]
@@ -86,12 +93,6 @@ static NR_PIVOT_ROOT: u32 = u32::MAX;
 static NR_CHROOT: u32 = u32::MAX;
 #[unsafe(no_mangle)]
 static NR_SETNS: u32 = u32::MAX;
-#[unsafe(no_mangle)]
-static ARG0_OFFSET: u32 = 0;
-#[unsafe(no_mangle)]
-static ARG1_OFFSET: u32 = 0;
-#[unsafe(no_mangle)]
-static ARG2_OFFSET: u32 = 0;
 
 /// Reads a loader-set global.
 #[inline(always)]
@@ -114,7 +115,13 @@ fn global<T: Copy>(value: &T) -> T {
 /// fork bumps the generation.
 #[inline(always)]
 fn classify(task: u64) -> Option<(u64, bool)> {
-    let generation = GENERATION.get(0).copied().unwrap_or(0);
+    let generation = match GENERATION.get_ptr(0) {
+        // SAFETY: a valid, aligned array value that other CPUs only change
+        // with atomic adds; a volatile read sees some whole value, which is
+        // all the cache needs.
+        Some(generation) => unsafe { core::ptr::read_volatile(generation) },
+        None => 0,
+    };
     let cache = TASK_CACHE.get_ptr_mut(0)?;
     // SAFETY: this CPU's slot of a per-CPU array; not preempted meanwhile.
     let cache = unsafe { &mut *cache };
@@ -140,9 +147,9 @@ fn classify(task: u64) -> Option<(u64, bool)> {
 #[inline(always)]
 fn bump_generation() {
     if let Some(generation) = GENERATION.get_ptr_mut(0) {
-        // SAFETY: a valid array value; a lost update between two concurrent
-        // bumps still changes the value, which is all the cache needs.
-        unsafe { *generation = (*generation).wrapping_add(1) };
+        // SAFETY: a valid, aligned array value shared by all CPUs; it is only
+        // ever accessed atomically or by volatile reads (`classify`).
+        unsafe { atomic::add(generation, 1) };
     }
 }
 
@@ -186,10 +193,56 @@ fn bump(slot: u32) {
     }
 }
 
+/// Thread group id (the process id) of the current task.
+#[inline(always)]
+fn tgid() -> u32 {
+    (bpf_get_current_pid_tgid() >> 32) as u32
+}
+
+/// Syscall argument `n` (0-based) from the `struct pt_regs *` that
+/// `sys_enter` gets, read with the layout of aya-ebpf's per-architecture
+/// bindings (the registers libbpf's `PT_REGS_PARM*` name). The pointer is a
+/// kernel address, not the program's context, so the field is copied with
+/// `bpf_probe_read_kernel` rather than dereferenced.
+#[inline(always)]
+fn syscall_arg(regs: *const pt_regs, n: usize) -> Option<u64> {
+    #[cfg(bpf_target_arch = "x86_64")]
+    // SAFETY: only computes field addresses (no read happens here).
+    let field = unsafe {
+        match n {
+            0 => core::ptr::addr_of!((*regs).rdi),
+            1 => core::ptr::addr_of!((*regs).rsi),
+            2 => core::ptr::addr_of!((*regs).rdx),
+            _ => return None,
+        }
+    };
+    #[cfg(bpf_target_arch = "aarch64")]
+    // SAFETY: as above.
+    let field = unsafe {
+        match n {
+            0..=2 => core::ptr::addr_of!((*regs).regs[n]),
+            _ => return None,
+        }
+    };
+    #[cfg(bpf_target_arch = "riscv64")]
+    // SAFETY: as above.
+    let field = unsafe {
+        match n {
+            0 => core::ptr::addr_of!((*regs).a0),
+            1 => core::ptr::addr_of!((*regs).a1),
+            2 => core::ptr::addr_of!((*regs).a2),
+            _ => return None,
+        }
+    };
+    // SAFETY: bpf_probe_read_kernel copes with any address; `regs` is the
+    // kernel's pt_regs for this syscall.
+    unsafe { bpf_probe_read_kernel(field) }.ok()
+}
+
 /// Sends one event; counts it when the ring buffer is full.
 #[inline(always)]
-fn emit(event: recorder_common::Event) {
-    match EVENTS.reserve::<recorder_common::Event>(0) {
+fn emit(event: Event) {
+    match EVENTS.reserve::<Event>(0) {
         Some(mut entry) => {
             entry.write(event);
             entry.submit(0);

@@ -1,25 +1,31 @@
 //! `recorder`: record a workload's syscalls with eBPF and write a minimal
 //! seccomp allow-list profile.
 //!
-//! The binary (`main.rs`) only parses arguments and maps errors to exit codes;
-//! everything else lives here so the integration tests and xtask can use it.
+//! The binary (`main.rs`) only parses arguments and maps errors to exit
+//! codes; everything else lives here so the integration tests can use it.
+//!
+//! Dependencies point one way (docs/architecture.md):
+//! `cli → {record, runtime, algebra, enforce} → {target, bpf, profile, output}
+//! → {cri, syscalls, k8s_name, text}`. A module never imports one from a
+//! layer above it.
 
-pub mod bpf;
-pub mod cgroup;
-pub mod cri;
+// Layer 1: the command line.
 pub mod cli;
-pub mod container;
-pub mod diff;
+
+// Layer 2: what the commands do.
+pub mod algebra;
 pub mod enforce;
-pub mod exit;
-pub mod merge;
-pub mod output;
-pub mod pod;
-pub mod preflight;
-pub mod profile;
 pub mod record;
-pub mod syscalls;
+pub mod runtime;
+
+// Layer 3: the parts they are made of.
+pub mod bpf;
+pub mod output;
+pub mod profile;
 pub mod target;
 
-#[cfg(test)]
-mod algebra_props;
+// Layer 4: leaves.
+pub mod cri;
+pub mod k8s_name;
+pub mod syscalls;
+pub mod text;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use recorder::{cli, exit::Code};
+use recorder::cli::{self, exit::Code};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {

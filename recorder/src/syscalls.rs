@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, ffi::c_long, sync::OnceLock};
 
-use recorder_common::{MAX_SYSCALLS, X32_SYSCALL_BIT, arch};
+use recorder_common::{Abi, MAX_SYSCALLS, X32_SYSCALL_BIT};
 
 /// A seccomp architecture, named as libseccomp and the OCI spec name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -107,9 +107,7 @@ impl Arch {
                         Arch::Mips | Arch::Mips64 | Arch::Mips64n32 => 7000,
                         _ => MAX_SYSCALLS as u32,
                     };
-                    let table = (0..limit)
-                        .filter_map(|nr| arch.name_of(nr).map(|name| (name, nr)))
-                        .collect();
+                    let table = (0..limit).filter_map(|nr| arch.name_of(nr).map(|name| (name, nr))).collect();
                     (arch, table)
                 })
                 .collect()
@@ -130,19 +128,26 @@ pub struct Family {
 }
 
 impl Family {
+    /// An x86_64 kernel: x86_64, plus ia32 compat tasks and x32.
+    pub const X86_64: Family = Family { native: Arch::X86_64, x32: Some(Arch::X32), compat: Some(Arch::X86) };
+    /// An aarch64 kernel: aarch64, plus 32-bit arm compat tasks.
+    pub const AARCH64: Family = Family { native: Arch::Aarch64, x32: None, compat: Some(Arch::Arm) };
+    /// A riscv64 kernel (no compat ABI in the kernels we support).
+    pub const RISCV64: Family = Family { native: Arch::Riscv64, x32: None, compat: None };
+
     /// The family of the machine this binary was built for.
     pub const fn host() -> Family {
         #[cfg(target_arch = "x86_64")]
         {
-            Family { native: Arch::X86_64, x32: Some(Arch::X32), compat: Some(Arch::X86) }
+            Family::X86_64
         }
         #[cfg(target_arch = "aarch64")]
         {
-            Family { native: Arch::Aarch64, x32: None, compat: Some(Arch::Arm) }
+            Family::AARCH64
         }
         #[cfg(target_arch = "riscv64")]
         {
-            Family { native: Arch::Riscv64, x32: None, compat: None }
+            Family::RISCV64
         }
         #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")))]
         {
@@ -150,12 +155,12 @@ impl Family {
         }
     }
 
-    /// The architecture a BPF-side tag (`recorder_common::arch`) stands for.
-    pub fn arch_for_tag(self, tag: u32) -> Option<Arch> {
-        match tag {
-            arch::NATIVE => Some(self.native),
-            arch::X32 => self.x32,
-            arch::COMPAT => self.compat,
+    /// The architecture a BPF-side ABI tag stands for on this family.
+    pub fn arch_for(self, abi: Abi) -> Option<Arch> {
+        match abi {
+            Abi::NATIVE => Some(self.native),
+            Abi::X32 => self.x32,
+            Abi::COMPAT => self.compat,
             _ => None,
         }
     }
@@ -163,11 +168,7 @@ impl Family {
     /// `architectures` for a profile, in the order runtimes write them:
     /// native first, then compat, then x32 (moby's archMap order).
     pub fn scmp_names(self) -> Vec<&'static str> {
-        [Some(self.native), self.compat, self.x32]
-            .into_iter()
-            .flatten()
-            .map(Arch::scmp_name)
-            .collect()
+        [Some(self.native), self.compat, self.x32].into_iter().flatten().map(Arch::scmp_name).collect()
     }
 }
 

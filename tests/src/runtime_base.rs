@@ -53,32 +53,14 @@
 /// - `rt_sigreturn`: Go's async preemption sends SIGURG to the thread; returning from the
 ///   handler fails, the thread faults in a loop and the container dies with SIGSEGV (exit
 ///   139). Denied, 7-25% of runs fail here.
-pub const RUNC_1_1_5_POST_FILTER: &[&str] = &[
-    "close",
-    "execve",
-    "fstatfs",
-    "futex",
-    "getdents64",
-    "openat",
-    "rt_sigreturn",
-    "write",
-];
+pub const RUNC_1_1_5_POST_FILTER: &[&str] =
+    &["close", "execve", "fstatfs", "futex", "getdents64", "openat", "rt_sigreturn", "write"];
 
 /// Everything runc 1.1.5 was seen calling on the filtered thread before execve:
 /// [`RUNC_1_1_5_POST_FILTER`] plus `getpid` and `epoll_ctl` (Go registering the
 /// `/proc/self/fd` directory with its poller; it fails with EPERM even unfiltered).
-pub const RUNC_1_1_5_OBSERVED: &[&str] = &[
-    "close",
-    "epoll_ctl",
-    "execve",
-    "fstatfs",
-    "futex",
-    "getdents64",
-    "getpid",
-    "openat",
-    "rt_sigreturn",
-    "write",
-];
+pub const RUNC_1_1_5_OBSERVED: &[&str] =
+    &["close", "epoll_ctl", "execve", "fstatfs", "futex", "getdents64", "getpid", "openat", "rt_sigreturn", "write"];
 
 /// Minimal post-filter set for Debian's crun 1.8.1, errno default.
 ///

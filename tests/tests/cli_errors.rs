@@ -94,7 +94,10 @@ fn no_cgroup_v2_is_21() {
         "grep ' - cgroup2 ' /proc/self/mountinfo | cut -d' ' -f5 | sort -r | while read m; do umount -l \"$m\"; done; exec {} record -- true",
         recorder_bin().display()
     );
-    let out = Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]).output().expect("unshare");
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("unshare");
     assert_exit(&out, 21, "no cgroup v2");
     assert!(stderr_line(&out).contains("no cgroup v2"));
 }
@@ -105,7 +108,10 @@ fn no_btf_is_22() {
         return;
     }
     let script = format!("mount -t tmpfs none /sys/kernel/btf && exec {} record -- true", recorder_bin().display());
-    let out = Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]).output().expect("unshare");
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("unshare");
     assert_exit(&out, 22, "no BTF");
     assert!(stderr_line(&out).contains("BTF"));
 }

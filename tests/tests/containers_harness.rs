@@ -6,10 +6,7 @@
 //! (libc6-dev). Every test fails when it cannot run; set RECORDER_SKIP_CONTAINER_TESTS=1 to
 //! skip them instead.
 
-#![expect(
-    clippy::expect_used,
-    reason = "test code reports failures by panicking"
-)]
+#![expect(clippy::expect_used, reason = "test code reports failures by panicking")]
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -17,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use recorder_tests::containers::{
-    Containerd, NAMESPACE, Runtime, SANDBOX_IMAGE, cgroup_id, cgroup2_mount, ctr_run,
-    ctr_run_detached, fix_crun_hybrid_hugetlb, import_image, import_pause_image, rootfs_with,
+    Containerd, NAMESPACE, Runtime, SANDBOX_IMAGE, cgroup_id, cgroup2_mount, ctr_run, ctr_run_detached,
+    fix_crun_hybrid_hugetlb, import_image, import_pause_image, rootfs_with,
 };
 use recorder_tests::runtime_base::{CRUN_1_8_1_POST_FILTER, RUNC_1_1_5_POST_FILTER};
 
@@ -80,14 +77,9 @@ fn skip() -> bool {
 fn fixture() -> Fixture {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "container tests need root (containerd, cgroups, mounts); set {SKIP_VAR}=1 to skip"
-    );
-    let dir = tempfile::Builder::new()
-        .prefix("rt-")
-        .tempdir_in("/tmp")
-        .expect("creating a temporary directory in /tmp");
+    assert_eq!(euid, 0, "container tests need root (containerd, cgroups, mounts); set {SKIP_VAR}=1 to skip");
+    let dir =
+        tempfile::Builder::new().prefix("rt-").tempdir_in("/tmp").expect("creating a temporary directory in /tmp");
     let source = dir.path().join("hello.c");
     fs::write(&source, HELLO_C).expect("writing hello.c");
     let binary = dir.path().join("hello");
@@ -104,11 +96,7 @@ fn fixture() -> Fixture {
     );
     let rootfs = rootfs_with(&[binary.as_path()], dir.path()).expect("building the rootfs");
     let containerd = Containerd::start(dir.path()).expect("starting a private containerd");
-    Fixture {
-        containerd,
-        rootfs,
-        dir,
-    }
+    Fixture { containerd, rootfs, dir }
 }
 
 impl Fixture {
@@ -122,23 +110,13 @@ impl Fixture {
             "syscalls": [{ "names": names, "action": "SCMP_ACT_ALLOW" }],
         });
         let path = self.dir.path().join(format!("{name}.json"));
-        fs::write(
-            &path,
-            serde_json::to_vec_pretty(&profile).expect("serialising profile"),
-        )
-        .expect("writing profile");
+        fs::write(&path, serde_json::to_vec_pretty(&profile).expect("serialising profile")).expect("writing profile");
         path
     }
 
     fn run(&self, profile: Option<&Path>, runtime: Runtime) -> Output {
-        ctr_run(
-            &self.containerd,
-            &self.rootfs,
-            profile,
-            runtime,
-            &["/bin/hello"],
-        )
-        .unwrap_or_else(|e| panic!("ctr run under {runtime:?}: {e:#}"))
+        ctr_run(&self.containerd, &self.rootfs, profile, runtime, &["/bin/hello"])
+            .unwrap_or_else(|e| panic!("ctr run under {runtime:?}: {e:#}"))
     }
 
     /// HELLO_SYSCALLS plus the runtime's base set, minus `remove`.
@@ -146,11 +124,7 @@ impl Fixture {
         let name = format!("{runtime:?}-without-{}", remove.join("-"));
         self.profile(
             &name,
-            HELLO_SYSCALLS
-                .iter()
-                .chain(runtime.post_filter_base())
-                .copied()
-                .filter(|s| !remove.contains(s)),
+            HELLO_SYSCALLS.iter().chain(runtime.post_filter_base()).copied().filter(|s| !remove.contains(s)),
         )
     }
 }
@@ -179,11 +153,7 @@ fn describe(out: &Output) -> String {
 }
 
 fn assert_hello(out: &Output) {
-    assert!(
-        out.status.success() && out.stdout == b"hello\n",
-        "expected hello and exit 0: {}",
-        describe(out)
-    );
+    assert!(out.status.success() && out.stdout == b"hello\n", "expected hello and exit 0: {}", describe(out));
 }
 
 /// Round trip for one runtime: unconfined, full profile, and the profile minus `uname`.
@@ -198,12 +168,7 @@ fn round_trip(runtime: Runtime) {
     }
 
     let out = f.run(Some(&f.profile_without(runtime, &["uname"])), runtime);
-    assert_eq!(
-        out.status.code(),
-        Some(EXIT_UNAME_EPERM),
-        "{}",
-        describe(&out)
-    );
+    assert_eq!(out.status.code(), Some(EXIT_UNAME_EPERM), "{}", describe(&out));
     assert_eq!(out.stdout, b"hello\n", "{}", describe(&out));
 }
 
@@ -233,16 +198,8 @@ fn crun_denies_write() {
     }
     crun_ready();
     let f = fixture();
-    let out = f.run(
-        Some(&f.profile_without(Runtime::Crun, &["write"])),
-        Runtime::Crun,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(EXIT_WRITE_EPERM),
-        "{}",
-        describe(&out)
-    );
+    let out = f.run(Some(&f.profile_without(Runtime::Crun, &["write"])), Runtime::Crun);
+    assert_eq!(out.status.code(), Some(EXIT_WRITE_EPERM), "{}", describe(&out));
     assert!(out.stdout.is_empty(), "{}", describe(&out));
 }
 
@@ -254,17 +211,9 @@ fn runc_needs_write_itself() {
         return;
     }
     let f = fixture();
-    let out = f.run(
-        Some(&f.profile_without(Runtime::Runc, &["write"])),
-        Runtime::Runc,
-    );
+    let out = f.run(Some(&f.profile_without(Runtime::Runc, &["write"])), Runtime::Runc);
     assert!(!out.status.success(), "{}", describe(&out));
-    assert_ne!(
-        out.status.code(),
-        Some(EXIT_WRITE_EPERM),
-        "{}",
-        describe(&out)
-    );
+    assert_ne!(out.status.code(), Some(EXIT_WRITE_EPERM), "{}", describe(&out));
     assert!(out.stdout.is_empty(), "{}", describe(&out));
 }
 
@@ -274,10 +223,7 @@ fn runc_needs_write_itself() {
 fn base_members_needed(runtime: Runtime, deterministic: &[&str]) {
     let f = fixture();
     for syscall in deterministic {
-        assert!(
-            runtime.post_filter_base().contains(syscall),
-            "{syscall} is not in {runtime:?}'s base set"
-        );
+        assert!(runtime.post_filter_base().contains(syscall), "{syscall} is not in {runtime:?}'s base set");
         let out = f.run(Some(&f.profile_without(runtime, &[syscall])), runtime);
         assert!(
             !out.status.success() && out.stdout.is_empty(),
@@ -293,10 +239,7 @@ fn runtime_base_runc_members_needed() {
         return;
     }
     // `write` is covered by runc_needs_write_itself.
-    base_members_needed(
-        Runtime::Runc,
-        &["close", "openat", "fstatfs", "getdents64", "execve"],
-    );
+    base_members_needed(Runtime::Runc, &["close", "openat", "fstatfs", "getdents64", "execve"]);
 }
 
 #[test]
@@ -311,16 +254,9 @@ fn runtime_base_crun_members_needed() {
 #[test]
 fn runtime_base_names_are_known_to_libseccomp() {
     let runc: BTreeSet<&str> = RUNC_1_1_5_POST_FILTER.iter().copied().collect();
-    assert_eq!(
-        runc.len(),
-        RUNC_1_1_5_POST_FILTER.len(),
-        "duplicates in the runc set"
-    );
+    assert_eq!(runc.len(), RUNC_1_1_5_POST_FILTER.len(), "duplicates in the runc set");
     for name in RUNC_1_1_5_POST_FILTER.iter().chain(CRUN_1_8_1_POST_FILTER) {
-        assert!(
-            libseccomp::ScmpSyscall::from_name(name).is_ok(),
-            "libseccomp does not know {name}"
-        );
+        assert!(libseccomp::ScmpSyscall::from_name(name).is_ok(), "libseccomp does not know {name}");
     }
 }
 
@@ -339,32 +275,20 @@ fn runtime_base_runc_holds_over_many_runs() {
         .filter(|out| !(out.status.success() && out.stdout == b"hello\n"))
         .map(|out| describe(&out))
         .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of 200 runs failed: {failures:#?}",
-        failures.len()
-    );
+    assert!(failures.is_empty(), "{} of 200 runs failed: {failures:#?}", failures.len());
 }
 
 /// Where runc and crun put a container's process: `/<namespace>/<id>` in every v1
 /// hierarchy and in the v2 one, and the cgroup id is the v2 directory's inode.
 fn cgroup_placement(runtime: Runtime) {
     let f = fixture();
-    let task = ctr_run_detached(
-        &f.containerd,
-        &f.rootfs,
-        None,
-        runtime,
-        &["/bin/sleep", "30"],
-    )
-    .unwrap_or_else(|e| panic!("ctr run -d under {runtime:?}: {e:#}"));
+    let task = ctr_run_detached(&f.containerd, &f.rootfs, None, runtime, &["/bin/sleep", "30"])
+        .unwrap_or_else(|e| panic!("ctr run -d under {runtime:?}: {e:#}"));
     let pid = task.pid().expect("task pid");
     let cgroups = task.cgroups().expect("task cgroups");
     let relative = Path::new(NAMESPACE).join(task.id());
 
-    let v2 = cgroup2_mount()
-        .expect("reading mountinfo")
-        .expect("no cgroup2 mount on this host");
+    let v2 = cgroup2_mount().expect("reading mountinfo").expect("no cgroup2 mount on this host");
     let unified = cgroups.unified.clone().expect("task has no cgroup v2 path");
     assert_eq!(unified, v2.join(&relative), "{cgroups:#?}");
     let procs = fs::read_to_string(unified.join("cgroup.procs")).expect("reading cgroup.procs");
@@ -373,10 +297,7 @@ fn cgroup_placement(runtime: Runtime) {
         "pid {pid} not in {}/cgroup.procs: {procs}",
         unified.display()
     );
-    assert_eq!(
-        cgroups.unified_id().expect("cgroup id"),
-        cgroup_id(&v2.join(&relative)).expect("cgroup id")
-    );
+    assert_eq!(cgroups.unified_id().expect("cgroup id"), cgroup_id(&v2.join(&relative)).expect("cgroup id"));
     if let Some(memory) = cgroups.v1_path("memory") {
         assert!(memory.ends_with(&relative), "{cgroups:#?}");
     }
@@ -407,17 +328,10 @@ fn images_import_and_run() {
         return;
     }
     let f = fixture();
-    let plugins = f
-        .containerd
-        .ctr()
-        .args(["plugins", "ls"])
-        .output()
-        .expect("ctr plugins ls");
+    let plugins = f.containerd.ctr().args(["plugins", "ls"]).output().expect("ctr plugins ls");
     let plugins = String::from_utf8_lossy(&plugins.stdout);
     assert!(
-        plugins
-            .lines()
-            .any(|l| l.contains(" cri ") && l.trim_end().ends_with("ok")),
+        plugins.lines().any(|l| l.contains(" cri ") && l.trim_end().ends_with("ok")),
         "CRI plugin not ok:\n{plugins}\n{}",
         f.containerd.log_tail()
     );
@@ -444,16 +358,9 @@ fn images_import_and_run() {
     assert_hello(&out);
 
     import_pause_image(&f.containerd, f.dir.path()).expect("importing the pause image");
-    let images = f
-        .containerd
-        .ctr_in("k8s.io")
-        .args(["images", "ls", "-q"])
-        .output()
-        .expect("ctr images ls");
+    let images = f.containerd.ctr_in("k8s.io").args(["images", "ls", "-q"]).output().expect("ctr images ls");
     assert!(
-        String::from_utf8_lossy(&images.stdout)
-            .lines()
-            .any(|l| l == SANDBOX_IMAGE),
+        String::from_utf8_lossy(&images.stdout).lines().any(|l| l == SANDBOX_IMAGE),
         "{SANDBOX_IMAGE} not imported: {}",
         describe(&images)
     );

@@ -6,10 +6,7 @@
 //! libc. Every test fails when it cannot run; set RECORDER_SKIP_CONTAINER_TESTS=1 to skip
 //! them instead. nginx listens on ports 18090-18095 (host network).
 
-#![expect(
-    clippy::expect_used,
-    reason = "test code reports failures by panicking"
-)]
+#![expect(clippy::expect_used, reason = "test code reports failures by panicking")]
 
 use std::{fs, path::Path, time::Duration};
 
@@ -51,21 +48,12 @@ fn profile_denying(dir: &Path, deny: &[&str]) -> std::path::PathBuf {
 /// `Seccomp:` of /proc/PID/status: 0 none, 2 filter.
 fn seccomp_mode(pid: u32) -> u32 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("reading status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Seccomp:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("Seccomp: line")
+    status.lines().find_map(|l| l.strip_prefix("Seccomp:")).and_then(|v| v.trim().parse().ok()).expect("Seccomp: line")
 }
 
 fn pid_of(pods: &Pods, pod: &PodRef, id: &str) -> u32 {
-    let containers = pods
-        .block_on(pods.cri().containers(&pod.id))
-        .expect("containers");
-    let c = containers
-        .iter()
-        .find(|c| c.id == id)
-        .expect("container listed");
+    let containers = pods.block_on(pods.cri().containers(&pod.id, &hierarchy())).expect("containers");
+    let c = containers.iter().find(|c| c.id == id).expect("container listed");
     c.pid.expect("running container has a pid")
 }
 
@@ -91,14 +79,9 @@ fn nginx_serves(runtime: Runtime, port: u16) {
     assert!(pod_cgroup.join(&id).is_dir());
     pods.remove_pod(&pod).expect("removing the pod");
     assert!(!pod_cgroup.exists(), "{} left behind", pod_cgroup.display());
-    assert!(
-        !Path::new(&format!("/proc/{pid}")).exists(),
-        "nginx {pid} still runs"
-    );
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "nginx {pid} still runs");
     assert!(images::http_get(port).is_err(), "port {port} still answers");
-    let left = pods
-        .block_on(pods.cri().find_pods("nginx", None))
-        .expect("find_pods");
+    let left = pods.block_on(pods.cri().find_pods("nginx", None)).expect("find_pods");
     assert!(left.is_empty(), "{left:#?}");
 }
 
@@ -122,28 +105,16 @@ fn localhost_profile_enforced(runtime: Runtime, port: u16) {
     let pod = pods.run_pod("nginx", "default", runtime).expect("pod");
 
     let mut spec = images::nginx_container(pods.work_dir(), port).expect("nginx spec");
-    spec.seccomp = Some(Seccomp::Localhost(profile_denying(
-        pods.work_dir(),
-        &["bind"],
-    )));
+    spec.seccomp = Some(Seccomp::Localhost(profile_denying(pods.work_dir(), &["bind"])));
     let denied = pods.run_container(&pod, &spec).expect("nginx without bind");
-    let code = pods
-        .wait_exited(&denied, Duration::from_secs(10))
-        .expect("nginx exits");
+    let code = pods.wait_exited(&denied, Duration::from_secs(10)).expect("nginx exits");
     let logs = pods.logs(&denied).expect("logs");
     assert_eq!(code, 1, "{logs}");
-    assert!(
-        logs.contains(&format!(
-            "bind() to 127.0.0.1:{port} failed (1: Operation not permitted)"
-        )),
-        "{logs}"
-    );
+    assert!(logs.contains(&format!("bind() to 127.0.0.1:{port} failed (1: Operation not permitted)")), "{logs}");
 
     spec.seccomp = Some(Seccomp::Localhost(profile_denying(pods.work_dir(), &[])));
     spec.attempt = 1;
-    let allowed = pods
-        .run_container(&pod, &spec)
-        .expect("nginx with everything");
+    let allowed = pods.run_container(&pod, &spec).expect("nginx with everything");
     images::wait_for_http(port, Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("{e:#}; logs:\n{}", pods.logs(&allowed).unwrap_or_default()));
     assert_eq!(seccomp_mode(pid_of(&pods, &pod, &allowed)), 2);
@@ -165,9 +136,7 @@ fn runtime_default_profile_is_installed() {
         return;
     };
     let pods = Pods::new(&node.containerd).expect("CRI client");
-    let pod = pods
-        .run_pod("nginx", "default", Runtime::Runc)
-        .expect("pod");
+    let pod = pods.run_pod("nginx", "default", Runtime::Runc).expect("pod");
     let mut spec = images::nginx_container(pods.work_dir(), 18094).expect("nginx spec");
     spec.seccomp = Some(Seccomp::RuntimeDefault);
     let id = pods.run_container(&pod, &spec).expect("nginx");
@@ -187,25 +156,15 @@ fn early_program_runs_and_is_denied_uname() {
     let deny_uname = profile_denying(pods.work_dir(), &["uname"]);
     for runtime in Runtime::ALL {
         let pod = pods.run_pod("early", "default", runtime).expect("pod");
-        let ok = pods
-            .run_container(&pod, &images::early_container(10))
-            .expect("early");
-        assert_eq!(
-            pods.wait_exited(&ok, Duration::from_secs(10))
-                .expect("exit"),
-            0
-        );
+        let ok = pods.run_container(&pod, &images::early_container(10)).expect("early");
+        assert_eq!(pods.wait_exited(&ok, Duration::from_secs(10)).expect("exit"), 0);
         assert_eq!(pods.logs(&ok).expect("logs"), "early_syscalls: done");
 
         let mut spec = images::early_container(10);
         spec.seccomp = Some(Seccomp::Localhost(deny_uname.clone()));
         spec.attempt = 1;
-        let denied = pods
-            .run_container(&pod, &spec)
-            .expect("early, uname denied");
-        let code = pods
-            .wait_exited(&denied, Duration::from_secs(10))
-            .expect("exit");
+        let denied = pods.run_container(&pod, &spec).expect("early, uname denied");
+        let code = pods.wait_exited(&denied, Duration::from_secs(10)).expect("exit");
         assert_eq!(code, EXIT_UNAME_EPERM, "{runtime:?}");
         pods.remove_pod(&pod).expect("removing the pod");
     }
@@ -221,19 +180,12 @@ fn no_new_privileges_follows_the_request() {
     let pods = Pods::new(&node.containerd).expect("CRI client");
     let pod = pods.run_pod("nnp", "default", Runtime::Runc).expect("pod");
     for (attempt, no_new_privs) in [false, true].into_iter().enumerate() {
-        let spec = ContainerSpec {
-            no_new_privs,
-            attempt: attempt as u32,
-            ..images::early_container(0)
-        };
+        let spec = ContainerSpec { no_new_privs, attempt: attempt as u32, ..images::early_container(0) };
         let id = pods.create_container(&pod, &spec).expect("create");
         let (_, info) = pods.status(&id).expect("status");
-        let info: serde_json::Value =
-            serde_json::from_str(&info["info"]).expect("verbose info is JSON");
-        let spec_nnp = info
-            .pointer("/runtimeSpec/process/noNewPrivileges")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false);
+        let info: serde_json::Value = serde_json::from_str(&info["info"]).expect("verbose info is JSON");
+        let spec_nnp =
+            info.pointer("/runtimeSpec/process/noNewPrivileges").and_then(serde_json::Value::as_bool).unwrap_or(false);
         assert_eq!(spec_nnp, no_new_privs);
     }
 }
@@ -246,25 +198,15 @@ fn pods_are_removed_on_drop() {
     };
     let (pod_cgroup, pid) = {
         let pods = Pods::new(&node.containerd).expect("CRI client");
-        let pod = pods
-            .run_pod("dropped", "default", Runtime::Runc)
-            .expect("pod");
+        let pod = pods.run_pod("dropped", "default", Runtime::Runc).expect("pod");
         let spec = images::nginx_container(pods.work_dir(), 18095).expect("nginx spec");
         let id = pods.run_container(&pod, &spec).expect("nginx");
-        (
-            pods.pod_cgroup(&pod).expect("pod cgroup"),
-            pid_of(&pods, &pod, &id),
-        )
+        (pods.pod_cgroup(&pod).expect("pod cgroup"), pid_of(&pods, &pod, &id))
     };
     assert!(!pod_cgroup.exists(), "{} left behind", pod_cgroup.display());
-    assert!(
-        !Path::new(&format!("/proc/{pid}")).exists(),
-        "nginx {pid} still runs"
-    );
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "nginx {pid} still runs");
     let pods = Pods::new(&node.containerd).expect("CRI client");
-    let left = pods
-        .block_on(pods.cri().find_pods("dropped", None))
-        .expect("find_pods");
+    let left = pods.block_on(pods.cri().find_pods("dropped", None)).expect("find_pods");
     assert!(left.is_empty(), "{left:#?}");
 }
 
@@ -275,57 +217,36 @@ fn placement(runtime: Runtime) {
     let Some(node) = node(&[Image::Early]) else {
         return;
     };
-    let v2 = cgroup2_mount()
-        .expect("mountinfo")
-        .expect("a cgroup v2 hierarchy");
+    let v2 = cgroup2_mount().expect("mountinfo").expect("a cgroup v2 hierarchy");
     let pods = Pods::new(&node.containerd).expect("CRI client");
     let pod = pods.run_pod("placement", "default", runtime).expect("pod");
     let pod_cgroup = pods.pod_cgroup(&pod).expect("pod cgroup");
-    assert_eq!(
-        pod_cgroup,
-        v2.join("kubepods").join(format!("pod-{}", pod.uid))
-    );
+    assert_eq!(pod_cgroup, v2.join("kubepods").join(format!("pod-{}", pod.uid)));
 
-    let found = pods
-        .block_on(pods.cri().find_pods("placement", None))
-        .expect("find_pods");
+    let found = pods.block_on(pods.cri().find_pods("placement", None)).expect("find_pods");
     let sandbox_pid: u32 = fs::read_to_string(pod_cgroup.join(&pod.id).join("cgroup.procs"))
         .expect("the sandbox's cgroup")
         .trim()
         .parse()
         .expect("one pause pid");
     let sandbox = ProcCgroups::of_pid(sandbox_pid).expect("sandbox cgroups");
-    assert_eq!(
-        sandbox.unified.as_deref(),
-        Some(pod_cgroup.join(&pod.id).as_path())
-    );
+    assert_eq!(sandbox.unified.as_deref(), Some(pod_cgroup.join(&pod.id).as_path()));
     let shim = sandbox_shim(sandbox_pid);
     let shim_cgroups = ProcCgroups::of_pid(shim).expect("shim cgroups");
     let shim_v2 = shim_cgroups.unified.expect("shim v2 cgroup");
-    assert!(
-        !shim_v2.starts_with(&pod_cgroup),
-        "the shim is in {}",
-        shim_v2.display()
-    );
-    eprintln!(
-        "{runtime:?}: sandbox {sandbox_pid} in {sandbox:?}; shim {shim} in v2 {}",
-        shim_v2.display()
-    );
+    assert!(!shim_v2.starts_with(&pod_cgroup), "the shim is in {}", shim_v2.display());
+    eprintln!("{runtime:?}: sandbox {sandbox_pid} in {sandbox:?}; shim {shim} in v2 {}", shim_v2.display());
 
     let mut runtime_seen_before_exec = 0;
     for attempt in 0..3 {
-        let spec = ContainerSpec {
-            attempt,
-            ..images::early_container(200)
-        };
+        let spec = ContainerSpec { attempt, ..images::early_container(200) };
         let id = pods.create_container(&pod, &spec).expect("create");
         let container_cgroup = pod_cgroup.join(&id);
         let watch = recorder_tests::cri::CgroupWatch::start(pod_cgroup.clone());
         pods.start_container(&id).expect("start");
         let pid = pid_of(&pods, &pod, &id);
         let cgroups = ProcCgroups::of_pid(pid).expect("container cgroups");
-        pods.wait_exited(&id, Duration::from_secs(10))
-            .expect("exit");
+        pods.wait_exited(&id, Duration::from_secs(10)).expect("exit");
         let seen = watch.finish().expect("watch");
 
         assert_eq!(cgroups.unified.as_deref(), Some(container_cgroup.as_path()));
@@ -333,19 +254,10 @@ fn placement(runtime: Runtime) {
             let expected = format!("kubepods/pod-{}/{id}", pod.uid);
             assert!(dir.ends_with(&expected), "{controllers}: {}", dir.display());
         }
-        let inside: Vec<_> = seen
-            .iter()
-            .filter(|s| s.cgroup.as_os_str() == id.as_str())
-            .collect();
-        eprintln!(
-            "{runtime:?} attempt {attempt}: container {id}, cgroups_path {}/{id}",
-            pod.cgroup_parent
-        );
+        let inside: Vec<_> = seen.iter().filter(|s| s.cgroup.as_os_str() == id.as_str()).collect();
+        eprintln!("{runtime:?} attempt {attempt}: container {id}, cgroups_path {}/{id}", pod.cgroup_parent);
         for s in &inside {
-            eprintln!(
-                "  +{:>9.3?} pid {:>7} comm {:<16} exe {:<22} {}",
-                s.at, s.pid, s.comm, s.exe, s.cmdline
-            );
+            eprintln!("  +{:>9.3?} pid {:>7} comm {:<16} exe {:<22} {}", s.at, s.pid, s.comm, s.exe, s.cmdline);
         }
         let entry = inside
             .iter()
@@ -355,20 +267,13 @@ fn placement(runtime: Runtime) {
             runtime_seen_before_exec += 1;
         }
         assert!(
-            seen.iter()
-                .all(|s| s.cgroup.as_os_str() == id.as_str()
-                    || s.cgroup.as_os_str() == pod.id.as_str()),
+            seen.iter().all(|s| s.cgroup.as_os_str() == id.as_str() || s.cgroup.as_os_str() == pod.id.as_str()),
             "a process outside the sandbox's and the container's cgroups: {seen:#?}"
         );
-        let containers = pods
-            .block_on(pods.cri().containers(&pod.id))
-            .expect("containers");
+        let containers = pods.block_on(pods.cri().containers(&pod.id, &hierarchy())).expect("containers");
         let listed = containers.iter().find(|c| c.id == id).expect("listed");
         assert_eq!(listed.state, ContainerState::Exited);
-        assert_eq!(
-            listed.cgroups_path.as_deref(),
-            Some(format!("{}/{id}", pod.cgroup_parent).as_str())
-        );
+        assert_eq!(listed.cgroups_path.as_deref(), Some(format!("{}/{id}", pod.cgroup_parent).as_str()));
     }
     // Polling can miss the runtime's moments in the cgroup on a busy machine; it cannot
     // invent them. Once is proof.
@@ -376,9 +281,7 @@ fn placement(runtime: Runtime) {
         runtime_seen_before_exec > 0,
         "{runtime:?}: the entrypoint's pid was never seen in the container's cgroup before its exec"
     );
-    let parent = pods
-        .block_on(pods.cri().pod_cgroup_parent(&found[0]))
-        .expect("parent");
+    let parent = pods.block_on(pods.cri().pod_cgroup_parent(&found[0], &hierarchy())).expect("parent");
     assert_eq!(parent, Some(pod_cgroup));
 }
 
@@ -397,15 +300,16 @@ fn sandbox_shim(pause: u32) -> u32 {
     let stat = fs::read_to_string(format!("/proc/{pause}/stat")).expect("pause stat");
     // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
     let after = stat.rsplit_once(')').expect("stat has (comm)").1;
-    let ppid: u32 = after
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("ppid");
+    let ppid: u32 = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("ppid");
     let cmdline = fs::read(format!("/proc/{ppid}/cmdline")).expect("shim cmdline");
     assert!(
         String::from_utf8_lossy(&cmdline).contains("containerd-shim"),
         "pause's parent {ppid} is not a containerd shim"
     );
     ppid
+}
+
+/// The host's cgroup v2 hierarchy, for the CRI client's PID-to-cgroup lookups.
+fn hierarchy() -> recorder::target::Hierarchy {
+    recorder::target::Hierarchy::find().expect("cgroup v2 is mounted")
 }

@@ -4,8 +4,8 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use recorder_tests::{
-    allowed_names, assert_exit, ground_truth, ground_truth_program, minimal_program, recorder,
-    scratch_dir, skip_bpf_tests,
+    allowed_names, assert_exit, ground_truth, ground_truth_program, minimal_program, recorder, scratch_dir,
+    skip_bpf_tests,
 };
 
 /// Syscalls the recorder itself makes (BPF loading, its tokio event loop,
@@ -84,8 +84,12 @@ fn profile_output_is_byte_identical_for_the_same_set() {
     assert_eq!(json["defaultAction"], "SCMP_ACT_ERRNO");
     assert_eq!(json["defaultErrnoRet"], 1);
     assert_eq!(json["architectures"], serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]));
-    let names: Vec<String> =
-        json["syscalls"][0]["names"].as_array().expect("names").iter().map(|n| n.as_str().expect("s").to_owned()).collect();
+    let names: Vec<String> = json["syscalls"][0]["names"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .map(|n| n.as_str().expect("s").to_owned())
+        .collect();
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted, "names are sorted");

@@ -33,7 +33,14 @@ fn concurrent_recordings_do_not_mix() {
     assert_eq!(allowed_names(&b), set(&["execve", "exit_group", "nanosleep", "uname", "write"]));
     // Each runs under its own profile, enforced.
     for (profile, prog) in [(&a, &a_prog), (&b, &b_prog)] {
-        let out = Command::new(recorder_bin()).arg("run").arg("--profile").arg(profile).arg("--").arg(prog).output().expect("run");
+        let out = Command::new(recorder_bin())
+            .arg("run")
+            .arg("--profile")
+            .arg(profile)
+            .arg("--")
+            .arg(prog)
+            .output()
+            .expect("run");
         assert!(out.status.success(), "{} under {}: {:?}", prog.display(), profile.display(), out);
         assert_eq!(out.stdout, b"ok\n");
     }

@@ -88,10 +88,7 @@ fn probe_programs() -> (PathBuf, PathBuf) {
 
 fn exec_probe(pods: &Pods, container: &str, probe: &str) -> i32 {
     let request = ExecSyncRequest { container_id: container.to_owned(), cmd: vec![probe.to_owned()], timeout: 10 };
-    let response = pods
-        .block_on(pods.cri().runtime_client().exec_sync(request))
-        .expect("ExecSync")
-        .into_inner();
+    let response = pods.block_on(pods.cri().runtime_client().exec_sync(request)).expect("ExecSync").into_inner();
     response.exit_code
 }
 
@@ -107,7 +104,10 @@ fn nginx_round_trip(runtime: Runtime, port: u16, confined_port: u16) {
     let out_arg = format!("{}/", out_dir.path().display());
 
     // 1. Record a pod that does not exist yet.
-    let recorder = start_recorder(&node, &["--pod", "nginx", "-n", "default", "--wait-timeout", "90s", "--duration", "120s", "-o", &out_arg]);
+    let recorder = start_recorder(
+        &node,
+        &["--pod", "nginx", "-n", "default", "--wait-timeout", "90s", "--duration", "120s", "-o", &out_arg],
+    );
     std::thread::sleep(Duration::from_millis(700));
     let pod = pods.run_pod("nginx", "default", runtime).expect("pod");
     let mut spec = images::nginx_container(pods.work_dir(), port).expect("nginx spec");
@@ -184,12 +184,18 @@ fn first_millisecond_is_recorded() {
     let pods = Pods::new(&node.containerd).expect("CRI client");
     ensure_kubepods();
     let permissive = pods.work_dir().join("allow-all.json");
-    std::fs::write(&permissive, r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["kexec_load"],"action":"SCMP_ACT_ERRNO"}]}"#)
-        .expect("profile");
+    std::fs::write(
+        &permissive,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["kexec_load"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    )
+    .expect("profile");
     for (runtime, pod_name) in [(Runtime::Runc, "early-runc"), (Runtime::Crun, "early-crun")] {
         let out_dir = tempfile::tempdir().expect("tmp");
         let file = out_dir.path().join("early.json");
-        let recorder = start_recorder(&node, &["--pod", pod_name, "--wait-timeout", "90s", "--duration", "120s", "-o", file.to_str().expect("utf8")]);
+        let recorder = start_recorder(
+            &node,
+            &["--pod", pod_name, "--wait-timeout", "90s", "--duration", "120s", "-o", file.to_str().expect("utf8")],
+        );
         std::thread::sleep(Duration::from_millis(700));
         let pod = pods.run_pod(pod_name, "default", runtime).expect("pod");
         let mut spec = images::early_container(300);
@@ -210,7 +216,12 @@ fn first_millisecond_is_recorded() {
         let mut spec = images::early_container(10);
         spec.seccomp = Some(Seccomp::Localhost(file.clone()));
         let id = pods.run_container(&pod, &spec).expect("early runs under its profile");
-        assert_eq!(pods.wait_exited(&id, Duration::from_secs(10)).expect("exits"), 0, "{}", pods.logs(&id).unwrap_or_default());
+        assert_eq!(
+            pods.wait_exited(&id, Duration::from_secs(10)).expect("exits"),
+            0,
+            "{}",
+            pods.logs(&id).unwrap_or_default()
+        );
         pods.remove_pod(&pod).expect("remove");
     }
 }
@@ -229,7 +240,10 @@ fn running_pod_install() {
     let id = pods.run_container(&pod, &images::early_container(4000)).expect("runs");
     std::thread::sleep(Duration::from_millis(300));
     let root = tempfile::tempdir().expect("tmp");
-    let recorder = start_recorder(&node, &["--pod", "running", "--install", "--seccomp-root", root.path().to_str().expect("utf8"), "--duration", "20s"]);
+    let recorder = start_recorder(
+        &node,
+        &["--pod", "running", "--install", "--seccomp-root", root.path().to_str().expect("utf8"), "--duration", "20s"],
+    );
     assert_eq!(pods.wait_exited(&id, Duration::from_secs(10)).expect("exits"), 0);
     pods.remove_pod(&pod).expect("remove");
     let out = finish(recorder, "recording a running pod");
@@ -256,7 +270,10 @@ fn running_pod_install() {
     let id = pods.run_container(&pod, &spec).expect("the runtime starts it under the installed profile");
     let code = pods.wait_exited(&id, Duration::from_secs(10)).expect("exits");
     let logs = pods.logs(&id).unwrap_or_default();
-    assert!(code == 10 || logs.contains("glibc"), "the program itself must run and be denied: exit {code}, logs {logs}");
+    assert!(
+        code == 10 || logs.contains("glibc"),
+        "the program itself must run and be denied: exit {code}, logs {logs}"
+    );
     pods.remove_pod(&pod).expect("remove");
 }
 
@@ -272,7 +289,8 @@ fn multi_container_pod_gets_one_profile_each() {
     ensure_kubepods();
     let out_dir = tempfile::tempdir().expect("tmp");
     let out_arg = format!("{}/", out_dir.path().display());
-    let recorder = start_recorder(&node, &["--pod", "multi", "--wait-timeout", "90s", "--duration", "120s", "-o", &out_arg]);
+    let recorder =
+        start_recorder(&node, &["--pod", "multi", "--wait-timeout", "90s", "--duration", "120s", "-o", &out_arg]);
     std::thread::sleep(Duration::from_millis(700));
     let pod = pods.run_pod("multi", "default", Runtime::Runc).expect("pod");
     let nginx = images::nginx_container(pods.work_dir(), 18099).expect("nginx spec");
@@ -300,8 +318,14 @@ fn container_id_records_a_ctr_container() {
     let dir = tempfile::tempdir().expect("tmp");
     let sh = PathBuf::from("/bin/busybox");
     let rootfs = rootfs_with(&[sh.as_path()], dir.path()).expect("rootfs");
-    let task = ctr_run_detached(&node.containerd, &rootfs, None, Runtime::Runc, &["/bin/sh", "-c", "sleep 1.5; /bin/busybox uname -a"])
-        .expect("ctr run");
+    let task = ctr_run_detached(
+        &node.containerd,
+        &rootfs,
+        None,
+        Runtime::Runc,
+        &["/bin/sh", "-c", "sleep 1.5; /bin/busybox uname -a"],
+    )
+    .expect("ctr run");
     let out_file = dir.path().join("ctr.json");
     let recorder = Command::new(recorder_bin())
         .args(["record", "-q", "--container-id", task.id(), "--runtime", "runc", "--duration", "20s", "-o"])
@@ -355,9 +379,27 @@ fn errors_have_distinct_codes() {
     pods.remove_pod(&b).expect("cleanup");
 
     let root = tempfile::tempdir().expect("tmp");
-    let out = run(&["--runtime-endpoint", &sock, "--pod", "../../etc/x", "--install", "--seccomp-root", root.path().to_str().expect("utf8")]);
+    let out = run(&[
+        "--runtime-endpoint",
+        &sock,
+        "--pod",
+        "../../etc/x",
+        "--install",
+        "--seccomp-root",
+        root.path().to_str().expect("utf8"),
+    ]);
     assert_exit(&out, 16, "hostile pod name");
-    let out = run(&["--runtime-endpoint", &sock, "--pod", "ok", "-n", "../..", "--install", "--seccomp-root", root.path().to_str().expect("utf8")]);
+    let out = run(&[
+        "--runtime-endpoint",
+        &sock,
+        "--pod",
+        "ok",
+        "-n",
+        "../..",
+        "--install",
+        "--seccomp-root",
+        root.path().to_str().expect("utf8"),
+    ]);
     assert_exit(&out, 16, "hostile namespace");
     let written: BTreeSet<_> = walk(root.path());
     assert!(written.iter().all(|p| p.starts_with(root.path())), "{written:?}");

@@ -4,10 +4,7 @@
 //!
 //! The enforcement tests compile small C workloads with gcc and need a kernel
 //! with seccomp filters; they fail with a clear message when they cannot run.
-#![expect(
-    clippy::expect_used,
-    reason = "test helpers may panic: a failed step is a failed test"
-)]
+#![expect(clippy::expect_used, reason = "test helpers may panic: a failed step is a failed test")]
 
 use std::{
     collections::BTreeSet,
@@ -19,12 +16,10 @@ use std::{
 
 use clap::Parser as _;
 use recorder::{
-    cli::{Cli, dispatch},
-    diff::baseline::Baseline,
+    algebra::merge::merge,
+    cli::{Cli, dispatch, exit::Code},
     enforce::build_filter,
-    exit::Code,
-    merge::merge,
-    profile::{self, EvalContext, Profile},
+    profile::{self, EvalContext, Profile, runtime_default::RuntimeDefault},
     syscalls::Family,
 };
 
@@ -72,20 +67,11 @@ fn compile(dir: &Path, name: &str, source: &str) -> PathBuf {
     let c = dir.join(format!("{name}.c"));
     let exe = dir.join(name);
     std::fs::write(&c, source).expect("write C source");
-    let out = Command::new("gcc")
-        .arg("-O1")
-        .arg("-o")
-        .arg(&exe)
-        .arg(&c)
-        .output()
-        .unwrap_or_else(|e| {
+    let out =
+        Command::new("gcc").arg("-O1").arg("-o").arg(&exe).arg(&c).output().unwrap_or_else(|e| {
             panic!("cannot run gcc ({e}); the enforcement test compiles its workloads, install gcc")
         });
-    assert!(
-        out.status.success(),
-        "gcc failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "gcc failed: {}", String::from_utf8_lossy(&out.stderr));
     exe
 }
 
@@ -93,10 +79,7 @@ fn compile(dir: &Path, name: &str, source: &str) -> PathBuf {
 /// runtime/default (so it covers every libc's start-up), minus the syscalls
 /// the test is about.
 fn startup_names() -> BTreeSet<String> {
-    let p = Baseline::Moby
-        .template()
-        .expect("built-in")
-        .evaluate(&EvalContext::host());
+    let p = RuntimeDefault::Moby.template().expect("built-in").evaluate(&EvalContext::host());
     let mut names: BTreeSet<String> = p.allowed_names().into_iter().map(str::to_owned).collect();
     for n in ONLY_A.iter().chain(&ONLY_B).chain(&[IN_NONE]) {
         names.remove(*n);
@@ -114,11 +97,7 @@ fn profile_with(extra: &[&str]) -> Profile {
 /// child only has to make two prctl calls between fork and exec.
 fn bpf_of(p: &Profile) -> Vec<libc::sock_filter> {
     let (ctx, skipped) = build_filter(p).expect("libseccomp accepts the profile");
-    assert!(
-        skipped.unknown_names.len() < 20,
-        "too many unknown names: {:?}",
-        skipped.unknown_names
-    );
+    assert!(skipped.unknown_names.len() < 20, "too many unknown names: {:?}", skipped.unknown_names);
     let mut file = tempfile::tempfile().expect("tempfile");
     ctx.export_bpf(&file).expect("export BPF");
     file.rewind().expect("rewind");
@@ -146,30 +125,18 @@ fn run_under(p: &Profile, exe: &Path) -> i32 {
     // the fork and is only read.
     unsafe {
         cmd.pre_exec(move || {
-            let prog = libc::sock_fprog {
-                len: filter.len() as u16,
-                filter: filter.as_ptr().cast_mut(),
-            };
+            let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr().cast_mut() };
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            if libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &prog as *const libc::sock_fprog,
-            ) != 0
-            {
+            if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const libc::sock_fprog) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
     }
-    let status = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("cannot start {} under seccomp: {e}", exe.display()));
-    status
-        .code()
-        .unwrap_or_else(|| panic!("{} was killed: {status}", exe.display()))
+    let status = cmd.status().unwrap_or_else(|e| panic!("cannot start {} under seccomp: {e}", exe.display()));
+    status.code().unwrap_or_else(|| panic!("{} was killed: {status}", exe.display()))
 }
 
 #[test]
@@ -185,43 +152,21 @@ fn merged_profile_runs_both_workloads_and_blocks_the_rest() {
     // The inputs really differ: each runs its own workload and not the other's.
     assert_eq!(run_under(&a, &a_exe), 0, "workload A under profile A");
     assert_eq!(run_under(&b, &b_exe), 0, "workload B under profile B");
-    assert_eq!(
-        run_under(&a, &b_exe),
-        20,
-        "workload B must fail under profile A (getpgrp blocked)"
-    );
-    assert_eq!(
-        run_under(&b, &a_exe),
-        10,
-        "workload A must fail under profile B (getppid blocked)"
-    );
+    assert_eq!(run_under(&a, &b_exe), 20, "workload B must fail under profile A (getpgrp blocked)");
+    assert_eq!(run_under(&b, &a_exe), 10, "workload A must fail under profile B (getppid blocked)");
 
     // Through the files, as a user would: write, merge, read back.
     let a_path = dir.path().join("a.json");
     let b_path = dir.path().join("b.json");
     std::fs::write(&a_path, a.to_oci_json()).expect("write a");
     std::fs::write(&b_path, b.to_oci_json()).expect("write b");
-    let inputs = [
-        profile::read_file(&a_path).expect("read a").profile,
-        profile::read_file(&b_path).expect("read b").profile,
-    ];
+    let inputs =
+        [profile::read_file(&a_path).expect("read a").profile, profile::read_file(&b_path).expect("read b").profile];
     let merged = merge(&inputs).expect("merge").profile.with_enosys_clone3();
 
-    assert_eq!(
-        run_under(&merged, &a_exe),
-        0,
-        "workload A under the merged profile"
-    );
-    assert_eq!(
-        run_under(&merged, &b_exe),
-        0,
-        "workload B under the merged profile"
-    );
-    assert_eq!(
-        run_under(&merged, &probe),
-        0,
-        "getsid is in no input, so it must fail with EPERM"
-    );
+    assert_eq!(run_under(&merged, &a_exe), 0, "workload A under the merged profile");
+    assert_eq!(run_under(&merged, &b_exe), 0, "workload B under the merged profile");
+    assert_eq!(run_under(&merged, &probe), 0, "getsid is in no input, so it must fail with EPERM");
 }
 
 fn cli(args: &[&str]) -> u8 {
@@ -245,86 +190,35 @@ fn merge_writes_profile_and_coverage_atomically() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = dir.path().join("a.json");
     let b = dir.path().join("b.json");
-    std::fs::write(
-        &a,
-        Profile::allow_list(Family::host(), ["read", "write"]).to_oci_json(),
-    )
-    .expect("a");
-    std::fs::write(
-        &b,
-        Profile::allow_list(Family::host(), ["read", "openat"]).to_oci_json(),
-    )
-    .expect("b");
+    std::fs::write(&a, Profile::allow_list(Family::host(), ["read", "write"]).to_oci_json()).expect("a");
+    std::fs::write(&b, Profile::allow_list(Family::host(), ["read", "openat"]).to_oci_json()).expect("b");
     let out = dir.path().join("app.json");
     let cov = dir.path().join("app.coverage.json");
-    let code = cli(&[
-        "merge",
-        path_str(&a),
-        path_str(&b),
-        "-o",
-        path_str(&out),
-        "--coverage",
-        path_str(&cov),
-    ]);
+    let code = cli(&["merge", path_str(&a), path_str(&b), "-o", path_str(&out), "--coverage", path_str(&cov)]);
     assert_eq!(code, 0);
     let merged = profile::read_file(&out).expect("merged reads").profile;
-    assert_eq!(
-        merged.allowed_names().into_iter().collect::<Vec<_>>(),
-        ["openat", "read", "write"]
-    );
+    assert_eq!(merged.allowed_names().into_iter().collect::<Vec<_>>(), ["openat", "read", "write"]);
     // clone3 is not allowed, so the ENOSYS rule is there.
-    assert!(
-        merged
-            .syscalls
-            .iter()
-            .any(|r| r.names == ["clone3"] && r.errno_ret == Some(38))
-    );
-    let coverage: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&cov).expect("cov")).expect("json");
+    assert!(merged.syscalls.iter().any(|r| r.names == ["clone3"] && r.errno_ret == Some(38)));
+    let coverage: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cov).expect("cov")).expect("json");
     assert_eq!(coverage["inputs"], 2);
     assert_eq!(coverage["syscalls"]["read"], 2);
     assert_eq!(coverage["syscalls"]["openat"], 1);
     // Same inputs, same bytes.
     let again = dir.path().join("again.json");
-    assert_eq!(
-        cli(&["merge", path_str(&b), path_str(&a), "-o", path_str(&again)]),
-        0
-    );
-    assert_eq!(
-        std::fs::read(&out).expect("out"),
-        std::fs::read(&again).expect("again")
-    );
+    assert_eq!(cli(&["merge", path_str(&b), path_str(&a), "-o", path_str(&again)]), 0);
+    assert_eq!(std::fs::read(&out).expect("out"), std::fs::read(&again).expect("again"));
     // No temporary files left behind.
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("ls")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name())
-        .collect();
-    assert!(
-        names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")),
-        "{names:?}"
-    );
+    let names: Vec<_> =
+        std::fs::read_dir(dir.path()).expect("ls").filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
 
     // SPO output carries coverage in an annotation.
     let spo = dir.path().join("my-app.yaml");
-    assert_eq!(
-        cli(&[
-            "merge",
-            path_str(&a),
-            path_str(&b),
-            "--format",
-            "spo",
-            "-o",
-            path_str(&spo)
-        ]),
-        0
-    );
+    assert_eq!(cli(&["merge", path_str(&a), path_str(&b), "--format", "spo", "-o", path_str(&spo)]), 0);
     let loaded = profile::read_file(&spo).expect("spo reads");
     assert_eq!(loaded.name.as_deref(), Some("my-app"));
-    let ann = loaded
-        .annotations
-        .get("spo.x-k8s.io/syscall-coverage")
-        .expect("annotation");
+    let ann = loaded.annotations.get("spo.x-k8s.io/syscall-coverage").expect("annotation");
     assert!(ann.contains("\"read\":2"), "{ann}");
 }
 
@@ -333,43 +227,19 @@ fn exit_codes_are_distinct() {
     let dir = tempfile::tempdir().expect("tempdir");
     let approved = dir.path().join("approved.json");
     let new = dir.path().join("new.json");
-    std::fs::write(
-        &approved,
-        Profile::allow_list(Family::host(), ["read"]).to_oci_json(),
-    )
-    .expect("w");
-    std::fs::write(
-        &new,
-        Profile::allow_list(Family::host(), ["read", "ptrace"]).to_oci_json(),
-    )
-    .expect("w");
+    std::fs::write(&approved, Profile::allow_list(Family::host(), ["read"]).to_oci_json()).expect("w");
+    std::fs::write(&new, Profile::allow_list(Family::host(), ["read", "ptrace"]).to_oci_json()).expect("w");
     let (ap, np) = (path_str(&approved), path_str(&new));
 
     assert_eq!(cli(&["diff", np, "--against", ap]), Code::Ok.as_u8());
-    assert_eq!(
-        cli(&["diff", np, "--against", ap, "--fail-on-added"]),
-        Code::Drift.as_u8()
-    );
-    assert_eq!(
-        cli(&["diff", ap, "--against", np, "--fail-on-added"]),
-        Code::Ok.as_u8()
-    );
-    assert_eq!(
-        cli(&["diff", ap, "--against", np, "--fail-on-removed"]),
-        Code::Drift.as_u8()
-    );
+    assert_eq!(cli(&["diff", np, "--against", ap, "--fail-on-added"]), Code::Drift.as_u8());
+    assert_eq!(cli(&["diff", ap, "--against", np, "--fail-on-added"]), Code::Ok.as_u8());
+    assert_eq!(cli(&["diff", ap, "--against", np, "--fail-on-removed"]), Code::Drift.as_u8());
     assert_eq!(cli(&["diff", np, "--json"]), Code::Ok.as_u8());
-    assert_eq!(
-        cli(&["diff", np, "--against", "runtime/default:containerd"]),
-        Code::Ok.as_u8()
-    );
+    assert_eq!(cli(&["diff", np, "--against", "runtime/default:containerd"]), Code::Ok.as_u8());
 
     let bad = dir.path().join("bad.json");
-    std::fs::write(
-        &bad,
-        "{\"defaultAction\": \"SCMP_ACT_NOPE\", \"syscalls\": [{\"names\": []}]}",
-    )
-    .expect("w");
+    std::fs::write(&bad, "{\"defaultAction\": \"SCMP_ACT_NOPE\", \"syscalls\": [{\"names\": []}]}").expect("w");
     assert_eq!(cli(&["check", ap, np]), Code::Ok.as_u8());
     assert_eq!(cli(&["check", path_str(&bad)]), Code::CheckFailed.as_u8());
     assert_eq!(cli(&["convert", path_str(&bad)]), Code::BadProfile.as_u8());
@@ -378,43 +248,19 @@ fn exit_codes_are_distinct() {
     let typo = dir.path().join("typo.json");
     std::fs::write(&typo, "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"opnat\"], \"action\": \"SCMP_ACT_ALLOW\"}]}")
         .expect("w");
-    assert_eq!(
-        cli(&["check", path_str(&typo)]),
-        Code::Ok.as_u8(),
-        "unknown names are warnings"
-    );
-    assert_eq!(
-        cli(&["check", "--strict", path_str(&typo)]),
-        Code::CheckFailed.as_u8()
-    );
+    assert_eq!(cli(&["check", path_str(&typo)]), Code::Ok.as_u8(), "unknown names are warnings");
+    assert_eq!(cli(&["check", "--strict", path_str(&typo)]), Code::CheckFailed.as_u8());
 
     let huge = dir.path().join("huge.json");
-    std::fs::File::create(&huge)
-        .and_then(|f| f.set_len(1 << 30))
-        .expect("sparse file");
-    assert_eq!(
-        cli(&["check", path_str(&huge)]),
-        Code::InputTooLarge.as_u8()
-    );
-    assert_eq!(
-        cli(&["merge", path_str(&huge), ap]),
-        Code::InputTooLarge.as_u8()
-    );
+    std::fs::File::create(&huge).and_then(|f| f.set_len(1 << 30)).expect("sparse file");
+    assert_eq!(cli(&["check", path_str(&huge)]), Code::InputTooLarge.as_u8());
+    assert_eq!(cli(&["merge", path_str(&huge), ap]), Code::InputTooLarge.as_u8());
     let deep = dir.path().join("deep.json");
     std::fs::write(&deep, "[".repeat(100_000)).expect("w");
-    assert_eq!(
-        cli(&["convert", path_str(&deep)]),
-        Code::InputTooLarge.as_u8()
-    );
+    assert_eq!(cli(&["convert", path_str(&deep)]), Code::InputTooLarge.as_u8());
 
-    assert_eq!(
-        cli(&["convert", ap, "-o", "/nonexistent-dir/x.json"]),
-        Code::OutputUnwritable.as_u8()
-    );
-    assert_eq!(
-        cli(&["convert", ap, "--format", "spo", "--name", "Not_Valid"]),
-        Code::BadProfile.as_u8()
-    );
+    assert_eq!(cli(&["convert", ap, "-o", "/nonexistent-dir/x.json"]), Code::OutputUnwritable.as_u8());
+    assert_eq!(cli(&["convert", ap, "--format", "spo", "--name", "Not_Valid"]), Code::BadProfile.as_u8());
     assert_eq!(cli(&["diff", ap, "--cap", "SYS_NOPE"]), Code::Usage.as_u8());
 }
 
@@ -426,45 +272,17 @@ fn convert_round_trips_through_every_dialect() {
     std::fs::write(&src, original.to_oci_json()).expect("w");
     for format in ["oci", "moby", "spo"] {
         let out = dir.path().join(format!("out.{format}"));
-        assert_eq!(
-            cli(&[
-                "convert",
-                path_str(&src),
-                "--format",
-                format,
-                "--name",
-                "app",
-                "-o",
-                path_str(&out)
-            ]),
-            0
-        );
+        assert_eq!(cli(&["convert", path_str(&src), "--format", format, "--name", "app", "-o", path_str(&out)]), 0);
         let back = dir.path().join(format!("back.{format}.json"));
-        assert_eq!(
-            cli(&["convert", path_str(&out), "-o", path_str(&back)]),
-            0,
-            "{format}"
-        );
+        assert_eq!(cli(&["convert", path_str(&out), "-o", path_str(&back)]), 0, "{format}");
         let p = profile::read_file(&back).expect("reads").profile;
         assert_eq!(p.allowed_names(), original.allowed_names(), "{format}");
     }
     let snippet = dir.path().join("snippet.yaml");
     assert_eq!(
-        cli(&[
-            "convert",
-            path_str(&src),
-            "--format",
-            "k8s-snippet",
-            "--name",
-            "app",
-            "-o",
-            path_str(&snippet)
-        ]),
+        cli(&["convert", path_str(&src), "--format", "k8s-snippet", "--name", "app", "-o", path_str(&snippet)]),
         0
     );
     let text = std::fs::read_to_string(&snippet).expect("snippet");
-    assert!(
-        text.contains("type: Localhost") && text.contains("localhostProfile: profiles/app.json"),
-        "{text}"
-    );
+    assert!(text.contains("type: Localhost") && text.contains("localhostProfile: profiles/app.json"), "{text}");
 }

@@ -1,7 +1,10 @@
 //! Round trip through `recorder run`: the recorded program runs under its
 //! own profile and behaves the same; without one of its syscalls it gets EPERM.
 
-use std::{path::Path, time::{Duration, Instant}};
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use recorder_tests::{
     allowed_names, assert_exit, ground_truth_program, recorder, scratch_dir, skip_bpf_tests, write_profile,
@@ -25,8 +28,13 @@ fn record_ground_truth(name: &str) -> std::path::PathBuf {
     let marker = scratch_dir().join(format!("{name}.marker"));
     let program = ground_truth_program();
     let out = recorder(&[
-        "record", "-q", "-o", profile.to_str().expect("utf8"), "--",
-        program.to_str().expect("utf8"), marker.to_str().expect("utf8"),
+        "record",
+        "-q",
+        "-o",
+        profile.to_str().expect("utf8"),
+        "--",
+        program.to_str().expect("utf8"),
+        marker.to_str().expect("utf8"),
     ]);
     assert_exit(&out, 0, "recording");
     profile
@@ -36,8 +44,12 @@ fn run_under(profile: &Path, marker: &Path) -> std::process::Output {
     let program = ground_truth_program();
     let _ = std::fs::remove_file(marker);
     recorder(&[
-        "run", "--profile", profile.to_str().expect("utf8"), "--",
-        program.to_str().expect("utf8"), marker.to_str().expect("utf8"),
+        "run",
+        "--profile",
+        profile.to_str().expect("utf8"),
+        "--",
+        program.to_str().expect("utf8"),
+        marker.to_str().expect("utf8"),
     ])
 }
 

@@ -33,8 +33,13 @@ fn round_trip(runtime: Runtime) {
     let recorded = scratch_dir().join(format!("{name}-recorded.json"));
     let marker = scratch_dir().join(format!("{name}-marker"));
     let out = recorder(&[
-        "record", "-q", "-o", recorded.to_str().expect("utf8"), "--",
-        program.to_str().expect("utf8"), marker.to_str().expect("utf8"),
+        "record",
+        "-q",
+        "-o",
+        recorded.to_str().expect("utf8"),
+        "--",
+        program.to_str().expect("utf8"),
+        marker.to_str().expect("utf8"),
     ]);
     assert_exit(&out, 0, "recording the ground-truth program");
 

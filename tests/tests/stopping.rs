@@ -8,7 +8,9 @@ use std::{
     time::Duration,
 };
 
-use recorder_tests::{allowed_names, assert_exit, minimal_program, recorder, recorder_bin, scratch_dir, skip_bpf_tests};
+use recorder_tests::{
+    allowed_names, assert_exit, minimal_program, recorder, recorder_bin, scratch_dir, skip_bpf_tests,
+};
 
 fn stop_with(signal: i32, name: &str) {
     let profile = scratch_dir().join(format!("stop-{name}.json"));
@@ -49,7 +51,8 @@ fn duration_ends_the_recording() {
         return;
     }
     let profile = scratch_dir().join("duration.json");
-    let out = recorder(&["record", "-q", "--duration", "1s", "-o", profile.to_str().expect("utf8"), "--", "sleep", "600"]);
+    let out =
+        recorder(&["record", "-q", "--duration", "1s", "-o", profile.to_str().expect("utf8"), "--", "sleep", "600"]);
     assert_exit(&out, 0, "duration stop");
     assert!(allowed_names(&profile).contains("clock_nanosleep"));
 }
@@ -78,7 +81,11 @@ impl Workload {
         // SAFETY: only write(2) in the child before exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+                if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
             });
         }
         let child = cmd.spawn().expect("workload starts");

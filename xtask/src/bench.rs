@@ -93,7 +93,7 @@ fn loop_once(scenario: Scenario, program: &Path, n: u64) -> Result<Sample> {
     match scenario {
         Scenario::NoTracing => Ok(Sample { ns: parse(&util::output(&mut loop_cmd())?)?, daemon_cpu: None }),
         Scenario::Floor => {
-            let floor = Background::start(Command::new(&recorder).arg("__floor"), true)?;
+            let floor = Background::start(&mut util::xtask_floor(), true)?;
             let ns = parse(&util::output(&mut loop_cmd())?)?;
             floor.stop()?;
             Ok(Sample { ns, daemon_cpu: None })
@@ -122,7 +122,10 @@ fn loop_once(scenario: Scenario, program: &Path, n: u64) -> Result<Sample> {
         }
         Scenario::Strace => {
             let out = util::output(
-                Command::new("strace").args(["-f", "-qq", "-o", "/dev/null", "taskset", "-c", LOOP_CPU]).arg(program).arg(&n_arg),
+                Command::new("strace")
+                    .args(["-f", "-qq", "-o", "/dev/null", "taskset", "-c", LOOP_CPU])
+                    .arg(program)
+                    .arg(&n_arg),
             )?;
             Ok(Sample { ns: parse(&out)?, daemon_cpu: None })
         }
@@ -237,11 +240,7 @@ fn wrk_rps(out: &str) -> Result<f64> {
 }
 
 fn wrk_p99_ms(out: &str) -> Result<f64> {
-    let value = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("99%"))
-        .context("wrk printed no 99% latency")?
-        .trim();
+    let value = out.lines().find_map(|l| l.trim().strip_prefix("99%")).context("wrk printed no 99% latency")?.trim();
     let (num, scale) = if let Some(v) = value.strip_suffix("us") {
         (v, 0.001)
     } else if let Some(v) = value.strip_suffix("ms") {
@@ -360,7 +359,11 @@ fn nginx_table(md: &mut String, title: &str, what: &str, rounds: &[(WrkResult, W
     writeln!(md, "\n## {title}\n\n{what}\n")?;
     writeln!(md, "| scenario | requests/s | p99 latency (ms) | recorder CPU (s) |")?;
     writeln!(md, "|---|---:|---:|---:|")?;
-    writeln!(md, "| not recorded | {plain_rps:.0} | {:.2} | - |", median(rounds.iter().map(|(p, _)| p.p99_ms).collect()))?;
+    writeln!(
+        md,
+        "| not recorded | {plain_rps:.0} | {:.2} | - |",
+        median(rounds.iter().map(|(p, _)| p.p99_ms).collect())
+    )?;
     writeln!(
         md,
         "| recorded | {rec_rps:.0} | {:.2} | {:.3} |",
@@ -393,4 +396,3 @@ fn machine() -> Result<String> {
 fn machine_date() -> Result<String> {
     Ok(util::output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))?.trim().to_owned())
 }
-

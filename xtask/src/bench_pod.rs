@@ -13,7 +13,17 @@ use crate::{
 pub fn rounds(rounds: usize, seconds: u64) -> Result<Vec<(WrkResult, WrkResult)>> {
     let out = util::output(
         util::cargo()
-            .args(["test", "--release", "-p", "recorder-tests", "--test", "bench_pod", "--", "--ignored", "--nocapture"])
+            .args([
+                "test",
+                "--release",
+                "-p",
+                "recorder-tests",
+                "--test",
+                "bench_pod",
+                "--",
+                "--ignored",
+                "--nocapture",
+            ])
             .env("RECORDER_BIN", util::recorder_bin())
             .env("BENCH_WRK_SECONDS", seconds.to_string())
             .env("BENCH_POD_ROUNDS", rounds.to_string()),

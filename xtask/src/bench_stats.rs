@@ -32,7 +32,7 @@ fn measure_all(program: &Path, n: u64) -> Result<Vec<(&'static str, f64)>> {
     let run_loop = || util::output(Command::new("taskset").args(["-c", "1"]).arg(program).arg(&n));
     let mut out = Vec::new();
 
-    let floor = spawn(Command::new(&recorder).arg("__floor"))?;
+    let floor = spawn(&mut util::xtask_floor())?;
     std::thread::sleep(Duration::from_millis(700));
     run_loop()?;
     out.push(("empty program (floor)", per_call(&floor)?));

@@ -57,12 +57,8 @@ pub fn run() -> Result<()> {
     }
 
     println!("\n== 3. Run nginx under the profile (enforced by libseccomp) and fetch the page");
-    let mut server = Command::new(&recorder)
-        .args(["run", "--profile"])
-        .arg(&profile)
-        .arg("--")
-        .args(site.argv())
-        .spawn()?;
+    let mut server =
+        Command::new(&recorder).args(["run", "--profile"]).arg(&profile).arg("--").args(site.argv()).spawn()?;
     let ready = site.wait_ready(Duration::from_secs(10));
     let status = site.get();
     // SAFETY: kill(2) on our own unreaped child.
@@ -85,7 +81,10 @@ pub fn run() -> Result<()> {
     println!(
         "   exit {:?}: {}",
         out.status.code(),
-        stderr.lines().last().unwrap_or("denied (it could not even print an error: write(2) is not in nginx's profile)")
+        stderr
+            .lines()
+            .last()
+            .unwrap_or("denied (it could not even print an error: write(2) is not in nginx's profile)")
     );
     if out.status.success() {
         bail!("unshare succeeded under nginx's profile; the profile is too wide");

@@ -7,6 +7,7 @@ mod bench;
 mod bench_pod;
 mod bench_stats;
 mod demo;
+mod floor;
 mod nginx;
 mod setup;
 mod util;
@@ -47,10 +48,16 @@ enum Cmd {
     },
     /// Setup, build, record nginx serving a page, then serve it again under the profile.
     Demo,
+    /// `cargo fmt --check` and clippy with `-D warnings` (host crates, and
+    /// the BPF crate on its own target).
+    Lint,
+    /// Attach only an empty program to sys_enter until interrupted: the cost
+    /// floor `bench` measures against.
+    #[command(hide = true)]
+    Floor,
 }
 
 fn main() -> Result<()> {
-    detach_from_cargo_run();
     match Cli::parse().command {
         Cmd::Setup => setup::run(),
         Cmd::Build => {
@@ -72,46 +79,10 @@ fn main() -> Result<()> {
             util::build_release()?;
             demo::run()
         }
-    }
-}
-
-/// `cargo xtask` runs this binary through `cargo run`, under the stable
-/// toolchain's rustup proxy: its toolchain directory is first in PATH,
-/// RUSTUP_TOOLCHAIN and CARGO name it, and cargo's jobserver is inherited.
-/// Seen here: the nightly cargo that builds the BPF object, started from
-/// that context, fed other compilers' output to its first `rustc -` probe in
-/// fresh clones, while the same binary started from a shell works. So the
-/// first thing this does under cargo is re-run itself without that context.
-fn detach_from_cargo_run() {
-    const MARK: &str = "RECORDER_XTASK_DETACHED";
-    if std::env::var_os("CARGO").is_none() || std::env::var_os(MARK).is_some() {
-        return;
-    }
-    let Ok(exe) = std::env::current_exe() else { return };
-    let path = std::env::var("PATH").unwrap_or_default();
-    let path: Vec<&str> = path.split(':').filter(|p| !p.contains("/.rustup/toolchains/")).collect();
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(std::env::args_os().skip(1)).env(MARK, "1").env("PATH", path.join(":"));
-    for (key, _) in std::env::vars_os() {
-        let key_str = key.to_string_lossy();
-        if key_str.starts_with("CARGO") && key_str != "CARGO_HOME"
-            || key_str.starts_with("RUSTUP_TOOLCHAIN")
-            || ["RUSTC", "RUSTDOC", "MAKEFLAGS", "MFLAGS", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"].contains(&key_str.as_ref())
-        {
-            cmd.env_remove(&key);
+        Cmd::Lint => {
+            setup::run()?;
+            util::lint()
         }
+        Cmd::Floor => floor::run(),
     }
-    use std::os::unix::process::CommandExt as _;
-    // SAFETY: only close(2) between fork and exec: descriptors above stderr
-    // are cargo's (jobserver) and must not reach the builds.
-    unsafe {
-        cmd.pre_exec(|| {
-            for fd in 3..1024 {
-                libc::close(fd);
-            }
-            Ok(())
-        });
-    }
-    let err = cmd.exec();
-    eprintln!("xtask: could not re-run itself outside cargo run ({err}); continuing");
 }

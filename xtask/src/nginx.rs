@@ -63,7 +63,11 @@ impl Site {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("nginx did not answer on port {} (see {})", self.port, self.dir.path().join("error.log").display());
+                bail!(
+                    "nginx did not answer on port {} (see {})",
+                    self.port,
+                    self.dir.path().join("error.log").display()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -61,7 +61,9 @@ fn bpf_linker() -> Result<()> {
     let llvm = std::fs::read_dir(&libdir)
         .with_context(|| format!("reading {}", libdir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libLLVM.so.") && n.contains("-rust-")))
+        .find(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libLLVM.so.") && n.contains("-rust-"))
+        })
         .context("nightly has no libLLVM.so.*-rust-*; is the nightly toolchain installed?")?;
     let home = std::env::var_os("HOME").context("HOME is not set")?;
     let prefix = PathBuf::from(home).join(".cache/llvm-prefix");
@@ -69,9 +71,20 @@ fn bpf_linker() -> Result<()> {
     let link = prefix.join("lib/libLLVM.so");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(&llvm, &link)?;
-    util::run(Command::new("cargo")
-        .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION, "--no-default-features", "--features", "llvm-22"])
-        .env("LLVM_PREFIX", &prefix))
+    util::run(
+        Command::new("cargo")
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--version",
+                BPF_LINKER_VERSION,
+                "--no-default-features",
+                "--features",
+                "llvm-22",
+            ])
+            .env("LLVM_PREFIX", &prefix),
+    )
 }
 
 fn debian_packages() -> Result<()> {
@@ -98,10 +111,12 @@ fn debian_packages() -> Result<()> {
         std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o755))?;
     }
     let result = util::run(Command::new("apt-get").arg("update").arg("-q")).and_then(|()| {
-        util::run(Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"))
+        util::run(
+            Command::new("apt-get")
+                .args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
     });
     if created_policy {
         let _ = std::fs::remove_file(&policy);

@@ -15,15 +15,24 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
 
 #[cfg(test)]
 mod tests {
+    use recorder_common::{Abi, EventKind, Phase};
+
     use super::*;
 
     #[test]
     fn decodes_what_the_bpf_side_writes() {
-        let e = Event { kind: 1, phase: 0, arch: 0, cgroup_id: 42, nr: 59, tgid: 7 };
-        // SAFETY: viewing a repr(C) value without padding as bytes.
-        let bytes = unsafe {
-            std::slice::from_raw_parts((&e as *const Event).cast::<u8>(), std::mem::size_of::<Event>())
+        let e = Event {
+            kind: EventKind::SYSCALL,
+            phase: Phase::RUN,
+            abi: Abi::NATIVE,
+            nr: 59,
+            cgroup_id: 42,
+            tgid: 7,
+            _pad: 0,
         };
+        // SAFETY: viewing a repr(C) value without padding as bytes.
+        let bytes =
+            unsafe { std::slice::from_raw_parts((&e as *const Event).cast::<u8>(), std::mem::size_of::<Event>()) };
         assert_eq!(decode(bytes), Some(e));
         assert_eq!(decode(&bytes[..10]), None);
     }

@@ -5,19 +5,9 @@ use aya::{
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::RawTracePoint,
 };
-use recorder_common::{CgroupKey, SyscallSet, names};
+use recorder_common::{Abi, BoundaryState, CgroupKey, Phase, SyscallSet, names};
 
-use crate::{cgroup::Cgroup, syscalls::Family};
-
-/// Byte offsets of syscall arguments 0, 1 and 2 in the kernel's `struct
-/// pt_regs` (arch/*/include/asm/ptrace.h): x86_64 `di`/`si`/`dx`, arm64
-/// `regs[0..3]`, riscv64 `a0`/`a1`/`a2`.
-#[cfg(target_arch = "x86_64")]
-const PT_REGS_ARG_OFFSETS: (u32, u32, u32) = (112, 104, 96);
-#[cfg(target_arch = "aarch64")]
-const PT_REGS_ARG_OFFSETS: (u32, u32, u32) = (0, 8, 16);
-#[cfg(target_arch = "riscv64")]
-const PT_REGS_ARG_OFFSETS: (u32, u32, u32) = (80, 88, 96);
+use crate::{syscalls::Family, target::Cgroup};
 
 /// The BPF object built by build.rs from recorder-ebpf.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/recorder"));
@@ -32,12 +22,16 @@ pub enum BpfError {
         #[source]
         source: aya::programs::ProgramError,
     },
-    #[error("the kernel cannot attach a raw tracepoint to {tracepoint}: {source}; recorder needs Linux 4.17+ with CONFIG_BPF_EVENTS")]
+    #[error(
+        "the kernel cannot attach a raw tracepoint to {tracepoint}: {source}; recorder needs Linux 4.17+ with CONFIG_BPF_EVENTS"
+    )]
     Attach {
         tracepoint: &'static str,
         #[source]
         source: aya::programs::ProgramError,
     },
+    #[error("this recorder was built without its BPF programs (AYA_BUILD_SKIP); rebuild it with `cargo build --release` after `cargo xtask setup`")]
+    NotBuilt,
     #[error("BPF object has no {0}; the build of recorder-ebpf is out of date (cargo build --release)")]
     Missing(&'static str),
     #[error("BPF map {name}: {source}")]
@@ -70,11 +64,13 @@ impl Probe {
     /// `boundary`, descendant cgroups are treated as containers and their
     /// runtime setup is split off (`recorder_common::phase`).
     pub fn attach(target: &Cgroup, boundary: bool) -> Result<Probe, BpfError> {
+        if OBJECT.is_empty() {
+            return Err(BpfError::NotBuilt);
+        }
         let native = Family::host().native;
         let nr = |name: &str| native.number_of(name).unwrap_or(u32::MAX);
         let (nr_seccomp, nr_prctl, nr_pivot_root, nr_chroot, nr_setns) =
             (nr("seccomp"), nr("prctl"), nr("pivot_root"), nr("chroot"), nr("setns"));
-        let (arg0, arg1, arg2) = PT_REGS_ARG_OFFSETS;
         let boundary = u32::from(boundary);
         let mut ebpf = EbpfLoader::new()
             .override_global(names::TARGET_CGROUP_GLOBAL, &target.id, true)
@@ -85,9 +81,6 @@ impl Probe {
             .override_global(names::NR_PIVOT_ROOT_GLOBAL, &nr_pivot_root, true)
             .override_global(names::NR_CHROOT_GLOBAL, &nr_chroot, true)
             .override_global(names::NR_SETNS_GLOBAL, &nr_setns, true)
-            .override_global(names::ARG0_OFFSET_GLOBAL, &arg0, true)
-            .override_global(names::ARG1_OFFSET_GLOBAL, &arg1, true)
-            .override_global(names::ARG2_OFFSET_GLOBAL, &arg2, true)
             .load(OBJECT)
             .map_err(BpfError::Load)?;
         // Without the log map (an object built without logging) we only lose
@@ -113,15 +106,15 @@ impl Probe {
             attach_raw_tracepoint(&mut ebpf, prog, tp)?;
         }
         let syscalls = take_map(&mut ebpf, names::SYSCALLS_MAP)?;
-        let syscalls = PerCpuHashMap::try_from(syscalls)
-            .map_err(|source| BpfError::Map { name: names::SYSCALLS_MAP, source })?;
+        let syscalls =
+            PerCpuHashMap::try_from(syscalls).map_err(|source| BpfError::Map { name: names::SYSCALLS_MAP, source })?;
         let stats = PerCpuArray::try_from(take_map(&mut ebpf, names::STATS_MAP)?)
             .map_err(|source| BpfError::Map { name: names::STATS_MAP, source })?;
         let events = RingBuf::try_from(take_map(&mut ebpf, names::EVENTS_MAP)?)
             .map_err(|source| BpfError::Map { name: names::EVENTS_MAP, source })?;
         let target_set = PerCpuArray::try_from(take_map(&mut ebpf, names::TARGET_SET_MAP)?)
             .map_err(|source| BpfError::Map { name: names::TARGET_SET_MAP, source })?;
-        let target_key = CgroupKey { cgroup_id: target.id, arch: recorder_common::arch::NATIVE, phase: recorder_common::phase::RUN };
+        let target_key = CgroupKey { cgroup_id: target.id, abi: Abi::NATIVE, phase: Phase::RUN };
         Ok(Probe { _ebpf: ebpf, syscalls, stats, target_set, target_key, events: Some(events), logger })
     }
 
@@ -136,25 +129,7 @@ impl Probe {
     }
 }
 
-/// The empty program on sys_enter: the cost floor that benchmarks compare
-/// against. Detached when dropped.
-pub struct Floor {
-    _ebpf: Ebpf,
-}
-
-impl Floor {
-    pub fn attach() -> Result<Floor, BpfError> {
-        let mut ebpf = EbpfLoader::new().load(OBJECT).map_err(BpfError::Load)?;
-        attach_raw_tracepoint(&mut ebpf, names::SYS_ENTER_EMPTY_PROG, names::SYS_ENTER_TP)?;
-        Ok(Floor { _ebpf: ebpf })
-    }
-}
-
-fn attach_raw_tracepoint(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-    tracepoint: &'static str,
-) -> Result<(), BpfError> {
+fn attach_raw_tracepoint(ebpf: &mut Ebpf, name: &'static str, tracepoint: &'static str) -> Result<(), BpfError> {
     let program: &mut RawTracePoint = ebpf
         .program_mut(name)
         .ok_or(BpfError::Missing(name))?
@@ -170,30 +145,43 @@ fn attach_raw_tracepoint(
 /// (`RUN`), not a runtime's setup. Done before attaching; a cgroup that
 /// appears later starts in `SETUP` at its first syscall.
 fn mark_running(ebpf: &mut Ebpf, target: &Cgroup) -> Result<(), BpfError> {
-    use std::os::unix::fs::MetadataExt as _;
-
-    use recorder_common::{BoundaryState, phase};
     let map = ebpf.map_mut(names::BOUNDARY_MAP).ok_or(BpfError::Missing(names::BOUNDARY_MAP))?;
     let mut states: aya::maps::HashMap<_, u64, BoundaryState> =
         aya::maps::HashMap::try_from(map).map_err(|source| BpfError::Map { name: names::BOUNDARY_MAP, source })?;
-    let running = BoundaryState { phase: phase::RUN, ..BoundaryState::default() };
-    let mut stack = vec![target.path.clone()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            if let Ok(meta) = entry.metadata()
-                && meta.is_dir()
-            {
-                states
-                    .insert(meta.ino(), running, 0)
-                    .map_err(|source| BpfError::Map { name: names::BOUNDARY_MAP, source })?;
-                stack.push(entry.path());
-            }
-        }
+    let running = BoundaryState { phase: Phase::RUN, ..BoundaryState::default() };
+    for (id, _) in target.descendants() {
+        states.insert(id, running, 0).map_err(|source| BpfError::Map { name: names::BOUNDARY_MAP, source })?;
     }
     Ok(())
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, BpfError> {
     ebpf.take_map(name).ok_or(BpfError::Missing(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use object::{Object as _, ObjectSymbol as _};
+
+    use super::*;
+
+    /// Every map, program and global that userspace names is in the object
+    /// build.rs embedded: a name typed differently on the two sides fails
+    /// here, not at run time.
+    #[test]
+    fn embedded_object_has_every_name_userspace_uses() {
+        assert!(!OBJECT.is_empty(), "built with AYA_BUILD_SKIP: no BPF object to check");
+        let parsed = aya_obj::Object::parse(OBJECT).expect("the embedded object parses");
+        for map in names::MAPS {
+            assert!(parsed.maps.contains_key(map), "map {map} missing; have {:?}", parsed.maps.keys());
+        }
+        for program in names::PROGRAMS {
+            assert!(parsed.programs.contains_key(program), "program {program} missing");
+        }
+        let elf = object::File::parse(OBJECT).expect("ELF");
+        let symbols: Vec<&str> = elf.symbols().filter_map(|s| s.name().ok()).collect();
+        for global in names::GLOBALS {
+            assert!(symbols.contains(&global), "global {global} missing");
+        }
+    }
 }

@@ -1,54 +1,9 @@
 //! Reading the aggregated maps: per-CPU bitmaps ORed, counts summed.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use aya::maps::MapError;
-use recorder_common::{BITMAP_WORDS, CgroupKey, MAX_SYSCALLS, stat};
+use recorder_common::{BITMAP_WORDS, MAX_SYSCALLS, stat};
 
-use super::Probe;
-
-/// Everything recorded so far: per cgroup and architecture tag, the syscall
-/// numbers seen and how often.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Observation {
-    pub cgroups: BTreeMap<CgroupKey, BTreeMap<u32, u64>>,
-}
-
-impl Observation {
-    /// Distinct (arch tag, number) pairs in `cgroup` (or all cgroups), in any
-    /// of `phases` (`recorder_common::phase`).
-    pub fn calls(&self, cgroup: Option<u64>, phases: &[u32]) -> BTreeSet<(u32, u32)> {
-        self.cgroups
-            .iter()
-            .filter(|(key, _)| cgroup.is_none_or(|id| key.cgroup_id == id) && phases.contains(&key.phase))
-            .flat_map(|(key, calls)| calls.keys().map(move |nr| (key.arch, *nr)))
-            .collect()
-    }
-
-    /// The cgroups that made any syscall.
-    pub fn cgroup_ids(&self) -> BTreeSet<u64> {
-        self.cgroups.keys().map(|k| k.cgroup_id).collect()
-    }
-
-    /// Distinct (arch tag, number) pairs over all cgroups.
-    pub fn distinct(&self) -> BTreeSet<(u32, u32)> {
-        self.cgroups
-            .iter()
-            .flat_map(|(key, calls)| calls.keys().map(move |nr| (key.arch, *nr)))
-            .collect()
-    }
-
-    /// Merged counts per (arch tag, number) over all cgroups.
-    pub fn totals(&self) -> BTreeMap<(u32, u32), u64> {
-        let mut totals = BTreeMap::new();
-        for (key, calls) in &self.cgroups {
-            for (nr, count) in calls {
-                *totals.entry((key.arch, *nr)).or_insert(0) += count;
-            }
-        }
-        totals
-    }
-}
+use super::{Observation, Probe};
 
 /// BPF-side counters, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -89,9 +44,7 @@ impl Probe {
     }
 
     pub fn stats(&self) -> Result<Stats, MapError> {
-        let slot = |i: u32| -> Result<u64, MapError> {
-            Ok(self.stats.get(&i, 0)?.iter().sum())
-        };
+        let slot = |i: u32| -> Result<u64, MapError> { Ok(self.stats.get(&i, 0)?.iter().sum()) };
         Ok(Stats {
             ringbuf_drops: slot(stat::RINGBUF_DROPS)?,
             map_full: slot(stat::MAP_FULL)?,

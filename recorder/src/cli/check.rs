@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::{
-    exit::{Code, Failure},
+    cli::exit::{Code, Failure},
     profile::{self, ProfileError, Severity},
 };
 
@@ -38,19 +38,12 @@ pub fn execute(args: CheckArgs) -> Result<u8, Failure> {
     let mut failed = false;
     let mut too_large = false;
     for path in &args.profiles {
-        let shown = if path.as_os_str() == "-" {
-            "<stdin>".to_owned()
-        } else {
-            path.display().to_string()
-        };
+        let shown = if path.as_os_str() == "-" { "<stdin>".to_owned() } else { path.display().to_string() };
         let report = profile::read_text(path).and_then(|text| profile::check_str(&text, &shown));
         let report = match report {
             Ok(r) => r,
             Err(e) => {
-                too_large |= matches!(
-                    e,
-                    ProfileError::TooLarge { .. } | ProfileError::TooDeep { .. }
-                );
+                too_large |= matches!(e, ProfileError::TooLarge { .. } | ProfileError::TooDeep { .. });
                 for d in e.diagnostics() {
                     println!("{d}");
                 }
@@ -62,11 +55,7 @@ pub fn execute(args: CheckArgs) -> Result<u8, Failure> {
             println!("{d}");
         }
         let errors = report.errors();
-        let warnings = report
-            .problems
-            .iter()
-            .filter(|d| d.severity == Severity::Warning)
-            .count();
+        let warnings = report.problems.iter().filter(|d| d.severity == Severity::Warning).count();
         if errors > 0 || (args.strict && warnings > 0) {
             failed = true;
         }

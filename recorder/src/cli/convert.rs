@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::{
-    exit::{Code, Failure},
+    cli::exit::{Code, Failure},
     output::Output,
     profile::{
         self, Loaded,
-        write::{self, Format, WriteOptions, valid_k8s_name},
+        write::{self, Format, WriteOptions},
     },
 };
 
@@ -58,17 +58,13 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, Failure> {
 
 /// The object name: --name, else the input's SPO name, else the first of
 /// `files` whose name (without extension) is a valid Kubernetes name.
-pub(crate) fn object_name(
-    explicit: Option<&str>,
-    input: Option<&str>,
-    files: &[&Path],
-) -> Option<String> {
+pub(crate) fn object_name(explicit: Option<&str>, input: Option<&str>, files: &[&Path]) -> Option<String> {
     if let Some(n) = explicit.or(input) {
         return Some(n.to_owned());
     }
     files.iter().find_map(|f| {
         let stem = f.file_stem()?.to_str()?.to_ascii_lowercase();
-        valid_k8s_name(&stem).then_some(stem)
+        crate::k8s_name::is_subdomain(&stem).then_some(stem)
     })
 }
 
@@ -77,8 +73,7 @@ pub(crate) fn write_failure(e: write::WriteError) -> Failure {
 }
 
 pub fn execute(args: ConvertArgs) -> Result<u8, Failure> {
-    let out = Output::prepare(args.output.as_deref())
-        .map_err(|e| Failure::new(Code::OutputUnwritable, e))?;
+    let out = Output::prepare(args.output.as_deref()).map_err(|e| Failure::new(Code::OutputUnwritable, e))?;
     let loaded = load(&args.profile)?;
     let mut p = loaded.profile;
     if !args.no_enosys_clone3 {
@@ -89,10 +84,7 @@ pub fn execute(args: ConvertArgs) -> Result<u8, Failure> {
         name: object_name(
             args.name.as_deref(),
             loaded.name.as_deref(),
-            &[Some(args.profile.as_path()), args.output.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>(),
+            &[Some(args.profile.as_path()), args.output.as_deref()].into_iter().flatten().collect::<Vec<_>>(),
         ),
         // An SPO resource keeps its annotations (e.g. syscall coverage).
         annotations: loaded.annotations,
@@ -101,7 +93,6 @@ pub fn execute(args: ConvertArgs) -> Result<u8, Failure> {
     for w in &written.warnings {
         eprintln!("recorder: warning: {w}");
     }
-    out.commit(&written.text)
-        .map_err(|e| Failure::new(Code::OutputUnwritable, e))?;
+    out.commit(&written.text).map_err(|e| Failure::new(Code::OutputUnwritable, e))?;
     Ok(Code::Ok.as_u8())
 }

@@ -3,9 +3,9 @@
 use std::{collections::BTreeSet, path::PathBuf};
 
 use crate::{
-    diff::{self, Side, Treatment, baseline::Baseline},
-    exit::{Code, Failure},
-    profile::{EvalContext, catalog, evaluate::parse_kernel},
+    algebra::diff::{self, Side, Treatment},
+    cli::exit::{Code, Failure},
+    profile::{EvalContext, catalog, evaluate::parse_kernel, runtime_default::RuntimeDefault},
 };
 
 const EXAMPLES: &str = "\
@@ -75,39 +75,25 @@ fn context(args: &DiffArgs) -> Result<EvalContext, Failure> {
         ctx.caps.insert(c.to_owned());
     }
     if let Some(k) = &args.kernel {
-        ctx.kernel = Some(
-            parse_kernel(k)
-                .ok_or_else(|| usage(format!("--kernel {k:?} is not a version like 5.10")))?,
-        );
+        ctx.kernel = Some(parse_kernel(k).ok_or_else(|| usage(format!("--kernel {k:?} is not a version like 5.10")))?);
     }
     if let Some(a) = &args.arch {
-        ctx.native = catalog::arch_from_user(a).ok_or_else(|| {
-            usage(format!(
-                "unknown --arch {a:?}; use amd64, arm64, riscv64 or an SCMP_ARCH_* name"
-            ))
-        })?;
+        ctx.native = catalog::arch_from_user(a)
+            .ok_or_else(|| usage(format!("unknown --arch {a:?}; use amd64, arm64, riscv64 or an SCMP_ARCH_* name")))?;
     }
     Ok(ctx)
 }
 
 fn side(spec: &str, ctx: &EvalContext) -> Result<Side, Failure> {
-    if let Some(b) = Baseline::from_spec(spec) {
+    if let Some(b) = RuntimeDefault::from_spec(spec) {
         let template = b.template()?;
-        return Ok(Side {
-            label: b.label().to_owned(),
-            profile: template.evaluate(ctx),
-        });
+        return Ok(Side { label: b.label().to_owned(), profile: template.evaluate(ctx) });
     }
     if spec.starts_with("runtime/default") {
-        return Err(usage(format!(
-            "unknown baseline {spec:?}; use runtime/default or runtime/default:containerd"
-        )));
+        return Err(usage(format!("unknown baseline {spec:?}; use runtime/default or runtime/default:containerd")));
     }
     let loaded = super::convert::load(std::path::Path::new(spec))?;
-    Ok(Side {
-        label: spec.to_owned(),
-        profile: loaded.profile.evaluate(ctx),
-    })
+    Ok(Side { label: spec.to_owned(), profile: loaded.profile.evaluate(ctx) })
 }
 
 pub fn execute(args: DiffArgs) -> Result<u8, Failure> {

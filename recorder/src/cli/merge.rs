@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use crate::{
-    exit::{Code, Failure},
-    merge::{COVERAGE_ANNOTATION, merge},
+    algebra::merge::{COVERAGE_ANNOTATION, merge},
+    cli::exit::{Code, Failure},
     output::Output,
     profile::write::{self, Format, WriteOptions},
 };
@@ -52,6 +52,9 @@ pub fn execute(args: MergeArgs) -> Result<u8, Failure> {
         Some(path) => Some(Output::prepare(Some(path)).map_err(unwritable)?),
         None => None,
     };
+    if let Some(sidecar) = &sidecar {
+        out.ensure_distinct(sidecar)?;
+    }
     let mut inputs = Vec::new();
     for path in &args.profiles {
         inputs.push(super::convert::load(path)?.profile);
@@ -73,26 +76,16 @@ pub fn execute(args: MergeArgs) -> Result<u8, Failure> {
         annotations: Default::default(),
     };
     if args.format == Format::Spo {
-        opts.annotations.insert(
-            COVERAGE_ANNOTATION.to_owned(),
-            merged.coverage.to_annotation(),
-        );
+        opts.annotations.insert(COVERAGE_ANNOTATION.to_owned(), merged.coverage.to_annotation());
     }
-    let written =
-        write::write(&profile, args.format, &opts).map_err(super::convert::write_failure)?;
+    let written = write::write(&profile, args.format, &opts).map_err(super::convert::write_failure)?;
     for w in &written.warnings {
         eprintln!("recorder: warning: {w}");
     }
-    let sources: Vec<String> = args
-        .profiles
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
+    let sources: Vec<String> = args.profiles.iter().map(|p| p.display().to_string()).collect();
     out.commit(&written.text).map_err(unwritable)?;
     if let Some(sidecar) = sidecar {
-        sidecar
-            .commit(&merged.coverage.to_sidecar(&sources))
-            .map_err(unwritable)?;
+        sidecar.commit(&merged.coverage.to_sidecar(&sources)).map_err(unwritable)?;
     }
     Ok(Code::Ok.as_u8())
 }

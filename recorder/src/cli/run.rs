@@ -1,12 +1,15 @@
 //! `recorder run`: run a command under a profile, enforced by libseccomp.
 
-use std::{ffi::{CString, OsString}, os::unix::ffi::OsStrExt as _, path::PathBuf};
+use std::{
+    ffi::{CString, OsString},
+    os::unix::ffi::OsStrExt as _,
+    path::PathBuf,
+};
 
 use crate::{
-    enforce,
-    exit::{Code, Failure},
-    profile,
-    target::{Command, CommandError},
+    cli::exit::{Code, Failure},
+    enforce, profile,
+    target::Command,
 };
 
 const RUN_EXAMPLES: &str = "\
@@ -38,21 +41,16 @@ pub fn execute(args: RunArgs) -> Result<u8, Failure> {
         eprintln!("recorder: {warning}");
     }
     let profile = loaded.profile;
-    let command = Command::resolve(&args.command).map_err(|e| {
-        let code = match e {
-            CommandError::NotFound(_) => Code::CommandNotFound,
-            CommandError::NotExecutable(_) => Code::CannotExecute,
-        };
-        Failure::new(code, e)
-    })?;
-    let (filter, skipped) = enforce::build_filter(&profile).map_err(|e| Failure::new(Code::EnforceFailed, e))?;
+    let command = Command::resolve(&args.command)?;
+    let (filter, skipped) = enforce::build_filter(&profile)?;
     for name in skipped.unknown_names {
         tracing::warn!("{name}: not a syscall libseccomp knows on this machine; rule skipped");
     }
     // Everything exec needs is prepared before the filter goes on: after
     // load(), the only syscall we make is execve.
     let to_cstring = |s: &std::ffi::OsStr| {
-        CString::new(s.as_bytes()).map_err(|_| Failure::new(Code::Usage, anyhow::anyhow!("argument {s:?} contains a NUL byte")))
+        CString::new(s.as_bytes())
+            .map_err(|_| Failure::new(Code::Usage, anyhow::anyhow!("argument {s:?} contains a NUL byte")))
     };
     let program = to_cstring(command.program.as_os_str())?;
     let mut argv = vec![to_cstring(&args.command[0])?];
@@ -62,7 +60,9 @@ pub fn execute(args: RunArgs) -> Result<u8, Failure> {
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
 
-    filter.load().map_err(|e| Failure::new(Code::EnforceFailed, anyhow::anyhow!("loading the seccomp filter failed: {e}")))?;
+    filter
+        .load()
+        .map_err(|e| Failure::new(Code::EnforceFailed, anyhow::anyhow!("loading the seccomp filter failed: {e}")))?;
     // SAFETY: `program` and every argv entry are NUL-terminated C strings that
     // live until execv returns (it only returns on failure); argv ends with NULL;
     // the environment is the current one.

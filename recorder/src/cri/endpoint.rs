@@ -15,8 +15,7 @@ use super::CriError;
 
 /// Sockets tried in order when no endpoint is given: containerd, then CRI-O (the same
 /// defaults as crictl, minus dockershim and cri-dockerd, which the recorder does not support).
-pub const DEFAULT_ENDPOINTS: [&str; 2] =
-    ["/run/containerd/containerd.sock", "/var/run/crio/crio.sock"];
+pub const DEFAULT_ENDPOINTS: [&str; 2] = ["/run/containerd/containerd.sock", "/var/run/crio/crio.sock"];
 
 /// How long connecting to the socket may take. A local socket answers in microseconds; a
 /// listener that never accepts (a hung daemon) must not hang the recorder.
@@ -34,14 +33,10 @@ pub(super) fn resolve(given: Option<&Path>, candidates: &[&str]) -> Result<PathB
             .iter()
             .map(PathBuf::from)
             .find(|path| path.exists())
-            .ok_or_else(|| CriError::NoSocket {
-                tried: candidates.iter().map(PathBuf::from).collect(),
-            });
+            .ok_or_else(|| CriError::NoSocket { tried: candidates.iter().map(PathBuf::from).collect() });
     };
-    let path = given
-        .to_str()
-        .and_then(|s| s.strip_prefix("unix://"))
-        .map_or_else(|| given.to_path_buf(), PathBuf::from);
+    let path =
+        given.to_str().and_then(|s| s.strip_prefix("unix://")).map_or_else(|| given.to_path_buf(), PathBuf::from);
     match std::fs::metadata(&path) {
         Ok(meta) if meta.file_type().is_socket() => Ok(path),
         Ok(_) => Err(CriError::NotASocket { path }),
@@ -63,10 +58,7 @@ pub(super) async fn channel(path: &Path) -> Result<Channel, CriError> {
         .timeout(CALL_TIMEOUT)
         .connect_with_connector(connector)
         .await
-        .map_err(|source| CriError::Connect {
-            path: path.to_path_buf(),
-            source,
-        })
+        .map_err(|source| CriError::Connect { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]
@@ -84,10 +76,7 @@ mod tests {
         let err = resolve(None, &candidates).unwrap_err();
         assert!(matches!(&err, CriError::NoSocket { tried } if tried == &[a.clone(), b.clone()]));
         let msg = err.to_string();
-        assert!(
-            msg.contains(candidates[0]) && msg.contains(candidates[1]),
-            "{msg}"
-        );
+        assert!(msg.contains(candidates[0]) && msg.contains(candidates[1]), "{msg}");
         assert!(msg.contains("--runtime-endpoint"), "{msg}");
     }
 

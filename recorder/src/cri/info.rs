@@ -34,11 +34,7 @@ pub(super) fn parse(info: &HashMap<String, String>) -> Result<Info, serde_json::
         return Ok(Info::default());
     };
     let value: Value = serde_json::from_str(text)?;
-    let pid = value
-        .get("pid")
-        .and_then(Value::as_u64)
-        .and_then(|pid| u32::try_from(pid).ok())
-        .filter(|&pid| pid != 0);
+    let pid = value.get("pid").and_then(Value::as_u64).and_then(|pid| u32::try_from(pid).ok()).filter(|&pid| pid != 0);
     let cgroups_path = value
         .pointer("/runtimeSpec/linux/cgroupsPath")
         .and_then(Value::as_str)
@@ -73,8 +69,7 @@ mod tests {
 
     /// `info["info"]` of ContainerStatus{verbose} from containerd 1.6.20~ds1 (Debian 12) for
     /// a running nginx container under runc, cgroup parent `/kubepods/pod-24768-0`.
-    const CONTAINERD_CONTAINER: &str =
-        include_str!("testdata/containerd-1.6.20-container-info.json");
+    const CONTAINERD_CONTAINER: &str = include_str!("testdata/containerd-1.6.20-container-info.json");
     /// `info["info"]` of PodSandboxStatus{verbose} from the same containerd.
     const CONTAINERD_SANDBOX: &str = include_str!("testdata/containerd-1.6.20-sandbox-info.json");
 
@@ -84,9 +79,7 @@ mod tests {
         assert_eq!(info.pid, Some(24996));
         assert_eq!(
             info.cgroups_path.as_deref(),
-            Some(
-                "/kubepods/pod-24768-0/efd5095b365750523615e733fb09523fce01c162dcd777e1ae1813dce9903a78"
-            )
+            Some("/kubepods/pod-24768-0/efd5095b365750523615e733fb09523fce01c162dcd777e1ae1813dce9903a78")
         );
     }
 
@@ -96,9 +89,7 @@ mod tests {
         assert_eq!(info.pid, Some(25745));
         assert_eq!(
             info.cgroups_path.as_deref(),
-            Some(
-                "/kubepods/pod-25531-0/432d6c8cecb8197d3f86f187580e2957f05500f5f5a751efaaf0400be7a23aa7"
-            )
+            Some("/kubepods/pod-25531-0/432d6c8cecb8197d3f86f187580e2957f05500f5f5a751efaaf0400be7a23aa7")
         );
     }
 
@@ -118,9 +109,6 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(info.pid, Some(4242));
-        assert_eq!(
-            info.cgroups_path.as_deref(),
-            Some("kubepods-besteffort-pod1.slice:crio:0123")
-        );
+        assert_eq!(info.cgroups_path.as_deref(), Some("kubepods-besteffort-pod1.slice:crio:0123"));
     }
 }

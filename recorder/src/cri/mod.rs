@@ -7,10 +7,10 @@
 //! the recorder fail instead of hang.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), recorder::cri::CriError> {
+//! # async fn demo(hierarchy: recorder::target::Hierarchy) -> Result<(), recorder::cri::CriError> {
 //! let cri = recorder::cri::connect(None).await?;
 //! for pod in cri.find_pods("nginx", Some("default")).await? {
-//!     for c in cri.containers(&pod.id).await? {
+//!     for c in cri.containers(&pod.id, &hierarchy).await? {
 //!         println!("{} {:?} pid {:?} cgroup {:?}", c.name, c.state, c.pid, c.cgroup);
 //!     }
 //! }
@@ -33,11 +33,9 @@ pub use k8s_cri::v1 as api;
 use tonic::transport::Channel;
 
 use self::api::{
-    ContainerFilter, ContainerStatusRequest, ListContainersRequest, ListPodSandboxRequest,
-    PodSandboxFilter, PodSandboxStatusRequest, VersionRequest,
-    runtime_service_client::RuntimeServiceClient,
+    ContainerFilter, ContainerStatusRequest, ListContainersRequest, ListPodSandboxRequest, PodSandboxFilter,
+    PodSandboxStatusRequest, VersionRequest, runtime_service_client::RuntimeServiceClient,
 };
-use crate::cgroup::{CgroupError, Hierarchy};
 
 /// Label the kubelet puts on every sandbox with the pod's name.
 pub const POD_NAME_LABEL: &str = "io.kubernetes.pod.name";
@@ -62,25 +60,19 @@ pub enum CriError {
         display_paths(tried)
     )]
     NoSocket { tried: Vec<PathBuf> },
-    #[error(
-        "CRI socket {path} does not exist; check the --runtime-endpoint path and that the runtime is running"
-    )]
+    #[error("CRI socket {path} does not exist; check the --runtime-endpoint path and that the runtime is running")]
     SocketMissing { path: PathBuf },
     #[error(
         "{path} is not a unix socket; pass the runtime's CRI socket with --runtime-endpoint (e.g. /run/containerd/containerd.sock)"
     )]
     NotASocket { path: PathBuf },
-    #[error(
-        "cannot stat CRI socket {path}: {source}; check its permissions (the recorder needs root)"
-    )]
+    #[error("cannot stat CRI socket {path}: {source}; check its permissions (the recorder needs root)")]
     Stat {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "cannot connect to CRI socket {path}: {source}; is the runtime running and is this its socket?"
-    )]
+    #[error("cannot connect to CRI socket {path}: {source}; is the runtime running and is this its socket?")]
     Connect {
         path: PathBuf,
         #[source]
@@ -112,23 +104,16 @@ pub enum CriError {
         #[source]
         source: serde_json::Error,
     },
-    #[error(transparent)]
-    Cgroup(#[from] CgroupError),
+    #[error("cannot find a container's cgroup: {0}")]
+    Cgroup(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 fn call_error(call: &'static str) -> impl FnOnce(tonic::Status) -> CriError {
-    move |status| CriError::Call {
-        call,
-        status: Box::new(status),
-    }
+    move |status| CriError::Call { call, status: Box::new(status) }
 }
 
 /// A connection to a CRI runtime that answered `Version`.
@@ -147,25 +132,15 @@ pub async fn connect(endpoint: Option<&Path>) -> Result<Cri, CriError> {
     let path = endpoint::resolve(endpoint, &DEFAULT_ENDPOINTS)?;
     let channel = endpoint::channel(&path).await?;
     let mut client = RuntimeServiceClient::new(channel);
-    let mut request = tonic::Request::new(VersionRequest {
-        version: API_VERSION.to_owned(),
-    });
+    let mut request = tonic::Request::new(VersionRequest { version: API_VERSION.to_owned() });
     // A server that does not speak HTTP/2 (containerd's own ttrpc socket, say) never answers.
     request.set_timeout(VERSION_TIMEOUT);
     let version = client
         .version(request)
         .await
-        .map_err(|status| CriError::NotCri {
-            path: path.clone(),
-            status: Box::new(status),
-        })?
+        .map_err(|status| CriError::NotCri { path: path.clone(), status: Box::new(status) })?
         .into_inner();
-    Ok(Cri {
-        client,
-        endpoint: path,
-        runtime_name: version.runtime_name,
-        runtime_version: version.runtime_version,
-    })
+    Ok(Cri { client, endpoint: path, runtime_name: version.runtime_name, runtime_version: version.runtime_version })
 }
 
 /// Whether a pod sandbox is up (`SANDBOX_READY`) or stopped.
@@ -256,21 +231,13 @@ impl Cri {
     /// Pod sandboxes named `name` (in `namespace`, or in any namespace), ready or not,
     /// newest first. A pod the kubelet re-created has several sandboxes; the first ready
     /// one is the live one.
-    pub async fn find_pods(
-        &self,
-        name: &str,
-        namespace: Option<&str>,
-    ) -> Result<Vec<Pod>, CriError> {
+    pub async fn find_pods(&self, name: &str, namespace: Option<&str>) -> Result<Vec<Pod>, CriError> {
         let mut selector = HashMap::from([(POD_NAME_LABEL.to_owned(), name.to_owned())]);
         if let Some(namespace) = namespace {
             selector.insert(POD_NAMESPACE_LABEL.to_owned(), namespace.to_owned());
         }
-        let request = ListPodSandboxRequest {
-            filter: Some(PodSandboxFilter {
-                label_selector: selector,
-                ..Default::default()
-            }),
-        };
+        let request =
+            ListPodSandboxRequest { filter: Some(PodSandboxFilter { label_selector: selector, ..Default::default() }) };
         let items = self
             .client
             .clone()
@@ -298,11 +265,7 @@ impl Cri {
                 }
             })
             .collect();
-        pods.sort_by(|a, b| {
-            b.created_at
-                .cmp(&a.created_at)
-                .then_with(|| a.id.cmp(&b.id))
-        });
+        pods.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
         Ok(pods)
     }
 
@@ -312,12 +275,9 @@ impl Cri {
     /// A container can exit between the status call and the `/proc` read; its `cgroup` is
     /// then `None`. (Its PID could in theory be reused in that window; callers that need
     /// certainty compare the cgroup path with `cgroups_path`.)
-    pub async fn containers(&self, pod_id: &str) -> Result<Vec<Container>, CriError> {
+    pub async fn containers(&self, pod_id: &str, cgroups: &dyn CgroupLookup) -> Result<Vec<Container>, CriError> {
         let request = ListContainersRequest {
-            filter: Some(ContainerFilter {
-                pod_sandbox_id: pod_id.to_owned(),
-                ..Default::default()
-            }),
+            filter: Some(ContainerFilter { pod_sandbox_id: pod_id.to_owned(), ..Default::default() }),
         };
         let listed = self
             .client
@@ -327,39 +287,26 @@ impl Cri {
             .map_err(call_error("ListContainers"))?
             .into_inner()
             .containers;
-        let mut hierarchy = None;
         let mut containers = Vec::with_capacity(listed.len());
         for listed in listed {
             let response = self
                 .client
                 .clone()
-                .container_status(ContainerStatusRequest {
-                    container_id: listed.id.clone(),
-                    verbose: true,
-                })
+                .container_status(ContainerStatusRequest { container_id: listed.id.clone(), verbose: true })
                 .await
                 .map_err(call_error("ContainerStatus"))?
                 .into_inner();
-            let status = response.status.ok_or(CriError::EmptyResponse {
-                call: "ContainerStatus",
-            })?;
-            let info = info::parse(&response.info).map_err(|source| CriError::Info {
-                id: listed.id.clone(),
-                source,
-            })?;
+            let status = response.status.ok_or(CriError::EmptyResponse { call: "ContainerStatus" })?;
+            let info =
+                info::parse(&response.info).map_err(|source| CriError::Info { id: listed.id.clone(), source })?;
             let state = ContainerState::from(status.state());
             let pid = info.pid.filter(|_| state == ContainerState::Running);
             let cgroup = match pid {
-                Some(pid) => cgroup_of(&mut hierarchy, pid)?,
+                Some(pid) => cgroups.cgroup_of_pid(pid).map_err(CriError::Cgroup)?,
                 None => None,
             };
             let meta = status.metadata.unwrap_or_default();
-            let name = status
-                .labels
-                .get(CONTAINER_NAME_LABEL)
-                .filter(|n| !n.is_empty())
-                .cloned()
-                .unwrap_or(meta.name);
+            let name = status.labels.get(CONTAINER_NAME_LABEL).filter(|n| !n.is_empty()).cloned().unwrap_or(meta.name);
             containers.push(Container {
                 id: listed.id,
                 name,
@@ -372,11 +319,7 @@ impl Cri {
                 cgroups_path: info.cgroups_path,
             });
         }
-        containers.sort_by(|a, b| {
-            a.created_at
-                .cmp(&b.created_at)
-                .then_with(|| a.id.cmp(&b.id))
-        });
+        containers.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
         Ok(containers)
     }
 
@@ -385,61 +328,38 @@ impl Cri {
     /// `<v2 mount>/<cgroup_parent>`, e.g. `/kubepods/pod<uid>`; systemd: the pod's slice).
     /// `None` when nothing of the pod runs, or when the only common parent is the root of
     /// the hierarchy (recording it would record the whole host).
-    pub async fn pod_cgroup_parent(&self, pod: &Pod) -> Result<Option<PathBuf>, CriError> {
-        let mut hierarchy = None;
+    pub async fn pod_cgroup_parent(&self, pod: &Pod, lookup: &dyn CgroupLookup) -> Result<Option<PathBuf>, CriError> {
         let mut cgroups = Vec::new();
         let response = self
             .client
             .clone()
-            .pod_sandbox_status(PodSandboxStatusRequest {
-                pod_sandbox_id: pod.id.clone(),
-                verbose: true,
-            })
+            .pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: pod.id.clone(), verbose: true })
             .await
             .map_err(call_error("PodSandboxStatus"))?
             .into_inner();
-        let ready = response
-            .status
-            .as_ref()
-            .is_some_and(|s| s.state() == api::PodSandboxState::SandboxReady);
-        let sandbox = info::parse(&response.info).map_err(|source| CriError::Info {
-            id: pod.id.clone(),
-            source,
-        })?;
+        let ready = response.status.as_ref().is_some_and(|s| s.state() == api::PodSandboxState::SandboxReady);
+        let sandbox = info::parse(&response.info).map_err(|source| CriError::Info { id: pod.id.clone(), source })?;
         if let Some(pid) = sandbox.pid.filter(|_| ready) {
-            cgroups.extend(cgroup_of(&mut hierarchy, pid)?);
+            cgroups.extend(lookup.cgroup_of_pid(pid).map_err(CriError::Cgroup)?);
         }
-        for container in self.containers(&pod.id).await? {
+        for container in self.containers(&pod.id, lookup).await? {
             cgroups.extend(container.cgroup);
         }
         let Some(parent) = common_parent(&cgroups) else {
             return Ok(None);
         };
-        let hierarchy = match hierarchy {
-            Some(h) => h,
-            None => Hierarchy::find()?,
-        };
-        Ok(Some(parent).filter(|p| p.as_path() != hierarchy.mount()))
+        Ok(Some(parent).filter(|p| p.as_path() != lookup.root()))
     }
 }
 
-/// The cgroup v2 directory of `pid`, or `None` when the process is gone. Finds the
-/// hierarchy on first use.
-fn cgroup_of(hierarchy: &mut Option<Hierarchy>, pid: u32) -> Result<Option<PathBuf>, CriError> {
-    let hierarchy = match hierarchy {
-        Some(h) => h,
-        None => hierarchy.insert(Hierarchy::find()?),
-    };
-    let Ok(pid) = i32::try_from(pid) else {
-        return Ok(None);
-    };
-    match hierarchy.cgroup_of_pid(pid) {
-        Ok(cgroup) => Ok(Some(cgroup.path)),
-        // Exited since the runtime answered; a directory that vanished in between reads as
-        // "not a cgroup".
-        Err(CgroupError::NoSuchPid(_) | CgroupError::NotACgroup { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+/// Where a process's cgroup v2 directory is. The CRI only reports PIDs;
+/// the caller knows the cgroup hierarchy (`target::Hierarchy` implements
+/// this), so the client stays below it in the module layers.
+pub trait CgroupLookup {
+    /// The cgroup v2 directory of `pid`, or `None` when the process is gone.
+    fn cgroup_of_pid(&self, pid: u32) -> Result<Option<PathBuf>, Box<dyn std::error::Error + Send + Sync>>;
+    /// The hierarchy's root directory (its mount point).
+    fn root(&self) -> &Path;
 }
 
 /// The deepest directory containing all of `cgroups`: for one cgroup its parent, for several
@@ -451,11 +371,7 @@ fn common_parent(cgroups: &[PathBuf]) -> Option<PathBuf> {
     }
     let mut prefix: Vec<_> = first.components().collect();
     for path in rest {
-        let shared = prefix
-            .iter()
-            .zip(path.components())
-            .take_while(|(a, b)| *a == b)
-            .count();
+        let shared = prefix.iter().zip(path.components()).take_while(|(a, b)| *a == b).count();
         prefix.truncate(shared);
     }
     // Several distinct cgroups can share a prefix that is one of them (a container nested in
@@ -487,10 +403,7 @@ mod tests {
     #[test]
     fn common_parent_of_one_is_its_parent() {
         let one = paths(&["/sys/fs/cgroup/unified/kubepods/pod-1/abc"]);
-        assert_eq!(
-            common_parent(&one),
-            Some(PathBuf::from("/sys/fs/cgroup/unified/kubepods/pod-1"))
-        );
+        assert_eq!(common_parent(&one), Some(PathBuf::from("/sys/fs/cgroup/unified/kubepods/pod-1")));
     }
 
     #[test]
@@ -500,10 +413,7 @@ mod tests {
             "/sys/fs/cgroup/unified/kubepods/pod-1/nginx",
             "/sys/fs/cgroup/unified/kubepods/pod-1/sidecar",
         ]);
-        assert_eq!(
-            common_parent(&pod),
-            Some(PathBuf::from("/sys/fs/cgroup/unified/kubepods/pod-1"))
-        );
+        assert_eq!(common_parent(&pod), Some(PathBuf::from("/sys/fs/cgroup/unified/kubepods/pod-1")));
     }
 
     #[test]
@@ -516,10 +426,7 @@ mod tests {
     #[test]
     fn common_parent_of_duplicates_is_their_parent() {
         let same = paths(&["/cg/kubepods/pod-1/a", "/cg/kubepods/pod-1/a"]);
-        assert_eq!(
-            common_parent(&same),
-            Some(PathBuf::from("/cg/kubepods/pod-1"))
-        );
+        assert_eq!(common_parent(&same), Some(PathBuf::from("/cg/kubepods/pod-1")));
     }
 
     #[tokio::test]
@@ -529,10 +436,7 @@ mod tests {
         // A socket file nobody listens on: what a crashed runtime leaves behind.
         drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
         let err = connect(Some(&sock)).await.unwrap_err();
-        assert!(
-            matches!(&err, CriError::Connect { path, .. } if path == &sock),
-            "{err:?}"
-        );
+        assert!(matches!(&err, CriError::Connect { path, .. } if path == &sock), "{err:?}");
     }
 
     #[tokio::test]
@@ -544,37 +448,23 @@ mod tests {
         let server = tokio::spawn(async move {
             use tokio::io::AsyncWriteExt as _;
             while let Ok((mut stream, _)) = listener.accept().await {
-                let _ = stream
-                    .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-                    .await;
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n").await;
             }
         });
         let err = connect(Some(&sock)).await.unwrap_err();
         server.abort();
-        assert!(
-            matches!(&err, CriError::NotCri { path, .. } if path == &sock),
-            "{err:?}"
-        );
-        assert!(
-            err.to_string()
-                .contains("does not answer as a CRI v1 runtime"),
-            "{err}"
-        );
+        assert!(matches!(&err, CriError::NotCri { path, .. } if path == &sock), "{err:?}");
+        assert!(err.to_string().contains("does not answer as a CRI v1 runtime"), "{err}");
     }
 
     #[test]
     fn errors_say_what_to_do() {
         let err = CriError::NotCri {
             path: PathBuf::from("/run/other.sock"),
-            status: Box::new(tonic::Status::unimplemented(
-                "unknown service runtime.v1.RuntimeService",
-            )),
+            status: Box::new(tonic::Status::unimplemented("unknown service runtime.v1.RuntimeService")),
         };
         let msg = err.to_string();
-        assert!(
-            msg.contains("/run/other.sock") && msg.contains("--runtime-endpoint"),
-            "{msg}"
-        );
+        assert!(msg.contains("/run/other.sock") && msg.contains("--runtime-endpoint"), "{msg}");
         assert!(!msg.contains('\n'), "{msg}");
     }
 }

@@ -67,10 +67,8 @@ pub const FLAGS: [&str; 4] = [
 ];
 
 /// The GOARCH names moby's `includes.arches`/`excludes.arches` use.
-pub const GOARCHES: [&str; 13] = [
-    "amd64", "x86", "x32", "386", "arm", "arm64", "ppc64le", "s390", "s390x", "riscv64", "mips64",
-    "mips", "loong64",
-];
+pub const GOARCHES: [&str; 13] =
+    ["amd64", "x86", "x32", "386", "arm", "arm64", "ppc64le", "s390", "s390x", "riscv64", "mips64", "mips", "loong64"];
 
 /// The GOARCH a runtime built for `native` reports: what moby compares
 /// `includes.arches` with (`runtime.GOARCH`).
@@ -175,11 +173,7 @@ pub const DOCKER_DEFAULT_CAPS: [&str; 14] = [
 /// Normalises `sys_admin`, `SYS_ADMIN`, `cap_sys_admin` to `CAP_SYS_ADMIN`.
 pub fn normalise_cap(name: &str) -> Option<&'static str> {
     let upper = name.trim().to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") {
-        upper
-    } else {
-        format!("CAP_{upper}")
-    };
+    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
     CAPS.into_iter().find(|c| *c == full)
 }
 
@@ -188,9 +182,8 @@ pub fn normalise_cap(name: &str) -> Option<&'static str> {
 pub fn known_syscalls() -> &'static BTreeSet<&'static str> {
     static KNOWN: OnceLock<BTreeSet<&'static str>> = OnceLock::new();
     KNOWN.get_or_init(|| {
-        let mut known: BTreeSet<&'static str> =
-            Arch::ALL.into_iter().flat_map(Arch::names).collect();
-        known.extend(crate::diff::baseline::moby_names());
+        let mut known: BTreeSet<&'static str> = Arch::ALL.into_iter().flat_map(Arch::names).collect();
+        known.extend(crate::profile::runtime_default::moby_names());
         known
     })
 }
@@ -208,9 +201,8 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|c| {
             let c_core = strip_family(c);
             // SCMP_CMP_EQUAL for SCMP_CMP_EQ: one spelled out the other.
-            let spelled_out = c_core.len() >= 2
-                && core.len() >= 2
-                && (core.starts_with(c_core) || c_core.starts_with(core));
+            let spelled_out =
+                c_core.len() >= 2 && core.len() >= 2 && (core.starts_with(c_core) || c_core.starts_with(core));
             let d = if spelled_out {
                 1
             } else if core.len().abs_diff(c_core.len()) > limit {
@@ -229,16 +221,10 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 /// The part after a shared prefix, so SCMP_ACT_NOPE is not "close" to
 /// SCMP_ACT_LOG just because the prefix is long.
 fn strip_family(name: &str) -> &str {
-    [
-        "SCMP_ACT_",
-        "SCMP_ARCH_",
-        "SCMP_CMP_",
-        "SECCOMP_FILTER_FLAG_",
-        "CAP_",
-    ]
-    .iter()
-    .find_map(|p| name.strip_prefix(p))
-    .unwrap_or(name)
+    ["SCMP_ACT_", "SCMP_ARCH_", "SCMP_CMP_", "SECCOMP_FILTER_FLAG_", "CAP_"]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name)
 }
 
 /// errno names (containers/common `"errno": "ENOSYS"`) and their numbers on

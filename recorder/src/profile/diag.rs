@@ -3,7 +3,6 @@
 use std::fmt;
 
 use super::node::Pos;
-use crate::exit::Code;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -26,11 +25,7 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(
-            f,
-            "{}:{}:{}: {level}: {}",
-            self.path, self.pos.line, self.pos.column, self.message
-        )
+        write!(f, "{}:{}:{}: {level}: {}", self.path, self.pos.line, self.pos.column, self.message)
     }
 }
 
@@ -49,25 +44,12 @@ pub enum ProfileError {
     )]
     TooLarge { path: String, size: u64 },
     #[error("{path}:{line}:{column}: profile too deeply nested or too large: {message}")]
-    TooDeep {
-        path: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    TooDeep { path: String, line: usize, column: usize, message: String },
     #[error("{path}:{line}:{column}: invalid seccomp profile: {message}")]
-    Syntax {
-        path: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Syntax { path: String, line: usize, column: usize, message: String },
     /// Well-formed, but with errors; `problems` lists all of them, warnings too.
     #[error("{}", invalid_summary(.path, .problems))]
-    Invalid {
-        path: String,
-        problems: Vec<Diagnostic>,
-    },
+    Invalid { path: String, problems: Vec<Diagnostic> },
 }
 
 fn invalid_summary(path: &str, problems: &[Diagnostic]) -> String {
@@ -77,49 +59,26 @@ fn invalid_summary(path: &str, problems: &[Diagnostic]) -> String {
     };
     let more = errors.count();
     // No "error:" inside: main prints "recorder: error: " before this.
-    let head = format!(
-        "{}:{}:{}: {}",
-        first.path, first.pos.line, first.pos.column, first.message
-    );
-    if more == 0 {
-        head
-    } else {
-        format!("{head} (and {more} more; `recorder check {path}` lists them all)")
-    }
+    let head = format!("{}:{}:{}: {}", first.path, first.pos.line, first.pos.column, first.message);
+    if more == 0 { head } else { format!("{head} (and {more} more; `recorder check {path}` lists them all)") }
 }
 
 impl ProfileError {
-    /// The exit code for this failure: 32 for oversized or hostile input,
-    /// 12 for everything else that is wrong with a profile.
-    pub fn exit_code(&self) -> Code {
-        match self {
-            ProfileError::TooLarge { .. } | ProfileError::TooDeep { .. } => Code::InputTooLarge,
-            _ => Code::BadProfile,
-        }
+    /// Input refused for its size or depth (hostile or runaway input), as
+    /// opposed to a profile that is wrong.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, ProfileError::TooLarge { .. } | ProfileError::TooDeep { .. })
     }
 
     /// Every problem as a diagnostic, for `check`.
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         match self {
             ProfileError::Invalid { problems, .. } => problems.clone(),
-            ProfileError::Syntax {
-                path,
-                line,
-                column,
-                message,
-            }
-            | ProfileError::TooDeep {
-                path,
-                line,
-                column,
-                message,
-            } => vec![Diagnostic {
+            ProfileError::Syntax { path, line, column, message }
+            | ProfileError::TooDeep { path, line, column, message } => vec![Diagnostic {
                 severity: Severity::Error,
                 path: path.clone(),
-                pos: Pos {
-                    line: *line,
-                    column: *column,
-                },
+                pos: Pos { line: *line, column: *column },
                 message: message.clone(),
             }],
             ProfileError::Read { path, .. } | ProfileError::TooLarge { path, .. } => {
@@ -131,11 +90,5 @@ impl ProfileError {
                 }]
             }
         }
-    }
-}
-
-impl From<ProfileError> for crate::exit::Failure {
-    fn from(e: ProfileError) -> Self {
-        crate::exit::Failure::new(e.exit_code(), e)
     }
 }

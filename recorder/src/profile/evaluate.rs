@@ -28,10 +28,7 @@ impl EvalContext {
     pub fn host() -> EvalContext {
         EvalContext {
             native: Family::host().native,
-            caps: catalog::DOCKER_DEFAULT_CAPS
-                .iter()
-                .map(|c| (*c).to_owned())
-                .collect(),
+            caps: catalog::DOCKER_DEFAULT_CAPS.iter().map(|c| (*c).to_owned()).collect(),
             kernel: running_kernel(),
         }
     }
@@ -47,10 +44,7 @@ pub fn running_kernel() -> Option<(u32, u32)> {
 pub fn parse_kernel(version: &str) -> Option<(u32, u32)> {
     let mut parts = version.split(|c: char| !c.is_ascii_digit());
     let major = parts.next()?.parse().ok()?;
-    let minor = parts
-        .next()
-        .filter(|s| !s.is_empty())
-        .map_or(Some(0), |s| s.parse().ok())?;
+    let minor = parts.next().filter(|s| !s.is_empty()).map_or(Some(0), |s| s.parse().ok())?;
     Some((major, minor))
 }
 
@@ -76,10 +70,7 @@ impl Profile {
                 .arch_map
                 .iter()
                 .filter(|e| e.architecture == native)
-                .flat_map(|e| {
-                    std::iter::once(e.architecture.clone())
-                        .chain(e.sub_architectures.iter().cloned())
-                })
+                .flat_map(|e| std::iter::once(e.architecture.clone()).chain(e.sub_architectures.iter().cloned()))
                 .collect();
             out.arch_map.clear();
         }

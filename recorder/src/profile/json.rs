@@ -11,13 +11,7 @@ use super::node::{Key, MAX_DEPTH, MAX_NODES, Node, ParseFailure, Pos, Value};
 
 /// Parses `text` as one JSON document.
 pub fn parse(text: &str) -> Result<Node, ParseFailure> {
-    let mut p = Parser {
-        bytes: text.as_bytes(),
-        at: 0,
-        line: 1,
-        column: 1,
-        nodes: 0,
-    };
+    let mut p = Parser { bytes: text.as_bytes(), at: 0, line: 1, column: 1, nodes: 0 };
     // A UTF-8 byte order mark is not JSON, but editors write it; skip it.
     if text.starts_with('\u{feff}') {
         p.at = 3;
@@ -41,17 +35,11 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn pos(&self) -> Pos {
-        Pos {
-            line: self.line,
-            column: self.column,
-        }
+        Pos { line: self.line, column: self.column }
     }
 
     fn syntax(&self, message: impl Into<String>) -> ParseFailure {
-        ParseFailure::Syntax {
-            pos: self.pos(),
-            message: message.into(),
-        }
+        ParseFailure::Syntax { pos: self.pos(), message: message.into() }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -103,9 +91,7 @@ impl Parser<'_> {
         if self.nodes > MAX_NODES {
             return Err(ParseFailure::TooDeep {
                 pos,
-                message: format!(
-                    "more than {MAX_NODES} values; a seccomp profile has a few thousand"
-                ),
+                message: format!("more than {MAX_NODES} values; a seccomp profile has a few thousand"),
             });
         }
         let value = match self.peek() {
@@ -125,9 +111,7 @@ impl Parser<'_> {
         if depth >= MAX_DEPTH {
             return Err(ParseFailure::TooDeep {
                 pos: self.pos(),
-                message: format!(
-                    "nested more than {MAX_DEPTH} levels deep; a seccomp profile needs 5"
-                ),
+                message: format!("nested more than {MAX_DEPTH} levels deep; a seccomp profile needs 5"),
             });
         }
         Ok(())
@@ -152,9 +136,7 @@ impl Parser<'_> {
             if entries.iter().any(|(k, _)| k.name == name) {
                 return Err(ParseFailure::Syntax {
                     pos: key_pos,
-                    message: format!(
-                        "duplicate key \"{name}\"; runtimes disagree on which one wins, keep one"
-                    ),
+                    message: format!("duplicate key \"{name}\"; runtimes disagree on which one wins, keep one"),
                 });
             }
             self.skip_ws();
@@ -288,9 +270,7 @@ impl Parser<'_> {
                     self.escape(&mut out)?;
                 }
                 Some(_) => {
-                    return Err(
-                        self.syntax("control character in string; escape it (\\n, \\t, \\u00XX)")
-                    );
+                    return Err(self.syntax("control character in string; escape it (\\n, \\t, \\u00XX)"));
                 }
             }
         }
@@ -360,25 +340,15 @@ mod tests {
         let n = parse("{\n  \"a\": [1, \"x\"],\n  \"b\": null\n}").expect("parses");
         let a = n.get("a").expect("a");
         assert_eq!(a.pos, pos(2, 8));
-        let Value::Seq(items) = &a.value else {
-            panic!("seq")
-        };
-        assert_eq!(
-            items[1],
-            Node {
-                value: Value::Str("x".into()),
-                pos: pos(2, 12)
-            }
-        );
+        let Value::Seq(items) = &a.value else { panic!("seq") };
+        assert_eq!(items[1], Node { value: Value::Str("x".into()), pos: pos(2, 12) });
         assert_eq!(n.get("b").map(|b| b.pos), Some(pos(3, 8)));
     }
 
     #[test]
     fn numbers_cover_u64_and_reject_garbage() {
         let n = parse("[18446744073709551615, -1, 1.5, 0]").expect("parses");
-        let Value::Seq(items) = n.value else {
-            panic!("seq")
-        };
+        let Value::Seq(items) = n.value else { panic!("seq") };
         assert_eq!(items[0].value, Value::Int(u64::MAX.into()));
         assert_eq!(items[1].value, Value::Int(-1));
         assert_eq!(items[2].value, Value::Float(1.5));
@@ -398,14 +368,9 @@ mod tests {
     #[test]
     fn errors_point_at_the_problem() {
         let e = parse("{\n  \"a\": 1,\n  \"a\": 2\n}").expect_err("dup");
-        assert!(
-            matches!(e, ParseFailure::Syntax { pos: p, .. } if p == pos(3, 3)),
-            "{e:?}"
-        );
+        assert!(matches!(e, ParseFailure::Syntax { pos: p, .. } if p == pos(3, 3)), "{e:?}");
         let e = parse("[1, 2").expect_err("eof");
-        assert!(
-            matches!(e, ParseFailure::Syntax { ref message, .. } if message.contains("end of file"))
-        );
+        assert!(matches!(e, ParseFailure::Syntax { ref message, .. } if message.contains("end of file")));
         let e = parse("{} x").expect_err("trailing");
         assert!(matches!(e, ParseFailure::Syntax { pos: p, .. } if p == pos(1, 4)));
     }

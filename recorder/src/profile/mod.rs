@@ -8,6 +8,7 @@
 //!
 //! Output is deterministic: the same profile always gives the same bytes.
 
+pub mod arches;
 pub mod catalog;
 mod diag;
 pub mod evaluate;
@@ -15,6 +16,7 @@ mod json;
 pub mod node;
 mod oci;
 mod read;
+pub mod runtime_default;
 pub mod write;
 mod yaml;
 
@@ -125,15 +127,8 @@ pub enum Op {
 }
 
 impl Op {
-    pub const ALL: [Op; 7] = [
-        Op::NotEqual,
-        Op::Less,
-        Op::LessOrEqual,
-        Op::Equal,
-        Op::GreaterEqual,
-        Op::Greater,
-        Op::MaskedEqual,
-    ];
+    pub const ALL: [Op; 7] =
+        [Op::NotEqual, Op::Less, Op::LessOrEqual, Op::Equal, Op::GreaterEqual, Op::Greater, Op::MaskedEqual];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -177,11 +172,7 @@ impl std::fmt::Display for ArgCondition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.op {
             Op::MaskedEqual => {
-                write!(
-                    f,
-                    "arg{} & {:#x} == {:#x}",
-                    self.index, self.value, self.value_two
-                )
+                write!(f, "arg{} & {:#x} == {:#x}", self.index, self.value, self.value_two)
             }
             op => write!(f, "arg{} {} {}", self.index, op.symbol(), self.value),
         }
@@ -289,9 +280,7 @@ impl Profile {
         profile.default_errno_ret = Some(DEFAULT_ERRNO);
         profile.architectures = family.scmp_names().into_iter().map(String::from).collect();
         if !names.is_empty() {
-            profile
-                .syscalls
-                .push(SyscallRule::new(names, Action::Allow));
+            profile.syscalls.push(SyscallRule::new(names, Action::Allow));
         }
         profile
     }
@@ -317,9 +306,7 @@ impl Profile {
 
     /// Is there any rule for `name`?
     pub fn mentions(&self, name: &str) -> bool {
-        self.syscalls
-            .iter()
-            .any(|r| r.names.iter().any(|n| n == name))
+        self.syscalls.iter().any(|r| r.names.iter().any(|n| n == name))
     }
 
     /// Does this profile need a runtime's evaluation first (moby `archMap`,
@@ -334,8 +321,7 @@ impl Profile {
     /// process creation. Unchanged when clone3 already has a rule, when the
     /// default action lets it run, or when the default errno is ENOSYS anyway.
     pub fn with_enosys_clone3(mut self) -> Profile {
-        let default_is_enosys =
-            self.default_action == Action::Errno && self.default_errno_ret == Some(ENOSYS);
+        let default_is_enosys = self.default_action == Action::Errno && self.default_errno_ret == Some(ENOSYS);
         if self.mentions("clone3") || self.default_action.lets_through() || default_is_enosys {
             return self;
         }
@@ -385,16 +371,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert_eq!(v["defaultAction"], "SCMP_ACT_ERRNO");
         assert_eq!(v["defaultErrnoRet"], 1);
-        assert_eq!(
-            v["syscalls"][0]["names"],
-            serde_json::json!(["read", "write"])
-        );
+        assert_eq!(v["syscalls"][0]["names"], serde_json::json!(["read", "write"]));
         assert_eq!(v["syscalls"][0]["action"], "SCMP_ACT_ALLOW");
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(
-            v["architectures"],
-            serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
-        );
+        assert_eq!(v["architectures"], serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]));
     }
 
     #[test]

@@ -25,22 +25,15 @@ mod tests {
 
     #[test]
     fn syntax_error_has_line_and_column() {
-        let err = parse_oci_json(
-            "{\n  \"defaultAction\": \"SCMP_ACT_ERRNO\",\n  oops\n}",
-            "p.json",
-        )
-        .expect_err("must fail");
+        let err =
+            parse_oci_json("{\n  \"defaultAction\": \"SCMP_ACT_ERRNO\",\n  oops\n}", "p.json").expect_err("must fail");
         let msg = err.to_string();
-        assert!(
-            msg.starts_with("p.json:3:3: invalid seccomp profile"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("p.json:3:3: invalid seccomp profile"), "{msg}");
     }
 
     #[test]
     fn unknown_action_is_rejected() {
-        let err =
-            parse_oci_json(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#, "p.json").expect_err("fails");
+        let err = parse_oci_json(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#, "p.json").expect_err("fails");
         assert!(err.to_string().contains("SCMP_ACT_NOPE"), "{err}");
     }
 }

@@ -39,11 +39,7 @@ pub struct Written {
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("{format} cannot express {what}; {fix}")]
-    Unrepresentable {
-        format: &'static str,
-        what: String,
-        fix: String,
-    },
+    Unrepresentable { format: &'static str, what: String, fix: String },
     #[error(
         "{name:?} is not a valid Kubernetes object name; use lowercase letters, digits, '-' and '.', e.g. --name my-app"
     )]
@@ -54,11 +50,7 @@ pub enum WriteError {
 
 /// Writes `profile` as `format`. Templates (moby `includes`/`archMap`) are
 /// evaluated for this host first, except for `moby`, which keeps them.
-pub fn write(
-    profile: &Profile,
-    format: Format,
-    opts: &WriteOptions,
-) -> Result<Written, WriteError> {
+pub fn write(profile: &Profile, format: Format, opts: &WriteOptions) -> Result<Written, WriteError> {
     let mut warnings = Vec::new();
     let evaluated;
     let plain = if profile.is_template() && format != Format::Moby {
@@ -108,10 +100,7 @@ fn rule_json(rule: &SyscallRule, moby: bool) -> Value {
         m.insert("errnoRet".into(), json!(e));
     }
     if !rule.args.is_empty() {
-        m.insert(
-            "args".into(),
-            Value::Array(rule.args.iter().map(arg_json).collect()),
-        );
+        m.insert("args".into(), Value::Array(rule.args.iter().map(arg_json).collect()));
     }
     if moby {
         if let Some(c) = &rule.comment {
@@ -165,10 +154,7 @@ fn common_json(p: &Profile, moby: bool) -> Map<String, Value> {
     if let Some(l) = &p.listener_metadata {
         m.insert("listenerMetadata".into(), json!(l));
     }
-    m.insert(
-        "syscalls".into(),
-        Value::Array(p.syscalls.iter().map(|r| rule_json(r, moby)).collect()),
-    );
+    m.insert("syscalls".into(), Value::Array(p.syscalls.iter().map(|r| rule_json(r, moby)).collect()));
     m
 }
 
@@ -176,10 +162,7 @@ fn common_json(p: &Profile, moby: bool) -> Map<String, Value> {
 /// a dropped `includes` would turn a conditional rule into an unconditional one.
 pub(super) fn oci_json(profile: &Profile) -> String {
     if profile.is_template() {
-        return pretty(&Value::Object(common_json(
-            &profile.evaluate(&EvalContext::host()),
-            false,
-        )));
+        return pretty(&Value::Object(common_json(&profile.evaluate(&EvalContext::host()), false)));
     }
     pretty(&Value::Object(common_json(profile, false)))
 }
@@ -188,34 +171,11 @@ fn moby_json(profile: &Profile) -> String {
     pretty(&Value::Object(common_json(profile, true)))
 }
 
-/// A Kubernetes object name (RFC 1123 subdomain).
-pub fn valid_k8s_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !part.starts_with('-')
-                && !part.ends_with('-')
-        })
-}
-
-fn spo_yaml(
-    p: &Profile,
-    opts: &WriteOptions,
-    warnings: &mut Vec<String>,
-) -> Result<String, WriteError> {
+fn spo_yaml(p: &Profile, opts: &WriteOptions, warnings: &mut Vec<String>) -> Result<String, WriteError> {
     const FORMAT: &str = "SPO SeccompProfile v1";
-    let name = opts
-        .name
-        .as_deref()
-        .ok_or(WriteError::NoName { format: "spo" })?;
-    if !valid_k8s_name(name) {
-        return Err(WriteError::BadName {
-            name: name.to_owned(),
-        });
+    let name = opts.name.as_deref().ok_or(WriteError::NoName { format: "spo" })?;
+    if !crate::k8s_name::is_subdomain(name) {
+        return Err(WriteError::BadName { name: name.to_owned() });
     }
     match p.default_errno_ret {
         // EPERM is what runtimes use when the field is unset, so dropping it
@@ -224,27 +184,20 @@ fn spo_yaml(
         Some(other) => {
             return Err(WriteError::Unrepresentable {
                 format: FORMAT,
-                what: format!(
-                    "defaultErrnoRet {other} (it has no such field, so denied syscalls would get EPERM)"
-                ),
+                what: format!("defaultErrnoRet {other} (it has no such field, so denied syscalls would get EPERM)"),
                 fix: "use --format oci, or deny with EPERM".to_owned(),
             });
         }
     }
     let mut spec = Map::new();
     spec.insert("defaultAction".into(), json!(p.default_action.as_str()));
-    let (kept, dropped): (Vec<&String>, Vec<&String>) = p
-        .architectures
-        .iter()
-        .partition(|a| catalog::SPO_ARCHES.contains(&a.as_str()));
+    let (kept, dropped): (Vec<&String>, Vec<&String>) =
+        p.architectures.iter().partition(|a| catalog::SPO_ARCHES.contains(&a.as_str()));
     if !dropped.is_empty() {
         // Leaving an architecture out makes the profile stricter (libseccomp
         // kills syscalls from unlisted architectures), never looser.
         let names: Vec<&str> = dropped.iter().map(|s| s.as_str()).collect();
-        warnings.push(format!(
-            "SPO's architecture enum has no {}; left out (stricter, not looser)",
-            names.join(", ")
-        ));
+        warnings.push(format!("SPO's architecture enum has no {}; left out (stricter, not looser)", names.join(", ")));
     }
     if !kept.is_empty() {
         spec.insert("architectures".into(), json!(kept));
@@ -263,24 +216,14 @@ fn spo_yaml(
         if rule.errno_ret == Some(0) {
             return Err(WriteError::Unrepresentable {
                 format: FORMAT,
-                what: format!(
-                    "errnoRet 0 for {} (SPO treats 0 as unset, i.e. EPERM)",
-                    rule.names.join(", ")
-                ),
+                what: format!("errnoRet 0 for {} (SPO treats 0 as unset, i.e. EPERM)", rule.names.join(", ")),
                 fix: "use --format oci".to_owned(),
             });
         }
-        if let Some(c) = rule
-            .args
-            .iter()
-            .find(|c| c.value > i64::MAX as u64 || c.value_two > i64::MAX as u64)
-        {
+        if let Some(c) = rule.args.iter().find(|c| c.value > i64::MAX as u64 || c.value_two > i64::MAX as u64) {
             return Err(WriteError::Unrepresentable {
                 format: FORMAT,
-                what: format!(
-                    "the condition {c} on {} (values are int64 there)",
-                    rule.names.join(", ")
-                ),
+                what: format!("the condition {c} on {} (values are int64 there)", rule.names.join(", ")),
                 fix: "use --format oci".to_owned(),
             });
         }
@@ -306,13 +249,9 @@ fn spo_yaml(
 }
 
 fn k8s_snippet(opts: &WriteOptions) -> Result<String, WriteError> {
-    let name = opts.name.as_deref().ok_or(WriteError::NoName {
-        format: "k8s-snippet",
-    })?;
-    if !valid_k8s_name(name) {
-        return Err(WriteError::BadName {
-            name: name.to_owned(),
-        });
+    let name = opts.name.as_deref().ok_or(WriteError::NoName { format: "k8s-snippet" })?;
+    if !crate::k8s_name::is_subdomain(name) {
+        return Err(WriteError::BadName { name: name.to_owned() });
     }
     Ok(format!(
         "# securityContext for a Pod (spec.securityContext) or a container that runs\n\
@@ -384,18 +323,13 @@ fn yaml_scalar(value: &Value) -> String {
         Value::Object(_) => "{}".to_owned(),
         Value::String(s) => {
             let plain = !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b))
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b))
                 && s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
                 && !matches!(
                     s.to_ascii_lowercase().as_str(),
                     "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "y" | "n"
                 );
-            if plain {
-                s.clone()
-            } else {
-                serde_json::to_string(s).unwrap_or_default()
-            }
+            if plain { s.clone() } else { serde_json::to_string(s).unwrap_or_default() }
         }
     }
 }
@@ -411,30 +345,14 @@ mod tests {
         assert_eq!(yaml_scalar(&json!("yes")), "\"yes\"");
         assert_eq!(yaml_scalar(&json!("38")), "\"38\"");
         assert_eq!(yaml_scalar(&json!("a: b")), "\"a: b\"");
-        assert_eq!(
-            yaml_scalar(&json!("spo.x-k8s.io/syscall-coverage")),
-            "spo.x-k8s.io/syscall-coverage"
-        );
+        assert_eq!(yaml_scalar(&json!("spo.x-k8s.io/syscall-coverage")), "spo.x-k8s.io/syscall-coverage");
     }
 
     #[test]
     fn yaml_nests_lists_of_objects() {
         let mut out = String::new();
-        yaml_emit(
-            &json!({"a": [{"b": 1, "c": ["x", "y"]}], "d": {}}),
-            0,
-            &mut out,
-        );
+        yaml_emit(&json!({"a": [{"b": 1, "c": ["x", "y"]}], "d": {}}), 0, &mut out);
         // "y" is a YAML 1.1 boolean, so it is quoted.
         assert_eq!(out, "a:\n- b: 1\n  c:\n  - x\n  - \"y\"\nd: {}\n");
-    }
-
-    #[test]
-    fn k8s_names() {
-        assert!(valid_k8s_name("my-app"));
-        assert!(valid_k8s_name("my-app.v2"));
-        assert!(!valid_k8s_name("My_App"));
-        assert!(!valid_k8s_name("-x"));
-        assert!(!valid_k8s_name("../etc"));
     }
 }

@@ -3,22 +3,34 @@
 //! The child moves itself into the cgroup in `pre_exec`, right before
 //! execve: the write to cgroup.procs enters the kernel while the child is
 //! still outside, so the only syscall of ours the recording sees is the
-//! execve of CMD itself.
+//! execve of CMD itself. Before that it asks for SIGKILL when the recorder
+//! dies (`PR_SET_PDEATHSIG`), so a recorder killed with SIGKILL does not
+//! leave CMD running unnoticed; what CMD started in the meantime stays in
+//! the cgroup, which the next recorder cleans up (`target::owned`).
 
 use std::{io, os::fd::AsRawFd as _};
 
-use crate::{cgroup::Cgroup, target::Command};
+use crate::target::{Cgroup, Command};
 
 pub fn spawn_into(command: &Command, cgroup: &Cgroup) -> io::Result<tokio::process::Child> {
     let procs = cgroup.procs_writer().map_err(io::Error::other)?;
     let fd = procs.as_raw_fd();
+    let recorder = std::process::id() as i32;
     let mut cmd = tokio::process::Command::new(&command.program);
     cmd.args(&command.args);
     // SAFETY: the closure runs in the forked child before exec and only calls
-    // write(2), which is async-signal-safe; `procs` outlives the spawn call
-    // (it is dropped at the end of this function, after spawn returned).
+    // prctl(2), getppid(2) and write(2), which are async-signal-safe;
+    // `procs` outlives the spawn call (it is dropped at the end of this
+    // function, after spawn returned).
     unsafe {
         cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The recorder may have died before the prctl took effect.
+            if libc::getppid() != recorder {
+                return Err(io::Error::other("the recorder exited while starting the command"));
+            }
             let written = libc::write(fd, b"0".as_ptr().cast(), 1);
             if written == 1 { Ok(()) } else { Err(io::Error::last_os_error()) }
         });

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use recorder_common::event_kind;
+use recorder_common::{Abi, Event, EventKind};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
@@ -22,9 +22,11 @@ use tokio::{
 use self::status::{Progress, StatusLine};
 use crate::{
     bpf::{BpfError, Observation, Probe, Stats, events},
-    cgroup::{Cgroup, CgroupError, Hierarchy, OwnedCgroup},
-    pod::{PodError, PodSpec, PodWatch, WatchState},
-    target::Command,
+    target::{
+        Cgroup, CgroupError, Command, Hierarchy, OwnedCgroup,
+        pod::{PodError, PodSpec, PodWatch, WatchState},
+    },
+    text,
 };
 
 /// What to record.
@@ -187,9 +189,10 @@ impl Session {
             None => matches!(self.options.source, Source::Command(_)),
         };
         let mut child = match &self.options.source {
-            Source::Command(command) => Some(child::spawn_into(command, &self.cgroup).map_err(|source| {
-                RecordError::Spawn { program: command.program.display().to_string(), source }
-            })?),
+            Source::Command(command) => Some(
+                child::spawn_into(command, &self.cgroup)
+                    .map_err(|source| RecordError::Spawn { program: command.program.display().to_string(), source })?,
+            ),
             _ => None,
         };
         let base_procs = if child.is_some() { 1 } else { initial_procs };
@@ -198,7 +201,7 @@ impl Session {
         let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(far_future));
         tokio::pin!(sleep);
         let mut tick = tokio::time::interval(TICK);
-        let mut seen: BTreeSet<(u32, u32)> = BTreeSet::new();
+        let mut seen: BTreeSet<(Abi, u32)> = BTreeSet::new();
         let mut exit_status = None;
         let mut ticks = 0u32;
         let mut was_populated = child.is_some() || initial_procs > 0;
@@ -210,7 +213,7 @@ impl Session {
                     while let Some(item) = guard.get_inner_mut().next() {
                         if let Some(event) = events::decode(&item) {
                             note_event(&event, &mut seen);
-                            if event.kind == event_kind::CGROUP && let Some(w) = self.watch.as_mut() {
+                            if event.kind == EventKind::CGROUP && let Some(w) = self.watch.as_mut() {
                                 w.note_new_cgroup();
                             }
                         }
@@ -243,7 +246,7 @@ impl Session {
                     if let Some(w) = self.watch.as_mut() {
                         match w.tick().await? {
                             WatchState::Waiting => {
-                                status.message(&format!("waiting for pod {} ({}; --wait-timeout)", w.display_name(), status::human(started.elapsed())));
+                                status.message(&format!("waiting for pod {} ({}; --wait-timeout)", w.display_name(), text::human(started.elapsed())));
                                 continue;
                             }
                             WatchState::Gone => break Stop::Emptied,
@@ -320,18 +323,18 @@ impl Session {
     }
 }
 
-fn note_event(event: &recorder_common::Event, seen: &mut BTreeSet<(u32, u32)>) {
+fn note_event(event: &Event, seen: &mut BTreeSet<(Abi, u32)>) {
     match event.kind {
-        event_kind::SYSCALL => {
-            seen.insert((event.arch, event.nr));
+        EventKind::SYSCALL => {
+            seen.insert((event.abi, event.nr));
         }
-        event_kind::CGROUP => tracing::debug!(cgroup = event.cgroup_id, "new cgroup in the recording"),
-        event_kind::FORK => tracing::trace!(parent = event.tgid, "fork"),
-        event_kind::EXEC => tracing::debug!(pid = event.tgid, comm = %comm(event.tgid), "exec"),
-        event_kind::BOUNDARY => {
+        EventKind::CGROUP => tracing::debug!(cgroup = event.cgroup_id, "new cgroup in the recording"),
+        EventKind::FORK => tracing::trace!(parent = event.tgid, "fork"),
+        EventKind::EXEC => tracing::debug!(pid = event.tgid, comm = %comm(event.tgid), "exec"),
+        EventKind::BOUNDARY => {
             tracing::debug!(cgroup = event.cgroup_id, pid = event.tgid, comm = %comm(event.tgid), "container workload starts")
         }
-        other => tracing::debug!(kind = other, "unknown event"),
+        other => tracing::debug!(kind = ?other, "unknown event"),
     }
 }
 

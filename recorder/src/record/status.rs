@@ -4,6 +4,8 @@ use std::{io::IsTerminal as _, time::Duration};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::text;
+
 /// What the status line shows.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Progress {
@@ -22,7 +24,9 @@ impl StatusLine {
     pub fn new(enabled: bool) -> StatusLine {
         let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             bar
         });
         StatusLine { bar }
@@ -30,13 +34,10 @@ impl StatusLine {
 
     pub fn update(&self, p: Progress) {
         if let Some(bar) = &self.bar {
-            let remaining = p
-                .remaining
-                .map(|r| format!(", {} left", human(r)))
-                .unwrap_or_default();
+            let remaining = p.remaining.map(|r| format!(", {} left", text::human(r))).unwrap_or_default();
             bar.set_message(format!(
                 "recording {}{remaining} · {} distinct syscalls · {} processes seen · Ctrl-C stops",
-                human(p.elapsed),
+                text::human(p.elapsed),
                 p.syscalls,
                 p.processes
             ));
@@ -55,15 +56,5 @@ impl StatusLine {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-    }
-}
-
-/// `1m05s`, `3.2s`.
-pub fn human(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs >= 60 {
-        format!("{}m{:02}s", secs / 60, secs % 60)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
     }
 }

@@ -26,27 +26,18 @@ pub fn fix_crun_hybrid_hugetlb() -> anyhow::Result<bool> {
         return Ok(false);
     }
     let path = v2.join("cgroup.controllers");
-    let controllers =
-        fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let controllers = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut changed = false;
     for controller in controllers.split_whitespace() {
         let target = Path::new("/sys/fs/cgroup").join(controller);
-        fs::create_dir_all(&target)
-            .with_context(|| format!("creating {} (needs root)", target.display()))?;
+        fs::create_dir_all(&target).with_context(|| format!("creating {} (needs root)", target.display()))?;
         let source = CString::new("cgroup")?;
         let fstype = CString::new("cgroup")?;
         let options = CString::new(controller)?;
         let target_c = CString::new(target.as_os_str().as_bytes())?;
         // SAFETY: all pointers are valid NUL-terminated strings that outlive the call.
-        let rc = unsafe {
-            libc::mount(
-                source.as_ptr(),
-                target_c.as_ptr(),
-                fstype.as_ptr(),
-                0,
-                options.as_ptr().cast(),
-            )
-        };
+        let rc =
+            unsafe { libc::mount(source.as_ptr(), target_c.as_ptr(), fstype.as_ptr(), 0, options.as_ptr().cast()) };
         if rc != 0 {
             let err = std::io::Error::last_os_error();
             bail!(
@@ -83,9 +74,7 @@ impl ProcCgroups {
         for line in text.lines() {
             // hierarchy-ID:controller-list:cgroup-path
             let mut parts = line.splitn(3, ':');
-            let (Some(id), Some(controllers), Some(cgroup)) =
-                (parts.next(), parts.next(), parts.next())
-            else {
+            let (Some(id), Some(controllers), Some(cgroup)) = (parts.next(), parts.next(), parts.next()) else {
                 bail!("unexpected line in {path}: {line:?}");
             };
             let relative = cgroup.trim_start_matches('/');
@@ -96,12 +85,9 @@ impl ProcCgroups {
                 continue;
             }
             let wanted: BTreeSet<&str> = controllers.split(',').collect();
-            let mount = mounts.iter().find(|m| {
-                m.fs_type == "cgroup"
-                    && wanted
-                        .iter()
-                        .all(|w| m.super_options.split(',').any(|o| o == *w))
-            });
+            let mount = mounts
+                .iter()
+                .find(|m| m.fs_type == "cgroup" && wanted.iter().all(|w| m.super_options.split(',').any(|o| o == *w)));
             if let Some(m) = mount {
                 v1.push((controllers.to_owned(), m.mount_point.join(relative)));
             }
@@ -111,19 +97,13 @@ impl ProcCgroups {
 
     /// The v1 directory of the hierarchy holding `controller` (e.g. `"memory"`).
     pub fn v1_path(&self, controller: &str) -> Option<&Path> {
-        self.v1
-            .iter()
-            .find(|(c, _)| c.split(',').any(|x| x == controller))
-            .map(|(_, p)| p.as_path())
+        self.v1.iter().find(|(c, _)| c.split(',').any(|x| x == controller)).map(|(_, p)| p.as_path())
     }
 
     /// The kernel's id of the process's v2 cgroup (what `bpf_get_current_cgroup_id()`
     /// returns for its threads).
     pub fn unified_id(&self) -> anyhow::Result<u64> {
-        let path = self
-            .unified
-            .as_deref()
-            .ok_or_else(|| anyhow!("no cgroup v2 hierarchy is mounted"))?;
+        let path = self.unified.as_deref().ok_or_else(|| anyhow!("no cgroup v2 hierarchy is mounted"))?;
         cgroup_id(path)
     }
 }
@@ -131,18 +111,13 @@ impl ProcCgroups {
 /// The cgroup v2 id of a cgroup directory: on cgroup2 (kernfs) the inode number is the
 /// kernfs node id, which is the cgroup id (`cgroup_id()` in include/linux/cgroup.h).
 pub fn cgroup_id(dir: &Path) -> anyhow::Result<u64> {
-    Ok(fs::metadata(dir)
-        .with_context(|| format!("stat {}", dir.display()))?
-        .ino())
+    Ok(fs::metadata(dir).with_context(|| format!("stat {}", dir.display()))?.ino())
 }
 
 /// Mount point of the cgroup v2 hierarchy, if one is mounted (`/sys/fs/cgroup/unified` on
 /// hybrid hosts, `/sys/fs/cgroup` on pure v2 hosts).
 pub fn cgroup2_mount() -> anyhow::Result<Option<PathBuf>> {
-    Ok(mount_points()?
-        .into_iter()
-        .find(|m| m.fs_type == "cgroup2")
-        .map(|m| m.mount_point))
+    Ok(mount_points()?.into_iter().find(|m| m.fs_type == "cgroup2").map(|m| m.mount_point))
 }
 
 /// Mount points of every cgroup hierarchy, v1 and v2.
@@ -164,8 +139,7 @@ pub(super) struct MountPoint {
 /// Parses `/proc/self/mountinfo` (proc(5)): fields up to `-`, then fstype, source, super
 /// options. Octal escapes in paths (`\040`) are decoded.
 pub(super) fn mount_points() -> anyhow::Result<Vec<MountPoint>> {
-    let text =
-        fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let text = fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     let mut mounts = Vec::new();
     for line in text.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
@@ -175,9 +149,7 @@ pub(super) fn mount_points() -> anyhow::Result<Vec<MountPoint>> {
             continue;
         };
         let mut right = right.split(' ');
-        let (Some(fs_type), Some(_source), Some(options)) =
-            (right.next(), right.next(), right.next())
-        else {
+        let (Some(fs_type), Some(_source), Some(options)) = (right.next(), right.next(), right.next()) else {
             continue;
         };
         mounts.push(MountPoint {
@@ -195,9 +167,7 @@ fn unescape_octal(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'\\'
-            && let Some(v) = s
-                .get(i + 1..i + 4)
-                .and_then(|d| u8::from_str_radix(d, 8).ok())
+            && let Some(v) = s.get(i + 1..i + 4).and_then(|d| u8::from_str_radix(d, 8).ok())
         {
             out.push(v);
             i += 4;

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::cgroups::mount_points;
-use super::{
-    MAX_SOCKET_PATH, NAMESPACE, Runtime, SANDBOX_IMAGE, STARTUP_TIMEOUT, absolute, find_program,
-};
+use super::{MAX_SOCKET_PATH, NAMESPACE, Runtime, SANDBOX_IMAGE, STARTUP_TIMEOUT, absolute, find_program};
 
 /// A containerd daemon private to one test: own config, root, state, socket and runtime
 /// state directories under a temporary directory, so it neither sees nor disturbs the host's
@@ -42,21 +40,15 @@ impl Containerd {
     pub fn start(dir: &Path) -> anyhow::Result<Containerd> {
         let program = find_program("containerd")
             .context("containerd not found; install it with `apt-get install -y containerd`")?;
-        let ctr =
-            find_program("ctr").context("ctr not found; it ships in the `containerd` package")?;
+        let ctr = find_program("ctr").context("ctr not found; it ships in the `containerd` package")?;
         let runc = Runtime::Runc.binary()?;
         // crun is optional for runc-only tests; the handler is configured with the Debian
         // path when crun is missing and fails only when a test uses it.
-        let crun = Runtime::Crun
-            .binary()
-            .unwrap_or_else(|_| PathBuf::from("/usr/bin/crun"));
+        let crun = Runtime::Crun.binary().unwrap_or_else(|_| PathBuf::from("/usr/bin/crun"));
 
         let dir = absolute(dir)?.join("containerd");
         if dir.exists() {
-            bail!(
-                "{} already exists; give each Containerd its own directory",
-                dir.display()
-            );
+            bail!("{} already exists; give each Containerd its own directory", dir.display());
         }
         let address = dir.join("containerd.sock");
         if address.as_os_str().len() > MAX_SOCKET_PATH {
@@ -72,18 +64,12 @@ impl Containerd {
             fs::create_dir_all(sub).with_context(|| format!("creating {}", sub.display()))?;
         }
         let config = dir.join("config.toml");
-        fs::write(
-            &config,
-            config_toml(&dir, &address, &runtime_root, &cni, &runc, &crun),
-        )
-        .with_context(|| format!("writing {}", config.display()))?;
+        fs::write(&config, config_toml(&dir, &address, &runtime_root, &cni, &runc, &crun))
+            .with_context(|| format!("writing {}", config.display()))?;
 
         let log_path = dir.join("containerd.log");
-        let log = fs::File::create(&log_path)
-            .with_context(|| format!("creating {}", log_path.display()))?;
-        let log_err = log
-            .try_clone()
-            .context("duplicating the containerd log fd")?;
+        let log = fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let log_err = log.try_clone().context("duplicating the containerd log fd")?;
         let child = Command::new(&program)
             .arg("--config")
             .arg(&config)
@@ -92,13 +78,7 @@ impl Containerd {
             .stderr(log_err)
             .spawn()
             .with_context(|| format!("spawning {}", program.display()))?;
-        let mut containerd = Containerd {
-            child,
-            ctr,
-            dir,
-            address,
-            runtime_root,
-        };
+        let mut containerd = Containerd { child, ctr, dir, address, runtime_root };
         containerd.wait_ready()?;
         Ok(containerd)
     }
@@ -114,12 +94,7 @@ impl Containerd {
                 );
             }
             if self.address.exists() {
-                let out = self
-                    .ctr()
-                    .arg("version")
-                    .stdin(Stdio::null())
-                    .output()
-                    .context("running `ctr version`")?;
+                let out = self.ctr().arg("version").stdin(Stdio::null()).output().context("running `ctr version`")?;
                 if out.status.success() {
                     return Ok(());
                 }
@@ -178,10 +153,7 @@ impl Containerd {
     /// CRI plugin keeps its images and containers).
     pub fn ctr_in(&self, namespace: &str) -> Command {
         let mut cmd = Command::new(&self.ctr);
-        cmd.arg("--address")
-            .arg(&self.address)
-            .arg("--namespace")
-            .arg(namespace);
+        cmd.arg("--address").arg(&self.address).arg("--namespace").arg(namespace);
         cmd
     }
 
@@ -206,17 +178,12 @@ impl Containerd {
     /// Kills and deletes every task and container in every namespace (the harness's and the
     /// CRI plugin's `k8s.io`). Errors are ignored: this is cleanup.
     fn remove_everything(&self) {
-        let mut namespaces: BTreeSet<String> = self
-            .ctr_list(NAMESPACE, &["namespaces", "ls", "-q"])
-            .into_iter()
-            .collect();
+        let mut namespaces: BTreeSet<String> =
+            self.ctr_list(NAMESPACE, &["namespaces", "ls", "-q"]).into_iter().collect();
         namespaces.insert(NAMESPACE.to_owned());
         for ns in &namespaces {
             for task in self.ctr_list(ns, &["tasks", "ls", "-q"]) {
-                let _ = quiet(
-                    self.ctr_in(ns)
-                        .args(["tasks", "kill", "-a", "-s", "SIGKILL", &task]),
-                );
+                let _ = quiet(self.ctr_in(ns).args(["tasks", "kill", "-a", "-s", "SIGKILL", &task]));
                 let _ = quiet(self.ctr_in(ns).args(["tasks", "delete", "-f", &task]));
             }
             for container in self.ctr_list(ns, &["containers", "ls", "-q"]) {
@@ -246,12 +213,8 @@ impl Drop for Containerd {
         // started with our socket address; kill them by pid.
         let needle = self.address.as_os_str().as_bytes().to_vec();
         for shim in pids_with_cmdline(|cmdline| {
-            cmdline
-                .windows(b"containerd-shim".len())
-                .any(|w| w == b"containerd-shim")
-                && cmdline
-                    .windows(needle.len())
-                    .any(|w| w == needle.as_slice())
+            cmdline.windows(b"containerd-shim".len()).any(|w| w == b"containerd-shim")
+                && cmdline.windows(needle.len()).any(|w| w == needle.as_slice())
         }) {
             signal(shim, libc::SIGKILL);
         }
@@ -263,10 +226,7 @@ impl Drop for Containerd {
 
 /// Runs `cmd` with all output discarded.
 pub(super) fn quiet(cmd: &mut Command) -> std::io::Result<ExitStatus> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status()
 }
 
 fn signal(pid: u32, sig: libc::c_int) {
@@ -297,11 +257,8 @@ fn unmount_below(dir: &Path) {
     let Ok(mounts) = mount_points() else {
         return;
     };
-    let mut below: Vec<PathBuf> = mounts
-        .into_iter()
-        .filter(|m| m.mount_point.starts_with(dir))
-        .map(|m| m.mount_point)
-        .collect();
+    let mut below: Vec<PathBuf> =
+        mounts.into_iter().filter(|m| m.mount_point.starts_with(dir)).map(|m| m.mount_point).collect();
     below.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for point in below {
         let Ok(c) = CString::new(point.as_os_str().as_bytes()) else {
@@ -319,23 +276,13 @@ fn remove_empty_namespace_cgroups() {
     let Ok(mounts) = mount_points() else {
         return;
     };
-    for m in mounts
-        .iter()
-        .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
-    {
+    for m in mounts.iter().filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2") {
         // rmdir fails on a cgroup that still has children or processes; that is fine.
         let _ = fs::remove_dir(m.mount_point.join(NAMESPACE));
     }
 }
 
-fn config_toml(
-    dir: &Path,
-    address: &Path,
-    runtime_root: &Path,
-    cni: &Path,
-    runc: &Path,
-    crun: &Path,
-) -> String {
+fn config_toml(dir: &Path, address: &Path, runtime_root: &Path, cni: &Path, runc: &Path, crun: &Path) -> String {
     let root = dir.join("root");
     let state = dir.join("state");
     // Plugins that would touch host paths (/opt/containerd) or need kernel features we do

@@ -36,12 +36,8 @@ pub fn ctr_run(
     let id = container_id();
     let mut cmd = run_command(c, rootfs, profile, runtime, &id, true)?;
     cmd.args(args);
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("spawning ctr")?;
+    let child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("spawning ctr")?;
     match wait_with_timeout(child, CTR_RUN_TIMEOUT)? {
         Some(output) => Ok(output),
         None => {
@@ -68,17 +64,9 @@ pub fn ctr_run_detached<'c>(
 ) -> anyhow::Result<Task<'c>> {
     let id = container_id();
     let mut cmd = run_command(c, rootfs, profile, runtime, &id, false)?;
-    let out = cmd
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("running ctr run -d")?;
+    let out = cmd.args(args).stdin(Stdio::null()).output().context("running ctr run -d")?;
     if !out.status.success() {
-        bail!(
-            "ctr run -d {id} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("ctr run -d {id} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     let task = Task { containerd: c, id };
     task.pid()?;
@@ -101,9 +89,7 @@ fn run_command(
     cmd.arg("--runc-root").arg(c.runtime_root());
     cmd.arg("--fifo-dir").arg(c.fifo_dir());
     if let Some(profile) = profile {
-        cmd.arg("--seccomp")
-            .arg("--seccomp-profile")
-            .arg(absolute(profile)?);
+        cmd.arg("--seccomp").arg("--seccomp-profile").arg(absolute(profile)?);
     }
     cmd.arg("--rootfs").arg(rootfs).arg(id);
     Ok(cmd)
@@ -154,10 +140,7 @@ impl Task<'_> {
 impl Drop for Task<'_> {
     fn drop(&mut self) {
         let c = self.containerd;
-        let _ = quiet(
-            c.ctr()
-                .args(["tasks", "kill", "-a", "-s", "SIGKILL", &self.id]),
-        );
+        let _ = quiet(c.ctr().args(["tasks", "kill", "-a", "-s", "SIGKILL", &self.id]));
         // The task must have exited before it can be deleted.
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -173,11 +156,7 @@ impl Drop for Task<'_> {
 /// A container id unique on this host across processes and calls.
 pub(super) fn container_id() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "rt-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("rt-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Waits for `child`, collecting its output; `None` (child killed) after `timeout`.
@@ -207,15 +186,7 @@ fn wait_with_timeout(mut child: Child, timeout: Duration) -> anyhow::Result<Opti
         }
         thread::sleep(Duration::from_millis(10));
     };
-    let stdout = out_reader
-        .join()
-        .map_err(|_| anyhow!("stdout reader thread panicked"))?;
-    let stderr = err_reader
-        .join()
-        .map_err(|_| anyhow!("stderr reader thread panicked"))?;
-    Ok(status.map(|status| Output {
-        status,
-        stdout,
-        stderr,
-    }))
+    let stdout = out_reader.join().map_err(|_| anyhow!("stdout reader thread panicked"))?;
+    let stderr = err_reader.join().map_err(|_| anyhow!("stderr reader thread panicked"))?;
+    Ok(status.map(|status| Output { status, stdout, stderr }))
 }

@@ -29,9 +29,7 @@ mod containerd;
 mod ctr;
 mod rootfs;
 
-pub use cgroups::{
-    ProcCgroups, cgroup_id, cgroup_mounts, cgroup2_mount, fix_crun_hybrid_hugetlb,
-};
+pub use cgroups::{ProcCgroups, cgroup_id, cgroup_mounts, cgroup2_mount, fix_crun_hybrid_hugetlb};
 pub use containerd::Containerd;
 pub use ctr::{Task, ctr_run, ctr_run_detached};
 pub use rootfs::{import_image, import_pause_image, rootfs_with};
@@ -86,11 +84,7 @@ impl Runtime {
     /// Absolute path of the runtime binary.
     pub fn binary(self) -> anyhow::Result<PathBuf> {
         find_program(self.binary_name()).with_context(|| {
-            format!(
-                "{} not found; install it with `apt-get install -y {}`",
-                self.binary_name(),
-                self.binary_name()
-            )
+            format!("{} not found; install it with `apt-get install -y {}`", self.binary_name(), self.binary_name())
         })
     }
 
@@ -112,10 +106,7 @@ pub fn find_program(name: &str) -> anyhow::Result<PathBuf> {
     std::env::split_paths(&path)
         .chain(["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
-        .find(|candidate| {
-            fs::metadata(candidate)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+        .find(|candidate| fs::metadata(candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
         .ok_or_else(|| anyhow!("{name} not found in PATH or the sbin directories"))
 }
 

@@ -32,12 +32,9 @@ pub fn rootfs_with(binaries: &[&Path], dir: &Path) -> anyhow::Result<PathBuf> {
     }
     let mut libraries = BTreeSet::new();
     for file in &files {
-        let name = file
-            .file_name()
-            .ok_or_else(|| anyhow!("{} has no file name", file.display()))?;
+        let name = file.file_name().ok_or_else(|| anyhow!("{} has no file name", file.display()))?;
         let target = rootfs.join("bin").join(name);
-        fs::copy(file, &target)
-            .with_context(|| format!("copying {} into the rootfs", file.display()))?;
+        fs::copy(file, &target).with_context(|| format!("copying {} into the rootfs", file.display()))?;
         libraries.extend(shared_libraries(file)?);
     }
     for lib in libraries {
@@ -47,8 +44,7 @@ pub fn rootfs_with(binaries: &[&Path], dir: &Path) -> anyhow::Result<PathBuf> {
             fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
         // fs::copy follows symlinks, so /lib64/ld-linux-x86-64.so.2 arrives as a file.
-        fs::copy(&lib, &target)
-            .with_context(|| format!("copying {} into the rootfs", lib.display()))?;
+        fs::copy(&lib, &target).with_context(|| format!("copying {} into the rootfs", lib.display()))?;
     }
     if busybox.is_some() {
         for applet in ["sh", "sleep", "cat", "true"] {
@@ -76,39 +72,20 @@ pub fn import_image(
         .rsplit_once(':')
         .filter(|(name, tag)| !name.is_empty() && !tag.contains('/'))
         .ok_or_else(|| anyhow!("image reference {reference:?} is not name:tag"))?;
-    let umoci = find_program("umoci")
-        .context("umoci not found; install it with `apt-get install -y umoci`")?;
+    let umoci = find_program("umoci").context("umoci not found; install it with `apt-get install -y umoci`")?;
     let work = absolute(work)?.join(format!("image-{}", container_id()));
     let layout = work.join("layout");
     let bundle = work.join("bundle");
     let image = format!("{}:{tag}", layout.display());
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
 
-    run_checked(
-        Command::new(&umoci)
-            .arg("init")
-            .arg("--layout")
-            .arg(&layout),
-    )?;
+    run_checked(Command::new(&umoci).arg("init").arg("--layout").arg(&layout))?;
     run_checked(Command::new(&umoci).args(["new", "--image", &image]))?;
-    run_checked(
-        Command::new(&umoci)
-            .args(["unpack", "--image", &image])
-            .arg(&bundle),
-    )?;
+    run_checked(Command::new(&umoci).args(["unpack", "--image", &image]).arg(&bundle))?;
     let mut copy_from = absolute(rootfs)?.into_os_string();
     copy_from.push("/.");
-    run_checked(
-        Command::new("cp")
-            .arg("-a")
-            .arg(copy_from)
-            .arg(bundle.join("rootfs")),
-    )?;
-    run_checked(
-        Command::new(&umoci)
-            .args(["repack", "--image", &image])
-            .arg(&bundle),
-    )?;
+    run_checked(Command::new("cp").arg("-a").arg(copy_from).arg(bundle.join("rootfs")))?;
+    run_checked(Command::new(&umoci).args(["repack", "--image", &image]).arg(&bundle))?;
     let mut config = Command::new(&umoci);
     config.args(["config", "--image", &image]);
     for arg in entrypoint {
@@ -116,20 +93,9 @@ pub fn import_image(
     }
     run_checked(&mut config)?;
     let archive = work.join("image.tar");
-    run_checked(
-        Command::new("tar")
-            .arg("-C")
-            .arg(&layout)
-            .arg("-cf")
-            .arg(&archive)
-            .arg("."),
-    )?;
+    run_checked(Command::new("tar").arg("-C").arg(&layout).arg("-cf").arg(&archive).arg("."))?;
     // The layout's index names the manifest by tag only; --base-name supplies the name.
-    run_checked(
-        c.ctr_in(namespace)
-            .args(["images", "import", "--base-name", name])
-            .arg(&archive),
-    )?;
+    run_checked(c.ctr_in(namespace).args(["images", "import", "--base-name", name]).arg(&archive))?;
     let _ = fs::remove_dir_all(&work);
     Ok(())
 }
@@ -141,28 +107,14 @@ pub fn import_pause_image(c: &Containerd, work: &Path) -> anyhow::Result<()> {
     if !rootfs.join("bin/busybox").exists() {
         bail!("the pause image needs busybox; install it with `apt-get install -y busybox-static`");
     }
-    import_image(
-        c,
-        &rootfs,
-        SANDBOX_IMAGE,
-        &["/bin/sleep", "infinity"],
-        "k8s.io",
-        work,
-    )
+    import_image(c, &rootfs, SANDBOX_IMAGE, &["/bin/sleep", "infinity"], "k8s.io", work)
 }
 
 /// Runs `cmd`, failing with its stderr when it does not exit 0.
 fn run_checked(cmd: &mut Command) -> anyhow::Result<()> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {cmd:?}"))?;
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!(
-            "{cmd:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
@@ -170,18 +122,13 @@ fn run_checked(cmd: &mut Command) -> anyhow::Result<()> {
 /// Absolute paths of the shared objects `binary` loads, the dynamic loader included; empty
 /// for a static binary.
 fn shared_libraries(binary: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let out = Command::new("ldd")
-        .arg(binary)
-        .stdin(Stdio::null())
-        .output()
-        .context("running ldd (package libc-bin)")?;
+    let out =
+        Command::new("ldd").arg(binary).stdin(Stdio::null()).output().context("running ldd (package libc-bin)")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         // glibc's ldd says this (exit 1) for static executables.
-        if stdout.contains("not a dynamic executable")
-            || stderr.contains("not a dynamic executable")
-        {
+        if stdout.contains("not a dynamic executable") || stderr.contains("not a dynamic executable") {
             return Ok(Vec::new());
         }
         bail!("ldd {} failed: {stdout}{stderr}", binary.display());
@@ -190,10 +137,7 @@ fn shared_libraries(binary: &Path) -> anyhow::Result<Vec<PathBuf>> {
     for line in stdout.lines() {
         let line = line.trim();
         if line.contains("=> not found") {
-            bail!(
-                "{} needs a library the host lacks: {line}",
-                binary.display()
-            );
+            bail!("{} needs a library the host lacks: {line}", binary.display());
         }
         // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` or
         // `/lib64/ld-linux-x86-64.so.2 (0x...)`; linux-vdso has no path.

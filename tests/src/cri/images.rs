@@ -46,9 +46,7 @@ pub fn import(c: &Containerd, images: &[Image], work: &Path) -> anyhow::Result<(
     for image in images {
         match image {
             Image::Nginx => import_nginx_image(c, work).context("importing the nginx image")?,
-            Image::Early => {
-                import_early_image(c, work).context("importing the early_syscalls image")?
-            }
+            Image::Early => import_early_image(c, work).context("importing the early_syscalls image")?,
         }
     }
     Ok(())
@@ -72,10 +70,7 @@ pub fn import_nginx_image(c: &Containerd, work: &Path) -> anyhow::Result<()> {
         ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n".to_owned()),
         ("etc/group", "root:x:0:\n".to_owned()),
         // glibc's default without this file tries NIS first for passwd and group.
-        (
-            "etc/nsswitch.conf",
-            "passwd: files\ngroup: files\n".to_owned(),
-        ),
+        ("etc/nsswitch.conf", "passwd: files\ngroup: files\n".to_owned()),
         ("srv/www/index.html", INDEX_HTML.to_owned()),
         (NGINX_CONF.trim_start_matches('/'), nginx_conf(18090)),
     ];
@@ -162,14 +157,7 @@ pub fn import_early_image(c: &Containerd, work: &Path) -> anyhow::Result<()> {
         );
     }
     let rootfs = rootfs_with(&[binary.as_path()], &work)?;
-    import_image(
-        c,
-        &rootfs,
-        EARLY_IMAGE,
-        &["/bin/early_syscalls"],
-        "k8s.io",
-        &work,
-    )
+    import_image(c, &rootfs, EARLY_IMAGE, &["/bin/early_syscalls"], "k8s.io", &work)
 }
 
 /// A container running [`EARLY_IMAGE`] that sleeps `sleep_ms` after its early syscalls.
@@ -187,16 +175,14 @@ pub fn early_container(sleep_ms: u32) -> ContainerSpec {
 /// headers, body).
 pub fn http_get(port: u16) -> anyhow::Result<String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .with_context(|| format!("connecting to {addr}"))?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream
         .write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
         .with_context(|| format!("sending a request to {addr}"))?;
     let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .with_context(|| format!("reading the response from {addr}"))?;
+    stream.read_to_string(&mut response).with_context(|| format!("reading the response from {addr}"))?;
     Ok(response)
 }
 

@@ -37,12 +37,11 @@ pub use placement::{CgroupWatch, ProcessSeen};
 use recorder::cri::{
     CONTAINER_NAME_LABEL, Cri, POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_UID_LABEL,
     api::{
-        self, ContainerConfig, ContainerMetadata, ContainerStatus, ContainerStatusRequest,
-        CreateContainerRequest, ImageSpec, LinuxContainerConfig, LinuxContainerSecurityContext,
-        LinuxPodSandboxConfig, LinuxSandboxSecurityContext, Mount, NamespaceMode, NamespaceOption,
-        PodSandboxConfig, PodSandboxMetadata, RemoveContainerRequest, RemovePodSandboxRequest,
-        RunPodSandboxRequest, SecurityProfile, StartContainerRequest, StopContainerRequest,
-        StopPodSandboxRequest, security_profile::ProfileType,
+        self, ContainerConfig, ContainerMetadata, ContainerStatus, ContainerStatusRequest, CreateContainerRequest,
+        ImageSpec, LinuxContainerConfig, LinuxContainerSecurityContext, LinuxPodSandboxConfig,
+        LinuxSandboxSecurityContext, Mount, NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata,
+        RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, SecurityProfile, StartContainerRequest,
+        StopContainerRequest, StopPodSandboxRequest, security_profile::ProfileType,
     },
 };
 
@@ -67,10 +66,7 @@ pub fn skip_container_tests() -> bool {
     }
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "container tests need root (containerd, cgroups, mounts); set {SKIP_VAR}=1 to skip them"
-    );
+    assert_eq!(euid, 0, "container tests need root (containerd, cgroups, mounts); set {SKIP_VAR}=1 to skip them");
     false
 }
 
@@ -154,29 +150,16 @@ pub struct Pods<'c> {
 impl<'c> Pods<'c> {
     /// Connects to `containerd`'s CRI socket with [`recorder::cri::connect`].
     pub fn new(containerd: &'c Containerd) -> anyhow::Result<Pods<'c>> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("building a tokio runtime")?;
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().context("building a tokio runtime")?;
         let cri = rt
             .block_on(recorder::cri::connect(Some(containerd.address())))
-            .with_context(|| {
-                format!(
-                    "connecting to the CRI plugin; containerd log:\n{}",
-                    containerd.log_tail()
-                )
-            })?;
+            .with_context(|| format!("connecting to the CRI plugin; containerd log:\n{}", containerd.log_tail()))?;
         let work = tempfile::Builder::new()
             .prefix("pods-")
             .tempdir_in(containerd.dir())
             .context("creating the pods' work directory")?;
-        Ok(Pods {
-            containerd,
-            rt,
-            cri,
-            work,
-            pods: RefCell::new(Vec::new()),
-        })
+        Ok(Pods { containerd, rt, cri, work, pods: RefCell::new(Vec::new()) })
     }
 
     /// The CRI client (the recorder's own), for tests of it.
@@ -202,11 +185,7 @@ impl<'c> Pods<'c> {
         }
         let uid = unique_uid();
         let cgroup_parent = format!("/{KUBEPODS}/pod-{uid}");
-        let log_dir = self
-            .work
-            .path()
-            .join("logs")
-            .join(format!("{namespace}_{name}_{uid}"));
+        let log_dir = self.work.path().join("logs").join(format!("{namespace}_{name}_{uid}"));
         fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
         let pod = PodRef {
             id: String::new(),
@@ -217,10 +196,8 @@ impl<'c> Pods<'c> {
             cgroup_parent,
             log_dir,
         };
-        let request = RunPodSandboxRequest {
-            config: Some(sandbox_config(&pod)),
-            runtime_handler: runtime.handler().to_owned(),
-        };
+        let request =
+            RunPodSandboxRequest { config: Some(sandbox_config(&pod)), runtime_handler: runtime.handler().to_owned() };
         let id = self
             .rt
             .block_on(self.cri.runtime_client().run_pod_sandbox(request))
@@ -243,9 +220,7 @@ impl<'c> Pods<'c> {
         let seccomp = spec.seccomp.as_ref().map(|s| match s {
             Seccomp::Unconfined => profile(ProfileType::Unconfined, ""),
             Seccomp::RuntimeDefault => profile(ProfileType::RuntimeDefault, ""),
-            Seccomp::Localhost(path) => {
-                profile(ProfileType::Localhost, &path.display().to_string())
-            }
+            Seccomp::Localhost(path) => profile(ProfileType::Localhost, &path.display().to_string()),
         });
         let mounts = spec
             .mounts
@@ -258,14 +233,8 @@ impl<'c> Pods<'c> {
             })
             .collect();
         let config = ContainerConfig {
-            metadata: Some(ContainerMetadata {
-                name: spec.name.clone(),
-                attempt: spec.attempt,
-            }),
-            image: Some(ImageSpec {
-                image: spec.image.clone(),
-                ..Default::default()
-            }),
+            metadata: Some(ContainerMetadata { name: spec.name.clone(), attempt: spec.attempt }),
+            image: Some(ImageSpec { image: spec.image.clone(), ..Default::default() }),
             command: spec.command.clone(),
             args: spec.args.clone(),
             labels,
@@ -301,9 +270,7 @@ impl<'c> Pods<'c> {
     /// Starts a created container (runtime create + start: the entrypoint runs when this
     /// returns).
     pub fn start_container(&self, id: &str) -> anyhow::Result<()> {
-        let request = StartContainerRequest {
-            container_id: id.to_owned(),
-        };
+        let request = StartContainerRequest { container_id: id.to_owned() };
         self.rt
             .block_on(self.cri.runtime_client().start_container(request))
             .map_err(|s| self.failed("StartContainer", &s))?;
@@ -315,26 +282,19 @@ impl<'c> Pods<'c> {
     pub fn run_container(&self, pod: &PodRef, spec: &ContainerSpec) -> anyhow::Result<String> {
         let id = self.create_container(pod, spec)?;
         self.start_container(&id)?;
-        self.wait_for(&id, WAIT_TIMEOUT, |s| {
-            s.state() != api::ContainerState::ContainerCreated
-        })?;
+        self.wait_for(&id, WAIT_TIMEOUT, |s| s.state() != api::ContainerState::ContainerCreated)?;
         Ok(id)
     }
 
     /// The container's CRI status (verbose: `info` holds the runtime's JSON).
     pub fn status(&self, id: &str) -> anyhow::Result<(ContainerStatus, HashMap<String, String>)> {
-        let request = ContainerStatusRequest {
-            container_id: id.to_owned(),
-            verbose: true,
-        };
+        let request = ContainerStatusRequest { container_id: id.to_owned(), verbose: true };
         let response = self
             .rt
             .block_on(self.cri.runtime_client().container_status(request))
             .map_err(|s| self.failed("ContainerStatus", &s))?
             .into_inner();
-        let status = response
-            .status
-            .ok_or_else(|| anyhow!("ContainerStatus of {id} is empty"))?;
+        let status = response.status.ok_or_else(|| anyhow!("ContainerStatus of {id} is empty"))?;
         Ok((status, response.info))
     }
 
@@ -352,11 +312,7 @@ impl<'c> Pods<'c> {
                 return Ok(status);
             }
             if Instant::now() > deadline {
-                bail!(
-                    "container {id} still {:?} ({}) after {timeout:?}",
-                    status.state(),
-                    status.reason
-                );
+                bail!("container {id} still {:?} ({}) after {timeout:?}", status.state(), status.reason);
             }
             thread::sleep(Duration::from_millis(20));
         }
@@ -364,9 +320,7 @@ impl<'c> Pods<'c> {
 
     /// Waits until `id` exited and returns its exit code.
     pub fn wait_exited(&self, id: &str, timeout: Duration) -> anyhow::Result<i32> {
-        let status = self.wait_for(id, timeout, |s| {
-            s.state() == api::ContainerState::ContainerExited
-        })?;
+        let status = self.wait_for(id, timeout, |s| s.state() == api::ContainerState::ContainerExited)?;
         Ok(status.exit_code)
     }
 
@@ -376,19 +330,12 @@ impl<'c> Pods<'c> {
         let (status, _) = self.status(id)?;
         let text = fs::read_to_string(&status.log_path)
             .with_context(|| format!("reading the log of {id} at {}", status.log_path))?;
-        Ok(text
-            .lines()
-            .map(|line| line.splitn(4, ' ').nth(3).unwrap_or(""))
-            .collect::<Vec<_>>()
-            .join("\n"))
+        Ok(text.lines().map(|line| line.splitn(4, ' ').nth(3).unwrap_or("")).collect::<Vec<_>>().join("\n"))
     }
 
     /// Stops the container (SIGTERM, then SIGKILL after `grace_seconds`).
     pub fn stop_container(&self, id: &str, grace_seconds: i64) -> anyhow::Result<()> {
-        let request = StopContainerRequest {
-            container_id: id.to_owned(),
-            timeout: grace_seconds,
-        };
+        let request = StopContainerRequest { container_id: id.to_owned(), timeout: grace_seconds };
         self.rt
             .block_on(self.cri.runtime_client().stop_container(request))
             .map_err(|s| self.failed("StopContainer", &s))?;
@@ -397,9 +344,7 @@ impl<'c> Pods<'c> {
 
     /// Removes a stopped container.
     pub fn remove_container(&self, id: &str) -> anyhow::Result<()> {
-        let request = RemoveContainerRequest {
-            container_id: id.to_owned(),
-        };
+        let request = RemoveContainerRequest { container_id: id.to_owned() };
         self.rt
             .block_on(self.cri.runtime_client().remove_container(request))
             .map_err(|s| self.failed("RemoveContainer", &s))?;
@@ -408,9 +353,7 @@ impl<'c> Pods<'c> {
 
     /// Stops every container of the pod and its sandbox.
     pub fn stop_pod(&self, pod: &PodRef) -> anyhow::Result<()> {
-        let request = StopPodSandboxRequest {
-            pod_sandbox_id: pod.id.clone(),
-        };
+        let request = StopPodSandboxRequest { pod_sandbox_id: pod.id.clone() };
         self.rt
             .block_on(self.cri.runtime_client().stop_pod_sandbox(request))
             .map_err(|s| self.failed("StopPodSandbox", &s))?;
@@ -421,9 +364,7 @@ impl<'c> Pods<'c> {
     /// directories, which the kubelet, not the runtime, would remove.
     pub fn remove_pod(&self, pod: &PodRef) -> anyhow::Result<()> {
         self.stop_pod(pod)?;
-        let request = RemovePodSandboxRequest {
-            pod_sandbox_id: pod.id.clone(),
-        };
+        let request = RemovePodSandboxRequest { pod_sandbox_id: pod.id.clone() };
         self.rt
             .block_on(self.cri.runtime_client().remove_pod_sandbox(request))
             .map_err(|s| self.failed("RemovePodSandbox", &s))?;
@@ -490,10 +431,7 @@ fn sandbox_config(pod: &PodRef) -> PodSandboxConfig {
 }
 
 fn profile(kind: ProfileType, localhost_ref: &str) -> SecurityProfile {
-    SecurityProfile {
-        profile_type: kind as i32,
-        localhost_ref: localhost_ref.to_owned(),
-    }
+    SecurityProfile { profile_type: kind as i32, localhost_ref: localhost_ref.to_owned() }
 }
 
 /// What the kubelet asks for a `hostNetwork: true` pod without `hostPID`/`hostIPC` or a
@@ -510,11 +448,7 @@ fn kubelet_namespaces() -> NamespaceOption {
 /// A pod UID unique on this host across test processes.
 fn unique_uid() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Removes `/kubepods/pod-<uid>` in every cgroup hierarchy (runc and crun remove the

@@ -61,9 +61,7 @@ impl CgroupWatch {
     /// Stops the watch and returns what it saw, in order.
     pub fn finish(self) -> anyhow::Result<Vec<ProcessSeen>> {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread
-            .join()
-            .map_err(|_| anyhow!("the cgroup watch thread panicked"))
+        self.thread.join().map_err(|_| anyhow!("the cgroup watch thread panicked"))
     }
 }
 
@@ -71,13 +69,8 @@ fn poll(root: &Path, dir: &Path, started: Instant, seen: &mut Vec<ProcessSeen>) 
     if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
         let cgroup = dir.strip_prefix(root).unwrap_or(dir).to_path_buf();
         for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-            let exe = fs::read_link(format!("/proc/{pid}/exe"))
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            if seen
-                .iter()
-                .any(|s| s.pid == pid && s.exe == exe && s.cgroup == cgroup)
-            {
+            let exe = fs::read_link(format!("/proc/{pid}/exe")).map(|p| p.display().to_string()).unwrap_or_default();
+            if seen.iter().any(|s| s.pid == pid && s.exe == exe && s.cgroup == cgroup) {
                 continue;
             }
             let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
@@ -87,10 +80,7 @@ fn poll(root: &Path, dir: &Path, started: Instant, seen: &mut Vec<ProcessSeen>) 
                 pid,
                 exe,
                 comm: comm.trim_end().to_owned(),
-                cmdline: String::from_utf8_lossy(&cmdline)
-                    .replace('\0', " ")
-                    .trim_end()
-                    .to_owned(),
+                cmdline: String::from_utf8_lossy(&cmdline).replace('\0', " ").trim_end().to_owned(),
                 at: started.elapsed(),
             });
         }

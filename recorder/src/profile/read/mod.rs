@@ -62,10 +62,7 @@ pub struct Report {
 
 impl Report {
     pub fn errors(&self) -> usize {
-        self.problems
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
+        self.problems.iter().filter(|d| d.severity == Severity::Error).count()
     }
 }
 
@@ -79,38 +76,25 @@ pub fn read_file(path: &Path) -> Result<Loaded, ProfileError> {
 }
 
 fn display_path(path: &Path) -> String {
-    if path == Path::new("-") {
-        "<stdin>".to_owned()
-    } else {
-        path.display().to_string()
-    }
+    if path == Path::new("-") { "<stdin>".to_owned() } else { path.display().to_string() }
 }
 
 /// Reads a file as UTF-8 text, refusing anything over [`super::MAX_PROFILE_BYTES`]
 /// before reading it (and, for pipes, as soon as the limit is passed).
 pub fn read_text(path: &Path) -> Result<String, ProfileError> {
     let shown = display_path(path);
-    let read_err = |source| ProfileError::Read {
-        path: shown.clone(),
-        source,
-    };
+    let read_err = |source| ProfileError::Read { path: shown.clone(), source };
     let limit = super::MAX_PROFILE_BYTES;
     let mut bytes = Vec::new();
     if path == Path::new("-") {
-        std::io::stdin()
-            .lock()
-            .take(limit + 1)
-            .read_to_end(&mut bytes)
-            .map_err(read_err)?;
+        std::io::stdin().lock().take(limit + 1).read_to_end(&mut bytes).map_err(read_err)?;
     } else {
         let file = std::fs::File::open(path).map_err(read_err)?;
         let size = file.metadata().map_err(read_err)?.len();
         if size > limit {
             return Err(ProfileError::TooLarge { path: shown, size });
         }
-        file.take(limit + 1)
-            .read_to_end(&mut bytes)
-            .map_err(read_err)?;
+        file.take(limit + 1).read_to_end(&mut bytes).map_err(read_err)?;
     }
     let size = bytes.len() as u64;
     if size > limit {
@@ -120,11 +104,7 @@ pub fn read_text(path: &Path) -> Result<String, ProfileError> {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
         let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let column = valid[line_start..]
-            .iter()
-            .filter(|b| **b & 0xC0 != 0x80)
-            .count()
-            + 1;
+        let column = valid[line_start..].iter().filter(|b| **b & 0xC0 != 0x80).count() + 1;
         ProfileError::Syntax {
             path: shown.clone(),
             line,
@@ -139,18 +119,8 @@ pub fn read_text(path: &Path) -> Result<String, ProfileError> {
 pub fn parse_str(text: &str, source: &str) -> Result<Loaded, ProfileError> {
     let report = check_str(text, source)?;
     match report.loaded {
-        Some(loaded)
-            if report
-                .problems
-                .iter()
-                .all(|d| d.severity != Severity::Error) =>
-        {
-            Ok(loaded)
-        }
-        _ => Err(ProfileError::Invalid {
-            path: source.to_owned(),
-            problems: report.problems,
-        }),
+        Some(loaded) if report.problems.iter().all(|d| d.severity != Severity::Error) => Ok(loaded),
+        _ => Err(ProfileError::Invalid { path: source.to_owned(), problems: report.problems }),
     }
 }
 
@@ -158,74 +128,43 @@ pub fn parse_str(text: &str, source: &str) -> Result<Loaded, ProfileError> {
 /// not well-formed JSON/YAML, or is too large or deep to look at.
 pub fn check_str(text: &str, source: &str) -> Result<Report, ProfileError> {
     let root = parse_tree(text).map_err(|f| match f {
-        ParseFailure::Syntax { pos, message } => ProfileError::Syntax {
-            path: source.to_owned(),
-            line: pos.line,
-            column: pos.column,
-            message,
-        },
-        ParseFailure::TooDeep { pos, message } => ProfileError::TooDeep {
-            path: source.to_owned(),
-            line: pos.line,
-            column: pos.column,
-            message,
-        },
+        ParseFailure::Syntax { pos, message } => {
+            ProfileError::Syntax { path: source.to_owned(), line: pos.line, column: pos.column, message }
+        }
+        ParseFailure::TooDeep { pos, message } => {
+            ProfileError::TooDeep { path: source.to_owned(), line: pos.line, column: pos.column, message }
+        }
     })?;
-    let mut r = Reader {
-        path: source.to_owned(),
-        problems: Vec::new(),
-        moby: false,
-        common: false,
-        omitted: (0, 0),
-    };
+    let mut r = Reader { path: source.to_owned(), problems: Vec::new(), moby: false, common: false, omitted: (0, 0) };
     let result = r.document(&root);
     let dialect = result.as_ref().map(|(_, d, _, _)| *d);
     r.problems.sort_by_key(|d| (d.pos, d.severity));
     let (errors, warnings) = r.omitted;
     if errors + warnings > 0 {
         let pos = r.problems.last().map_or(root.pos, |d| d.pos);
-        let severity = if errors > 0 {
-            Severity::Error
-        } else {
-            Severity::Warning
-        };
+        let severity = if errors > 0 { Severity::Error } else { Severity::Warning };
         r.problems.push(Diagnostic {
             severity,
             path: source.to_owned(),
             pos,
-            message: format!(
-                "{errors} more errors and {warnings} more warnings not listed; fix these first"
-            ),
+            message: format!("{errors} more errors and {warnings} more warnings not listed; fix these first"),
         });
     }
     let loaded = result.map(|(profile, dialect, name, annotations)| Loaded {
         profile,
         dialect,
-        warnings: r
-            .problems
-            .iter()
-            .filter(|d| d.severity == Severity::Warning)
-            .cloned()
-            .collect(),
+        warnings: r.problems.iter().filter(|d| d.severity == Severity::Warning).cloned().collect(),
         name,
         annotations,
     });
-    Ok(Report {
-        dialect,
-        problems: r.problems,
-        loaded,
-    })
+    Ok(Report { dialect, problems: r.problems, loaded })
 }
 
 /// JSON when the document starts like JSON, YAML otherwise. JSON is also
 /// YAML, but our JSON reader gives exact positions and JSON's own messages.
 fn parse_tree(text: &str) -> Result<Node, ParseFailure> {
     let body = text.trim_start_matches('\u{feff}').trim_start();
-    if body.starts_with('{') || body.starts_with('[') {
-        json::parse(text)
-    } else {
-        yaml::parse(text)
-    }
+    if body.starts_with('{') || body.starts_with('[') { json::parse(text) } else { yaml::parse(text) }
 }
 
 type Document = (Profile, Dialect, Option<String>, BTreeMap<String, String>);
@@ -267,9 +206,8 @@ const SPO_SPEC_KEYS: [&str; 8] = [
     "baseProfileName",
     "disabled",
 ];
-const RULE_KEYS: [&str; 9] = [
-    "names", "name", "action", "errnoRet", "errno", "args", "comment", "includes", "excludes",
-];
+const RULE_KEYS: [&str; 9] =
+    ["names", "name", "action", "errnoRet", "errno", "args", "comment", "includes", "excludes"];
 const ARG_KEYS: [&str; 4] = ["index", "value", "valueTwo", "op"];
 const FILTER_KEYS: [&str; 3] = ["caps", "arches", "minKernel"];
 
@@ -285,12 +223,7 @@ impl Reader {
             }
             return;
         }
-        self.problems.push(Diagnostic {
-            severity,
-            path: self.path.clone(),
-            pos,
-            message: message.into(),
-        });
+        self.problems.push(Diagnostic { severity, path: self.path.clone(), pos, message: message.into() });
     }
 
     fn err(&mut self, pos: Pos, message: impl Into<String>) {
@@ -303,14 +236,14 @@ impl Reader {
 
     fn document(&mut self, root: &Node) -> Option<Document> {
         let Value::Map(entries) = &root.value else {
-            self.err(
-                root.pos,
-                format!("expected a seccomp profile object, found {}", root.kind()),
-            );
+            self.err(root.pos, format!("expected a seccomp profile object, found {}", root.kind()));
             return None;
         };
         if root.get("securityContext").is_some() {
-            self.err(root.pos, "this is a Kubernetes securityContext snippet, not a profile; pass the profile it names");
+            self.err(
+                root.pos,
+                "this is a Kubernetes securityContext snippet, not a profile; pass the profile it names",
+            );
             return None;
         }
         if root.get("apiVersion").is_some() || root.get("kind").is_some() {
@@ -333,12 +266,7 @@ impl Reader {
             Some("SeccompProfile") => {}
             Some(other) => {
                 let pos = kind.map_or(root.pos, |k| k.pos);
-                self.err(
-                    pos,
-                    format!(
-                        "kind is {other:?}; only SeccompProfile resources hold a seccomp profile"
-                    ),
-                );
+                self.err(pos, format!("kind is {other:?}; only SeccompProfile resources hold a seccomp profile"));
                 return None;
             }
             None => {
@@ -349,14 +277,15 @@ impl Reader {
         let api = root.get("apiVersion");
         let dialect = match api.and_then(Node::as_str) {
             Some(v) if v == format!("{SPO_GROUP}/v1") => Dialect::SpoV1,
-            Some(v)
-                if v == format!("{SPO_GROUP}/v1beta1") || v == format!("{SPO_GROUP}/v1alpha1") =>
-            {
+            Some(v) if v == format!("{SPO_GROUP}/v1beta1") || v == format!("{SPO_GROUP}/v1alpha1") => {
                 Dialect::SpoV1beta1
             }
             Some(v) => {
                 let pos = api.map_or(root.pos, |a| a.pos);
-                self.err(pos, format!("apiVersion {v:?} is not a SeccompProfile version; use {SPO_GROUP}/v1 or /v1beta1"));
+                self.err(
+                    pos,
+                    format!("apiVersion {v:?} is not a SeccompProfile version; use {SPO_GROUP}/v1 or /v1beta1"),
+                );
                 return None;
             }
             None => {
@@ -372,9 +301,7 @@ impl Reader {
         let mut name = None;
         let mut annotations = BTreeMap::new();
         if let Some(meta) = root.get("metadata") {
-            name = meta
-                .get("name")
-                .and_then(|n| self.string(n, "metadata.name"));
+            name = meta.get("name").and_then(|n| self.string(n, "metadata.name"));
             if let Some(Value::Map(items)) = meta.get("annotations").map(|a| &a.value) {
                 for (k, v) in items {
                     if let Some(v) = self.string(v, "an annotation value") {
@@ -388,10 +315,7 @@ impl Reader {
             return None;
         };
         let Value::Map(spec_entries) = &spec.value else {
-            self.err(
-                spec.pos,
-                format!("spec must be an object, found {}", spec.kind()),
-            );
+            self.err(spec.pos, format!("spec must be an object, found {}", spec.kind()));
             return None;
         };
         if let Some(base) = spec.get("baseProfileName").and_then(Node::as_str)
@@ -406,10 +330,7 @@ impl Reader {
         // Not part of the CRD (the API server prunes it), but the intent is clear.
         keys.push("defaultErrnoRet");
         let profile = self.profile(spec, spec_entries, &keys)?;
-        if let Some((k, _)) = spec_entries
-            .iter()
-            .find(|(k, _)| k.name == "defaultErrnoRet")
-        {
+        if let Some((k, _)) = spec_entries.iter().find(|(k, _)| k.name == "defaultErrnoRet") {
             self.warn(k.pos, "SPO SeccompProfile has no defaultErrnoRet; the API server drops it and EPERM applies");
         }
         Some((profile, dialect, name, annotations))
@@ -420,20 +341,14 @@ impl Reader {
             Some(s) => format!("; did you mean \"{s}\"?"),
             None => format!("; known keys: {}", known.join(", ")),
         };
-        self.warn(
-            key.pos,
-            format!("unknown key \"{}\" is ignored{hint}", key.name),
-        );
+        self.warn(key.pos, format!("unknown key \"{}\" is ignored{hint}", key.name));
     }
 
     fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         match &node.value {
             Value::Str(s) => Some(s.clone()),
             _ => {
-                self.err(
-                    node.pos,
-                    format!("{what} must be a string, found {}", node.kind()),
-                );
+                self.err(node.pos, format!("{what} must be a string, found {}", node.kind()));
                 None
             }
         }
@@ -445,10 +360,7 @@ impl Reader {
             // Go marshals a nil slice as null; moby's own profile has some.
             Value::Null => Some(&[]),
             _ => {
-                self.err(
-                    node.pos,
-                    format!("{what} must be a list, found {}", node.kind()),
-                );
+                self.err(node.pos, format!("{what} must be a list, found {}", node.kind()));
                 None
             }
         }
@@ -458,10 +370,7 @@ impl Reader {
         let Some(items) = self.list(node, what) else {
             return Vec::new();
         };
-        items
-            .iter()
-            .filter_map(|n| self.string(n, what).map(|s| (s, n.pos)))
-            .collect()
+        items.iter().filter_map(|n| self.string(n, what).map(|s| (s, n.pos))).collect()
     }
 
     fn uint(&mut self, node: &Node, what: &str, max: u64) -> Option<u64> {
@@ -472,13 +381,7 @@ impl Reader {
                 None
             }
             _ => {
-                self.err(
-                    node.pos,
-                    format!(
-                        "{what} must be a non-negative integer, found {}",
-                        node.kind()
-                    ),
-                );
+                self.err(node.pos, format!("{what} must be a non-negative integer, found {}", node.kind()));
                 None
             }
         }
@@ -509,13 +412,7 @@ impl Reader {
         match u32::try_from(n) {
             Ok(v) if v <= catalog::MAX_ERRNO => Some(v),
             _ => {
-                self.err(
-                    pos,
-                    format!(
-                        "{what} is {n}; errno values run from 0 to {}",
-                        catalog::MAX_ERRNO
-                    ),
-                );
+                self.err(pos, format!("{what} is {n}; errno values run from 0 to {}", catalog::MAX_ERRNO));
                 None
             }
         }
@@ -528,9 +425,7 @@ impl Reader {
         }
         let hint = catalog::suggest(&name, Action::ALL.iter().map(|a| a.as_str()))
             .map(|s| format!("did you mean {s}?"))
-            .unwrap_or_else(|| {
-                "use SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_ACT_KILL_PROCESS, ...".to_owned()
-            });
+            .unwrap_or_else(|| "use SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_ACT_KILL_PROCESS, ...".to_owned());
         self.err(node.pos, format!("unknown action {name:?}; {hint}"));
         None
     }

@@ -9,12 +9,7 @@ use super::{
 };
 
 impl Reader {
-    pub(super) fn profile(
-        &mut self,
-        node: &Node,
-        entries: &[(Key, Node)],
-        known: &[&str],
-    ) -> Option<Profile> {
+    pub(super) fn profile(&mut self, node: &Node, entries: &[(Key, Node)], known: &[&str]) -> Option<Profile> {
         let mut ok = true;
         let mut profile = Profile::empty(Action::Errno);
         let mut default_errno_named: Option<(u32, Pos)> = None;
@@ -32,9 +27,7 @@ impl Reader {
                         None => ok = false,
                     }
                 }
-                "defaultErrnoRet" => {
-                    profile.default_errno_ret = self.errno(value, "defaultErrnoRet")
-                }
+                "defaultErrnoRet" => profile.default_errno_ret = self.errno(value, "defaultErrnoRet"),
                 "defaultErrno" => {
                     self.common = true;
                     if let Some(n) = self.errno(value, "defaultErrno") {
@@ -59,17 +52,13 @@ impl Reader {
                         } else {
                             let hint = catalog::suggest(&flag, catalog::FLAGS)
                                 .map(|s| format!("did you mean {s}?"))
-                                .unwrap_or_else(|| {
-                                    format!("known flags: {}", catalog::FLAGS.join(", "))
-                                });
+                                .unwrap_or_else(|| format!("known flags: {}", catalog::FLAGS.join(", ")));
                             self.err(pos, format!("unknown flag {flag:?}; {hint}"));
                         }
                     }
                 }
                 "listenerPath" => profile.listener_path = self.string(value, "listenerPath"),
-                "listenerMetadata" => {
-                    profile.listener_metadata = self.string(value, "listenerMetadata")
-                }
+                "listenerMetadata" => profile.listener_metadata = self.string(value, "listenerMetadata"),
                 "syscalls" => {
                     if let Some(items) = self.list(value, "syscalls") {
                         for item in items {
@@ -87,32 +76,25 @@ impl Reader {
             }
         }
         if !profile.architectures.is_empty() && !profile.arch_map.is_empty() {
-            self.err(
-                node.pos,
-                "use either architectures or archMap, not both (moby refuses both)",
-            );
+            self.err(node.pos, "use either architectures or archMap, not both (moby refuses both)");
         }
         if !saw_default {
-            self.err(node.pos, "missing defaultAction; a profile needs one, e.g. \"defaultAction\": \"SCMP_ACT_ERRNO\"");
+            self.err(
+                node.pos,
+                "missing defaultAction; a profile needs one, e.g. \"defaultAction\": \"SCMP_ACT_ERRNO\"",
+            );
             ok = false;
         }
         if let Some((n, pos)) = default_errno_named {
             match profile.default_errno_ret {
-                Some(m) if m != n => self.err(
-                    pos,
-                    format!("defaultErrno ({n}) disagrees with defaultErrnoRet ({m}); keep one"),
-                ),
+                Some(m) if m != n => {
+                    self.err(pos, format!("defaultErrno ({n}) disagrees with defaultErrnoRet ({m}); keep one"))
+                }
                 _ => profile.default_errno_ret = Some(n),
             }
         }
-        if profile.default_errno_ret.is_some()
-            && saw_default
-            && !profile.default_action.takes_errno_ret()
-        {
-            let pos = entries
-                .iter()
-                .find(|(k, _)| k.name.starts_with("defaultErrno"))
-                .map_or(node.pos, |(k, _)| k.pos);
+        if profile.default_errno_ret.is_some() && saw_default && !profile.default_action.takes_errno_ret() {
+            let pos = entries.iter().find(|(k, _)| k.name.starts_with("defaultErrno")).map_or(node.pos, |(k, _)| k.pos);
             self.err(
                 pos,
                 format!(
@@ -126,10 +108,7 @@ impl Reader {
         }
         let notifies = profile.syscalls.iter().any(|r| r.action == Action::Notify);
         if notifies && profile.listener_path.as_deref().unwrap_or("").is_empty() {
-            self.err(
-                node.pos,
-                "SCMP_ACT_NOTIFY rules need a listenerPath naming the seccomp agent's socket",
-            );
+            self.err(node.pos, "SCMP_ACT_NOTIFY rules need a listenerPath naming the seccomp agent's socket");
         }
         ok.then_some(profile)
     }
@@ -141,10 +120,7 @@ impl Reader {
         let mut out = Vec::new();
         for item in items {
             let Value::Map(entries) = &item.value else {
-                self.err(
-                    item.pos,
-                    format!("archMap entries must be objects, found {}", item.kind()),
-                );
+                self.err(item.pos, format!("archMap entries must be objects, found {}", item.kind()));
                 continue;
             };
             let mut architecture = None;
@@ -152,9 +128,7 @@ impl Reader {
             for (key, value) in entries {
                 match key.name.as_str() {
                     "architecture" => {
-                        architecture = self
-                            .string(value, "architecture")
-                            .filter(|a| self.arch(a, value.pos));
+                        architecture = self.string(value, "architecture").filter(|a| self.arch(a, value.pos));
                     }
                     "subArchitectures" => {
                         for (name, pos) in self.strings(value, "subArchitectures") {
@@ -167,13 +141,8 @@ impl Reader {
                 }
             }
             match architecture {
-                Some(architecture) => out.push(ArchMapEntry {
-                    architecture,
-                    sub_architectures: subs,
-                }),
-                None if item.get("architecture").is_none() => {
-                    self.err(item.pos, "archMap entry has no architecture")
-                }
+                Some(architecture) => out.push(ArchMapEntry { architecture, sub_architectures: subs }),
+                None if item.get("architecture").is_none() => self.err(item.pos, "archMap entry has no architecture"),
                 None => {}
             }
         }
@@ -182,13 +151,7 @@ impl Reader {
 
     fn rule(&mut self, node: &Node) -> Option<SyscallRule> {
         let Value::Map(entries) = &node.value else {
-            self.err(
-                node.pos,
-                format!(
-                    "each syscalls entry must be an object, found {}",
-                    node.kind()
-                ),
-            );
+            self.err(node.pos, format!("each syscalls entry must be an object, found {}", node.kind()));
             return None;
         };
         let mut ok = true;
@@ -237,7 +200,10 @@ impl Reader {
                         if items.len() > MAX_ARGS {
                             self.err(
                                 value.pos,
-                                format!("{} argument conditions; a syscall has at most {MAX_ARGS} arguments", items.len()),
+                                format!(
+                                    "{} argument conditions; a syscall has at most {MAX_ARGS} arguments",
+                                    items.len()
+                                ),
                             );
                             ok = false;
                         }
@@ -263,43 +229,28 @@ impl Reader {
             }
         }
         if action_pos.is_none() {
-            self.err(
-                node.pos,
-                "rule has no action; add e.g. \"action\": \"SCMP_ACT_ALLOW\"",
-            );
+            self.err(node.pos, "rule has no action; add e.g. \"action\": \"SCMP_ACT_ALLOW\"");
             ok = false;
         }
         if names_node.is_some() && entries.iter().any(|(k, _)| k.name == "name") {
-            self.err(
-                node.pos,
-                "rule has both name and names; moby refuses that, keep names",
-            );
+            self.err(node.pos, "rule has both name and names; moby refuses that, keep names");
             ok = false;
         }
         if rule.names.is_empty() {
             let pos = names_node.map_or(node.pos, |n| n.pos);
-            self.err(
-                pos,
-                "names is empty; list at least one syscall or delete this rule",
-            );
+            self.err(pos, "names is empty; list at least one syscall or delete this rule");
             ok = false;
         }
         if let Some((n, pos)) = errno_named {
             match rule.errno_ret {
-                Some(m) if m != n => self.err(
-                    pos,
-                    format!("errno ({n}) disagrees with errnoRet ({m}); keep one"),
-                ),
+                Some(m) if m != n => self.err(pos, format!("errno ({n}) disagrees with errnoRet ({m}); keep one")),
                 _ => rule.errno_ret = Some(n),
             }
         }
         if rule.errno_ret.is_some() && action_pos.is_some() && !rule.action.takes_errno_ret() {
             self.err(
                 errno_key.unwrap_or(node.pos),
-                format!(
-                    "errnoRet has no effect with {}; remove it, or use SCMP_ACT_ERRNO",
-                    rule.action
-                ),
+                format!("errnoRet has no effect with {}; remove it, or use SCMP_ACT_ERRNO", rule.action),
             );
             ok = false;
         }
@@ -319,10 +270,7 @@ impl Reader {
             return;
         }
         if !seen.insert(name.to_owned()) {
-            self.warn(
-                pos,
-                format!("syscall {name:?} is listed twice in this rule"),
-            );
+            self.warn(pos, format!("syscall {name:?} is listed twice in this rule"));
         } else if !catalog::is_known_syscall(name) {
             let hint = match catalog::suggest(name, catalog::known_syscalls().iter().copied()) {
                 Some(s) => format!("; did you mean {s:?}?"),
@@ -334,10 +282,7 @@ impl Reader {
 
     fn arg(&mut self, node: &Node) -> Option<ArgCondition> {
         let Value::Map(entries) = &node.value else {
-            self.err(
-                node.pos,
-                format!("each args entry must be an object, found {}", node.kind()),
-            );
+            self.err(node.pos, format!("each args entry must be an object, found {}", node.kind()));
             return None;
         };
         let (mut index, mut value, mut value_two, mut op) = (None, Some(0), Some(0), None);
@@ -352,10 +297,7 @@ impl Reader {
                         if op.is_none() {
                             let hint = catalog::suggest(&name, Op::ALL.iter().map(|o| o.as_str()))
                                 .map(|s| format!("did you mean {s}?"))
-                                .unwrap_or_else(|| {
-                                    "use SCMP_CMP_EQ, SCMP_CMP_NE, SCMP_CMP_MASKED_EQ, ..."
-                                        .to_owned()
-                                });
+                                .unwrap_or_else(|| "use SCMP_CMP_EQ, SCMP_CMP_NE, SCMP_CMP_MASKED_EQ, ...".to_owned());
                             self.err(v.pos, format!("unknown op {name:?}; {hint}"));
                         }
                     }
@@ -367,28 +309,17 @@ impl Reader {
             self.err(node.pos, "argument condition has no index (0 to 5)");
         }
         if entries.iter().all(|(k, _)| k.name != "op") {
-            self.err(
-                node.pos,
-                "argument condition has no op; use e.g. SCMP_CMP_EQ",
-            );
+            self.err(node.pos, "argument condition has no op; use e.g. SCMP_CMP_EQ");
         }
         let index = u32::try_from(index?).ok()?;
-        Some(ArgCondition {
-            index,
-            value: value?,
-            value_two: value_two?,
-            op: op?,
-        })
+        Some(ArgCondition { index, value: value?, value_two: value_two?, op: op? })
     }
 
     fn filter(&mut self, node: &Node, what: &str) -> Filter {
         let mut filter = Filter::default();
         let Value::Map(entries) = &node.value else {
             if node.value != Value::Null {
-                self.err(
-                    node.pos,
-                    format!("{what} must be an object, found {}", node.kind()),
-                );
+                self.err(node.pos, format!("{what} must be an object, found {}", node.kind()));
             }
             return filter;
         };
@@ -416,10 +347,7 @@ impl Reader {
                 "minKernel" => {
                     if let Some(v) = self.string(value, "minKernel") {
                         if super::super::evaluate::parse_kernel(&v).is_none() {
-                            self.err(
-                                value.pos,
-                                format!("minKernel {v:?} is not a kernel version like \"4.8\""),
-                            );
+                            self.err(value.pos, format!("minKernel {v:?} is not a kernel version like \"4.8\""));
                         }
                         filter.min_kernel = Some(v);
                     }

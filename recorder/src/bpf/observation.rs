@@ -1,0 +1,144 @@
+//! What the BPF side aggregated, read back: per (cgroup, ABI, phase), the
+//! syscall numbers seen and how often. Turning numbers into names happens
+//! here and nowhere else.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use recorder_common::{Abi, CgroupKey, Phase};
+
+use crate::syscalls::{Arch, Family};
+
+/// Everything recorded so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observation {
+    pub cgroups: BTreeMap<CgroupKey, BTreeMap<u32, u64>>,
+}
+
+/// Which part of an observation to name.
+#[derive(Clone, Copy, Debug)]
+pub struct Select<'a> {
+    /// These cgroups only (`None`: all of them).
+    pub cgroups: Option<&'a [u64]>,
+    /// These phases only.
+    pub phases: &'a [Phase],
+}
+
+impl Select<'_> {
+    /// Every cgroup, the phases that belong in a profile: the workload and
+    /// what the runtime did under the container's filter.
+    pub const PROFILE: Select<'static> = Select { cgroups: None, phases: &[Phase::RUN, Phase::FILTERED] };
+
+    fn matches(&self, key: &CgroupKey) -> bool {
+        self.cgroups.is_none_or(|ids| ids.contains(&key.cgroup_id)) && self.phases.contains(&key.phase)
+    }
+}
+
+/// Syscall names, per architecture, and the numbers no table knows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Named {
+    pub by_arch: BTreeMap<Arch, BTreeSet<&'static str>>,
+    /// (ABI, number) pairs that are not in the syscall tables.
+    pub unknown: BTreeSet<(Abi, u32)>,
+}
+
+impl Named {
+    /// Every name, whatever its architecture.
+    pub fn all(&self) -> BTreeSet<&'static str> {
+        self.by_arch.values().flatten().copied().collect()
+    }
+
+    /// Every name, as owned strings.
+    pub fn all_owned(&self) -> BTreeSet<String> {
+        self.by_arch.values().flatten().map(|n| (*n).to_owned()).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_arch.values().all(BTreeSet::is_empty)
+    }
+
+    /// Logs every unknown number once (they are left out of profiles).
+    pub fn warn_unknown(&self) {
+        for (abi, nr) in &self.unknown {
+            tracing::warn!("syscall number {nr} (ABI {abi:?}) is not in the syscall tables; left out of the profile");
+        }
+    }
+}
+
+impl Observation {
+    /// Distinct (ABI, number) pairs in the selected part.
+    pub fn calls(&self, select: Select<'_>) -> BTreeSet<(Abi, u32)> {
+        self.cgroups
+            .iter()
+            .filter(|(key, _)| select.matches(key))
+            .flat_map(|(key, calls)| calls.keys().map(move |nr| (key.abi, *nr)))
+            .collect()
+    }
+
+    /// The selected part, named with `family`'s tables.
+    pub fn names(&self, family: Family, select: Select<'_>) -> Named {
+        let mut named = Named::default();
+        for (abi, nr) in self.calls(select) {
+            match family.arch_for(abi).and_then(|arch| arch.name_of(nr).map(|name| (arch, name))) {
+                Some((arch, name)) => {
+                    named.by_arch.entry(arch).or_default().insert(name);
+                }
+                None => {
+                    named.unknown.insert((abi, nr));
+                }
+            }
+        }
+        named
+    }
+
+    /// The cgroups that made any syscall.
+    pub fn cgroup_ids(&self) -> BTreeSet<u64> {
+        self.cgroups.keys().map(|k| k.cgroup_id).collect()
+    }
+
+    /// Distinct (ABI, number) pairs over all cgroups and phases.
+    pub fn distinct(&self) -> BTreeSet<(Abi, u32)> {
+        self.cgroups.iter().flat_map(|(key, calls)| calls.keys().map(move |nr| (key.abi, *nr))).collect()
+    }
+
+    /// With -v: each cgroup's calls by phase.
+    pub fn log_phases(&self, family: Family) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        for id in self.cgroup_ids() {
+            for phase in [Phase::SETUP, Phase::FILTERED, Phase::RUN] {
+                let names = self.names(family, Select { cgroups: Some(&[id]), phases: &[phase] }).all();
+                if !names.is_empty() {
+                    let names: Vec<&str> = names.into_iter().collect();
+                    tracing::debug!(cgroup = id, phase = ?phase, "{}", names.join(" "));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(cgroup_id: u64, abi: Abi, phase: Phase) -> CgroupKey {
+        CgroupKey { cgroup_id, abi, phase }
+    }
+
+    #[test]
+    fn names_per_abi_and_phase() {
+        let mut obs = Observation::default();
+        // 59 is execve natively; 5 is fstat natively but open on ia32.
+        obs.cgroups.insert(key(1, Abi::NATIVE, Phase::RUN), BTreeMap::from([(59, 1), (5, 2)]));
+        obs.cgroups.insert(key(1, Abi::COMPAT, Phase::RUN), BTreeMap::from([(5, 1)]));
+        obs.cgroups.insert(key(2, Abi::NATIVE, Phase::SETUP), BTreeMap::from([(155, 1)]));
+        obs.cgroups.insert(key(2, Abi::NATIVE, Phase::RUN), BTreeMap::from([(1023, 1)]));
+        let family = Family::X86_64;
+        let named = obs.names(family, Select::PROFILE);
+        assert_eq!(named.by_arch[&Arch::X86_64], BTreeSet::from(["execve", "fstat"]));
+        assert_eq!(named.by_arch[&Arch::X86], BTreeSet::from(["open"]));
+        assert_eq!(named.unknown, BTreeSet::from([(Abi::NATIVE, 1023)]));
+        let setup = obs.names(family, Select { cgroups: Some(&[2]), phases: &[Phase::SETUP] });
+        assert_eq!(setup.all(), BTreeSet::from(["pivot_root"]));
+    }
+}

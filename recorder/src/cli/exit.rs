@@ -1,0 +1,194 @@
+//! Exit codes, and every mapping from an error to one. Each failure a user
+//! can cause or fix has its own code, so scripts can tell them apart;
+//! `--help` and the README list them. Library modules know nothing of exit
+//! codes: their error types convert into a [`Failure`] here.
+
+use crate::{
+    bpf::{BpfError, preflight::PreflightError},
+    cli::duration::DurationError,
+    cri::CriError,
+    enforce::EnforceError,
+    k8s_name::NameError,
+    output::{OutputError, beneath::BeneathError},
+    profile::ProfileError,
+    record::RecordError,
+    runtime::bundle::BundleError,
+    target::{CgroupError, CommandError, container::FindError, pod::PodError},
+};
+
+/// Process exit codes of `recorder`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Code {
+    /// Success, or a recording stopped on purpose (Ctrl-C, SIGTERM, --duration).
+    Ok = 0,
+    /// An unexpected internal failure.
+    Internal = 1,
+    /// Bad command line (clap's own code).
+    Usage = 2,
+    /// A `--duration` that does not parse.
+    BadDuration = 10,
+    /// The output path cannot be written.
+    OutputUnwritable = 11,
+    /// A profile that is not valid (JSON syntax, unknown action, ...).
+    BadProfile = 12,
+    /// The cgroup, PID or container to record does not exist.
+    TargetNotFound = 13,
+    /// The pod did not appear within --wait-timeout.
+    PodNotFound = 14,
+    /// Several pods match; a namespace is needed.
+    Ambiguous = 15,
+    /// A namespace, pod or container name that cannot be a file name.
+    BadName = 16,
+    /// Not root, or missing CAP_BPF / CAP_PERFMON / CAP_SYS_ADMIN.
+    NotPrivileged = 20,
+    /// No cgroup v2 hierarchy is mounted.
+    NoCgroupV2 = 21,
+    /// The kernel lacks BTF or raw tracepoint support.
+    KernelUnsupported = 22,
+    /// The BPF programs failed to load or attach for another reason.
+    BpfFailed = 23,
+    /// The profile could not be applied with libseccomp.
+    EnforceFailed = 24,
+    /// The container runtime failed (baseline) or the CRI did.
+    RuntimeFailed = 25,
+    /// No CRI socket, or the socket is not a CRI runtime.
+    CriUnavailable = 26,
+    /// `diff --fail-on-added`/`--fail-on-removed` found drift.
+    Drift = 30,
+    /// `check` found errors in a profile.
+    CheckFailed = 31,
+    /// Input too large or too deeply nested.
+    InputTooLarge = 32,
+    /// CMD exists but cannot be executed (like a shell).
+    CannotExecute = 126,
+    /// CMD not found (like a shell).
+    CommandNotFound = 127,
+}
+
+impl Code {
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+}
+
+/// An error that knows its exit code. Library errors convert into this at the
+/// edge (`main.rs`); the message is printed as one line.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: Code,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn new(code: Code, error: impl Into<anyhow::Error>) -> Self {
+        Self { code, error: error.into() }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.error)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Text for `--help`: the exit codes users can act on.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0    success, or recording stopped on purpose (Ctrl-C, SIGTERM, --duration)
+  N    `record -- CMD`: CMD's own exit status (128+signal if it was killed)
+  1    internal error             2    bad command line
+  10   malformed --duration      11   output path not writable
+  12   invalid profile           13   cgroup, PID or container not found
+  14   pod not found in time     15   several pods match (pass -n)
+  16   name unusable as a path
+  20   not root / missing CAP_BPF, CAP_PERFMON
+  21   no cgroup v2 mounted      22   kernel lacks BTF or raw tracepoints
+  23   BPF load/attach failed    24   profile could not be enforced
+  25   container runtime failed  26   no CRI socket / not a CRI runtime
+  30   diff found drift          31   check found errors
+  32   input too large or nested 126  CMD not executable
+  127  CMD not found";
+
+/// Every library error becomes a [`Failure`] with its code through `?`.
+macro_rules! failure_from {
+    ($($error:ty => |$e:ident| $code:expr;)*) => {
+        $(impl From<$error> for Failure {
+            fn from($e: $error) -> Self {
+                let code = $code;
+                Failure::new(code, $e)
+            }
+        })*
+    };
+}
+
+failure_from! {
+    OutputError => |e| Code::OutputUnwritable;
+    BeneathError => |e| Code::OutputUnwritable;
+    DurationError => |e| Code::BadDuration;
+    NameError => |e| Code::BadName;
+    EnforceError => |e| Code::EnforceFailed;
+    BundleError => |e| Code::RuntimeFailed;
+    ProfileError => |e| if e.is_too_large() { Code::InputTooLarge } else { Code::BadProfile };
+    CommandError => |e| match e {
+        CommandError::NotFound(_) => Code::CommandNotFound,
+        CommandError::NotExecutable(_) => Code::CannotExecute,
+    };
+    PreflightError => |e| match e {
+        PreflightError::NotPrivileged => Code::NotPrivileged,
+        PreflightError::NoBtf => Code::KernelUnsupported,
+        PreflightError::Caps(_) => Code::Internal,
+    };
+    CgroupError => |e| cgroup_code(&e);
+    BpfError => |e| bpf_code(&e);
+    FindError => |e| match &e {
+        FindError::BadId(_) => Code::Usage,
+        FindError::Cgroup(c) => cgroup_code(c),
+        _ => Code::TargetNotFound,
+    };
+    PodError => |e| pod_code(&e);
+    RecordError => |e| match &e {
+        RecordError::Pod(p) => pod_code(p),
+        RecordError::Cgroup(c) => cgroup_code(c),
+        RecordError::Bpf(b) => bpf_code(b),
+        RecordError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Code::CommandNotFound,
+        RecordError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => Code::CannotExecute,
+        _ => Code::Internal,
+    };
+}
+
+fn cgroup_code(e: &CgroupError) -> Code {
+    match e {
+        CgroupError::NoV2 => Code::NoCgroupV2,
+        CgroupError::NotACgroup { .. } | CgroupError::NoSuchPid(_) | CgroupError::NoV2Membership { .. } => {
+            Code::TargetNotFound
+        }
+        _ => Code::Internal,
+    }
+}
+
+fn bpf_code(e: &BpfError) -> Code {
+    match e {
+        BpfError::Attach { .. } => Code::KernelUnsupported,
+        _ => Code::BpfFailed,
+    }
+}
+
+fn pod_code(e: &PodError) -> Code {
+    match e {
+        PodError::NotFound(..) => Code::PodNotFound,
+        PodError::Ambiguous { .. } => Code::Ambiguous,
+        PodError::NoSuchContainer(..) => Code::TargetNotFound,
+        PodError::Cgroup(c) => match cgroup_code(c) {
+            Code::Internal => Code::TargetNotFound,
+            code => code,
+        },
+        PodError::Cri(CriError::Call { .. } | CriError::EmptyResponse { .. } | CriError::Info { .. }) => {
+            Code::RuntimeFailed
+        }
+        PodError::Cri(CriError::Cgroup(_)) => Code::TargetNotFound,
+        PodError::Cri(_) => Code::CriUnavailable,
+    }
+}

@@ -1,0 +1,100 @@
+//! `recorder record`'s command line.
+
+use std::{ffi::OsString, path::PathBuf};
+
+const RECORD_EXAMPLES: &str = "\
+Examples:
+  recorder record -o nginx.json -- nginx -g 'daemon off;'   # Ctrl-C ends the recording
+  recorder record --duration 30s -o app.json -- ./app --flag
+  recorder record --cgroup /sys/fs/cgroup/unified/my.slice --duration 5m -o svc.json
+  recorder record --pid 4242 -o running.json                 # startup is not observed
+  recorder record --pod nginx -n default --duration 5m -o ./profiles/
+  recorder record --pod nginx --install                      # into the kubelet's seccomp root
+  recorder record --container-id 3f2a9c0d1e2b -o p.json      # containerd, CRI-O, podman, ctr
+
+Pods are found through the CRI (containerd or CRI-O socket). A pod that does
+not exist yet is waited for and recorded from each container's first
+syscall; the runtime's own setup (mount, pivot_root, ...) is split off at its
+seccomp() call or, without a filter, at the exec after pivot_root. A pod that
+already runs is recorded from now on, and the runtime's base set is added so
+the profile can still start the container.
+
+The command runs in a fresh cgroup v2; its threads, children, exec'd programs
+and daemons that leave the process tree are all recorded. Recording stops when
+every process in the cgroup has exited, when --duration ends, or on Ctrl-C /
+SIGTERM (then the command gets SIGTERM and --grace to exit, still recorded).
+The profile is always written; the exit status is the command's own, or 0
+when the recording was stopped on purpose.";
+
+/// Record the syscalls of a command, cgroup or process, and write a profile.
+#[derive(Debug, clap::Args)]
+#[command(after_help = RECORD_EXAMPLES)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["command", "cgroup", "pid", "pod", "container_id"]))]
+pub struct RecordArgs {
+    /// Write the profile here (atomically). `-` or no -o: stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Stop after this long, e.g. 30s, 5m, 1h30m.
+    #[arg(short, long, value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// After a deliberate stop, how long the command's processes get to exit
+    /// after SIGTERM before they are killed. Their shutdown is recorded too.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub grace: String,
+    /// Record an existing cgroup v2 directory and everything below it.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
+    /// Record the cgroup v2 that this process is in.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<i32>,
+    /// Record a Kubernetes pod's containers (found through the CRI), one
+    /// profile per container. Waits for the pod if it does not exist yet.
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// The pod's namespace (needed when several namespaces have the pod).
+    #[arg(short = 'n', long, value_name = "NAMESPACE", requires = "pod")]
+    pub namespace: Option<String>,
+    /// Only this container of the pod.
+    #[arg(long = "container", value_name = "NAME", requires = "pod")]
+    pub container_name: Option<String>,
+    /// Record a running container by id (containerd, CRI-O, podman, ctr):
+    /// its cgroup is found by name, whatever the runtime.
+    #[arg(long, value_name = "ID")]
+    pub container_id: Option<String>,
+    /// The container's runtime, for its base set when startup was not
+    /// observed (default: the union of the shipped runc and crun sets).
+    #[arg(long, value_name = "RUNTIME", value_parser = ["runc", "crun"])]
+    pub runtime: Option<String>,
+    /// CRI socket (default: containerd's, then CRI-O's).
+    #[arg(long, value_name = "PATH", requires = "pod")]
+    pub runtime_endpoint: Option<PathBuf>,
+    /// How long to wait for a pod that does not exist yet.
+    #[arg(long, value_name = "DURATION", default_value = "5m", requires = "pod")]
+    pub wait_timeout: String,
+    /// Parent cgroup of all pods, watched until the pod appears (default:
+    /// kubepods.slice or kubepods under the cgroup v2 mount).
+    #[arg(long, value_name = "PATH", requires = "pod")]
+    pub cgroup_parent: Option<PathBuf>,
+    /// Write each profile into the kubelet's seccomp root as
+    /// recorder/<namespace>/<pod>/<container>.json and print the
+    /// securityContext to use.
+    #[arg(long, requires = "pod")]
+    pub install: bool,
+    /// The kubelet's seccomp root, for --install.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/kubelet/seccomp", requires = "install")]
+    pub seccomp_root: PathBuf,
+    /// Do not add the `clone3` rule that returns ENOSYS when clone3 was not
+    /// recorded (it makes glibc fall back to clone, as runtime defaults do).
+    #[arg(long)]
+    pub no_enosys_clone3: bool,
+    /// Treat cgroups below the recorded one as containers: split off the
+    /// runtime's setup calls (experimental; pods and containers use it).
+    #[arg(long, hide = true)]
+    pub boundary: bool,
+    /// No live status line and no summary on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The command to start and record (put it after `--`).
+    #[arg(value_name = "CMD", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<OsString>,
+}

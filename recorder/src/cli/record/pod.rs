@@ -1,0 +1,179 @@
+//! `recorder record --pod`: one profile per container, written to a
+//! directory, a file (single-container pods) or the kubelet's seccomp root.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use super::RecordArgs;
+use crate::{
+    bpf::preflight,
+    cli::exit::{Code, Failure},
+    k8s_name::{Kind, validate},
+    output::{self, Output, beneath},
+    profile::Profile,
+    record::{self, Source},
+    runtime::{
+        base_set,
+        boundary::{ContainerCalls, container_calls},
+    },
+    syscalls::Family,
+    target::pod::{ContainerCgroups, PodSpec, names::ContainerNames},
+    text,
+};
+
+/// Where the profiles go.
+enum Destination {
+    Dir(PathBuf),
+    File(PathBuf),
+    Install(PathBuf),
+}
+
+pub fn execute(args: RecordArgs, duration: Option<Duration>, grace: Duration) -> Result<u8, Failure> {
+    let wait_timeout = super::duration::parse(&args.wait_timeout)?;
+    let pod_name = args.pod.clone().unwrap_or_default();
+    validate(Kind::Pod, &pod_name)?;
+    if let Some(ns) = &args.namespace {
+        validate(Kind::Namespace, ns)?;
+    }
+    if let Some(c) = &args.container_name {
+        validate(Kind::Container, c)?;
+    }
+    let destination = destination(&args)?;
+    preflight::check_privileges()?;
+    preflight::check_btf()?;
+
+    let spec = PodSpec {
+        name: pod_name,
+        namespace: args.namespace.clone(),
+        container: args.container_name.clone(),
+        endpoint: args.runtime_endpoint.clone(),
+        wait_timeout,
+        cgroup_parent: args.cgroup_parent.clone(),
+    };
+    let recording = record::record(record::Options {
+        source: Source::Pod(spec),
+        duration,
+        grace,
+        status: !args.quiet,
+        boundary: true,
+    })?;
+    let Some(watch) = recording.pod.as_ref() else {
+        return Err(Failure::new(Code::Internal, anyhow::anyhow!("pod recording returned no pod state")));
+    };
+    let Some(pod) = watch.pod() else {
+        return Err(Failure::new(Code::Internal, anyhow::anyhow!("pod recording ended without a pod")));
+    };
+    let family = Family::host();
+    recording.observation.log_phases(family);
+    let base = base_set::for_runtime(watch.runtime());
+    let containers = watch.containers();
+    if containers.is_empty() {
+        return Err(Failure::new(
+            Code::TargetNotFound,
+            anyhow::anyhow!("pod {} had no containers while it was recorded", watch.display_name()),
+        ));
+    }
+    if let Destination::File(path) = &destination
+        && containers.len() > 1
+    {
+        return Err(Failure::new(
+            Code::OutputUnwritable,
+            anyhow::anyhow!(
+                "pod {} has {} containers; -o {} must be a directory (one <namespace>_<pod>_<container>.json each)",
+                watch.display_name(),
+                containers.len(),
+                path.display()
+            ),
+        ));
+    }
+    for container in &containers {
+        let names = ContainerNames { namespace: &pod.namespace, pod: &pod.name, container: &container.name };
+        let calls = container_calls(&recording.observation, &container.cgroups, &base, family);
+        write_one(names, container, &calls, &destination, &args)?;
+    }
+    if !args.quiet {
+        eprintln!(
+            "recorder: recorded pod {} for {}; recorder used {:.3}s CPU",
+            watch.display_name(),
+            text::human(recording.elapsed),
+            recording.cpu.as_secs_f64()
+        );
+    }
+    Ok(0)
+}
+
+fn destination(args: &RecordArgs) -> Result<Destination, Failure> {
+    if args.install {
+        let root = &args.seccomp_root;
+        if !root.is_dir() {
+            return Err(output::OutputError::NoParent(root.clone()).into());
+        }
+        output::check_writable(root)?;
+        return Ok(Destination::Install(root.clone()));
+    }
+    match &args.output {
+        None => Ok(Destination::Dir(PathBuf::from("."))),
+        Some(p) if p.is_dir() || p.as_os_str().to_string_lossy().ends_with('/') => {
+            if !p.is_dir() {
+                return Err(output::OutputError::NoParent(p.clone()).into());
+            }
+            output::check_writable(p)?;
+            Ok(Destination::Dir(p.clone()))
+        }
+        Some(p) => {
+            // Checked now, written later.
+            Output::prepare(Some(p))?;
+            Ok(Destination::File(p.clone()))
+        }
+    }
+}
+
+fn write_one(
+    names: ContainerNames<'_>,
+    container: &ContainerCgroups,
+    calls: &ContainerCalls,
+    destination: &Destination,
+    args: &RecordArgs,
+) -> Result<(), Failure> {
+    let mut profile = Profile::allow_list(Family::host(), calls.names.iter().map(String::as_str));
+    if !args.no_enosys_clone3 {
+        profile = profile.with_enosys_clone3();
+    }
+    let json = profile.to_oci_json();
+    let path = match destination {
+        Destination::Dir(dir) => write_file(&dir.join(names.file_name()?), &json)?,
+        Destination::File(path) => write_file(path, &json)?,
+        Destination::Install(root) => beneath::write(root, &names.install_path()?, json.as_bytes())?,
+    };
+    if !args.quiet {
+        let startup = if calls.startup_observed {
+            format!("startup observed, {} runtime setup calls left out", calls.setup_excluded.len())
+        } else {
+            "startup was not observed (the pod was already running): the runtime's base set was added".to_owned()
+        };
+        eprintln!(
+            "recorder: {}/{} container {}: {} ({startup}; {}) -> {}",
+            names.namespace,
+            names.pod,
+            names.container,
+            text::count(calls.names.len() as u64, "syscall", "syscalls"),
+            if container.attempts == 1 {
+                "1 run".to_owned()
+            } else {
+                format!("{} runs, restarts merged", container.attempts)
+            },
+            path.display()
+        );
+    }
+    if matches!(destination, Destination::Install(_)) {
+        print!("{}", names.snippet()?);
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, json: &str) -> Result<PathBuf, Failure> {
+    Output::prepare(Some(path))?.commit(json)?;
+    Ok(path.to_path_buf())
+}

@@ -1,0 +1,192 @@
+//! cgroup v2: find the hierarchy, resolve targets, walk a subtree.
+//!
+//! The BPF side keys everything by cgroup v2 id, which is the inode number of
+//! the cgroup's directory (kernfs node id), and filters by the target's level
+//! in the hierarchy (`bpf_get_current_ancestor_cgroup_id`).
+
+use std::{
+    fs,
+    io,
+    os::unix::fs::MetadataExt as _,
+    path::{Component, Path, PathBuf},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error(
+        "no cgroup v2 hierarchy is mounted; mount one with `mount -t cgroup2 none /sys/fs/cgroup/unified` (hybrid hosts) or boot with systemd.unified_cgroup_hierarchy=1"
+    )]
+    NoV2,
+    #[error("cannot read /proc/self/mountinfo: {0}")]
+    MountInfo(#[source] procfs::ProcError),
+    #[error("{path} is not a cgroup v2 directory under {mount}; pass a directory such as {mount}/my.slice")]
+    NotACgroup { path: PathBuf, mount: PathBuf },
+    #[error("no process with PID {0}; check the PID with `ps -p {0}`")]
+    NoSuchPid(i32),
+    #[error("PID {pid} has no cgroup v2 membership in /proc/{pid}/cgroup")]
+    NoV2Membership { pid: i32 },
+    #[error("cannot {what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub(super) fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> CgroupError {
+    let path = path.to_path_buf();
+    move |source| CgroupError::Io { what, path, source }
+}
+
+/// The cgroup v2 hierarchy as this process sees it.
+#[derive(Clone, Debug)]
+pub struct Hierarchy {
+    mount: PathBuf,
+    /// Depth of the mount's root inside the hierarchy (non-zero for bind
+    /// mounts of a sub-tree).
+    root_level: u32,
+}
+
+impl Hierarchy {
+    /// Finds the cgroup v2 mount in /proc/self/mountinfo. Hybrid hosts have it
+    /// at /sys/fs/cgroup/unified, pure v2 hosts at /sys/fs/cgroup.
+    pub fn find() -> Result<Hierarchy, CgroupError> {
+        let me = procfs::process::Process::myself().map_err(CgroupError::MountInfo)?;
+        let mounts = me.mountinfo().map_err(CgroupError::MountInfo)?;
+        let mount = mounts
+            .into_iter()
+            .filter(|m| m.fs_type == "cgroup2")
+            // The shortest mount point wins if there are several (bind mounts).
+            .min_by_key(|m| m.mount_point.as_os_str().len())
+            .ok_or(CgroupError::NoV2)?;
+        Ok(Hierarchy { root_level: depth(Path::new(&mount.root)), mount: mount.mount_point })
+    }
+
+    pub fn mount(&self) -> &Path {
+        &self.mount
+    }
+
+    /// The cgroup at the mount point (the root cgroup on most hosts).
+    pub fn root(&self) -> Result<Cgroup, CgroupError> {
+        self.open(&self.mount)
+    }
+
+    /// Opens an existing cgroup directory.
+    pub fn open(&self, path: &Path) -> Result<Cgroup, CgroupError> {
+        let not_cgroup = || CgroupError::NotACgroup { path: path.to_path_buf(), mount: self.mount.clone() };
+        let path = fs::canonicalize(path).map_err(|_| not_cgroup())?;
+        let rel = path.strip_prefix(&self.mount).map_err(|_| not_cgroup())?;
+        if !path.join("cgroup.procs").exists() {
+            return Err(not_cgroup());
+        }
+        let id = fs::metadata(&path).map_err(io_err("stat", &path))?.ino();
+        Ok(Cgroup { level: self.root_level + depth(rel), path, id })
+    }
+
+    /// The cgroup v2 that `pid` is in, from /proc/PID/cgroup (`0::/path`).
+    pub fn cgroup_of_pid(&self, pid: i32) -> Result<Cgroup, CgroupError> {
+        let file = PathBuf::from(format!("/proc/{pid}/cgroup"));
+        let text = fs::read_to_string(&file).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => CgroupError::NoSuchPid(pid),
+            _ => CgroupError::Io { what: "read", path: file.clone(), source: e },
+        })?;
+        let rel = text.lines().find_map(|l| l.strip_prefix("0::")).ok_or(CgroupError::NoV2Membership { pid })?;
+        self.open(&self.mount.join(rel.trim_start_matches('/')))
+    }
+}
+
+/// How deep below a cgroup [`Cgroup::descendants`] looks.
+pub const MAX_DEPTH: usize = 12;
+
+impl crate::cri::CgroupLookup for Hierarchy {
+    fn cgroup_of_pid(&self, pid: u32) -> Result<Option<PathBuf>, Box<dyn std::error::Error + Send + Sync>> {
+        let Ok(pid) = i32::try_from(pid) else { return Ok(None) };
+        match Hierarchy::cgroup_of_pid(self, pid) {
+            Ok(cgroup) => Ok(Some(cgroup.path)),
+            // Exited since the runtime answered; a directory that vanished
+            // in between reads as "not a cgroup".
+            Err(CgroupError::NoSuchPid(_) | CgroupError::NotACgroup { .. }) => Ok(None),
+            Err(e) => Err(Box::new(e)),
+        }
+    }
+
+    fn root(&self) -> &Path {
+        &self.mount
+    }
+}
+
+/// Number of normal components in a path.
+fn depth(path: &Path) -> u32 {
+    path.components().filter(|c| matches!(c, Component::Normal(_))).count() as u32
+}
+
+/// A cgroup v2 directory.
+#[derive(Clone, Debug)]
+pub struct Cgroup {
+    pub path: PathBuf,
+    /// cgroup id (the directory's inode number).
+    pub id: u64,
+    /// Level in the hierarchy; the root cgroup is 0.
+    pub level: u32,
+}
+
+impl Cgroup {
+    /// Is any process in this cgroup or below? (`populated` in cgroup.events)
+    pub fn populated(&self) -> Result<bool, CgroupError> {
+        let file = self.path.join("cgroup.events");
+        let text = fs::read_to_string(&file).map_err(io_err("read", &file))?;
+        Ok(text.lines().any(|l| l == "populated 1"))
+    }
+
+    /// PIDs directly in this cgroup.
+    pub fn procs(&self) -> Result<Vec<i32>, CgroupError> {
+        let file = self.path.join("cgroup.procs");
+        let text = fs::read_to_string(&file).map_err(io_err("read", &file))?;
+        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    /// Every cgroup below this one (not itself), at most [`MAX_DEPTH`]
+    /// levels down, with its id. The one walker of cgroup trees: a container
+    /// cgroup sits at most 4 levels below a kubelet's parent
+    /// (kubepods.slice/kubepods-burstable.slice/...-pod<uid>.slice/<ctr>.scope),
+    /// plus a runtime's own sub-cgroups.
+    pub fn descendants(&self) -> Vec<(u64, PathBuf)> {
+        let mut found = Vec::new();
+        let mut stack = vec![(self.path.clone(), 0)];
+        while let Some((dir, depth)) = stack.pop() {
+            if depth >= MAX_DEPTH {
+                continue;
+            }
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                if let Ok(meta) = entry.metadata()
+                    && meta.is_dir()
+                {
+                    let path = entry.path();
+                    found.push((meta.ino(), path.clone()));
+                    stack.push((path, depth + 1));
+                }
+            }
+        }
+        found
+    }
+
+    /// Opens cgroup.procs for writing: writing "0" to it moves the writer in.
+    pub fn procs_writer(&self) -> Result<fs::File, CgroupError> {
+        let file = self.path.join("cgroup.procs");
+        fs::OpenOptions::new().write(true).open(&file).map_err(io_err("open", &file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_counts_components() {
+        assert_eq!(depth(Path::new("/")), 0);
+        assert_eq!(depth(Path::new("a/b")), 2);
+        assert_eq!(depth(Path::new("/recorder/rec-1-0")), 2);
+    }
+}

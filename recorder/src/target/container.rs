@@ -1,0 +1,103 @@
+//! Finding a container's cgroup v2 by its id, whatever the runtime: runc
+//! and crun with cgroupfs name the directory after the id
+//! (`<parent>/<id>`), systemd-driven runtimes use `<prefix>-<id>.scope`
+//! (`cri-containerd-`, `crio-`, `libpod-`, `docker-`).
+
+use std::path::PathBuf;
+
+use crate::target::{Cgroup, CgroupError, Hierarchy};
+
+/// Shortest hex id prefix matched as a prefix, as `docker ps` short ids (12).
+pub const MIN_PREFIX_LEN: usize = 12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    #[error(
+        "{0:?} is not a container id; ids are letters, digits, '_', '-' and '.' (a hex id may be shortened to {MIN_PREFIX_LEN} characters)"
+    )]
+    BadId(String),
+    #[error("no cgroup for container {id} under {mount}; is it running? (`ctr task ls`, `crictl ps`, `podman ps`)")]
+    NotFound { id: String, mount: PathBuf },
+    #[error("container id {id} is ambiguous: it matches {0}; give more characters", .paths.join(", "))]
+    Ambiguous { id: String, paths: Vec<String> },
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+}
+
+/// Finds the one cgroup whose directory name is the container id (or a
+/// `<prefix>-<id>.scope` unit). A prefix of the id is accepted if unique.
+pub fn container_cgroup(hierarchy: &Hierarchy, id: &str) -> Result<Cgroup, FindError> {
+    let valid = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if !valid {
+        return Err(FindError::BadId(id.to_owned()));
+    }
+    let mut found: Vec<PathBuf> = hierarchy
+        .root()?
+        .descendants()
+        .into_iter()
+        .map(|(_, dir)| dir)
+        .filter(|dir| dir.file_name().and_then(|n| n.to_str()).is_some_and(|name| matches_id(name, id)))
+        .collect();
+    // A match with a descendant that matches too (runc's nested init cgroup)
+    // is one container: keep the outermost.
+    found.sort();
+    found.dedup_by(|b, a| b.starts_with(&*a));
+    match found.as_slice() {
+        [] => Err(FindError::NotFound { id: id.to_owned(), mount: hierarchy.mount().to_path_buf() }),
+        [one] => Ok(hierarchy.open(one)?),
+        many => Err(FindError::Ambiguous {
+            id: id.to_owned(),
+            paths: many.iter().map(|p| p.display().to_string()).collect(),
+        }),
+    }
+}
+
+/// `name` is the container's directory: exactly the id, a systemd unit
+/// `<prefix>-<id>.scope`, or (for a hex id of 12+ characters) either of
+/// those with the id shortened.
+pub(crate) fn matches_id(name: &str, id: &str) -> bool {
+    if name == id {
+        return true;
+    }
+    let Some(unit) = name.strip_suffix(".scope") else {
+        return is_hex_prefix(id, name);
+    };
+    let bare = unit.rsplit('-').next().unwrap_or(unit);
+    bare == id || is_hex_prefix(id, bare)
+}
+
+fn is_hex_prefix(id: &str, full: &str) -> bool {
+    id.len() >= MIN_PREFIX_LEN && full.starts_with(id) && full.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_runtime_naming_schemes() {
+        let id = "3f2a9c0d1e2b4a5c6d7e8f90";
+        assert!(matches_id("3f2a9c0d1e2b4a5c6d7e8f90", "3f2a9c0d1e2b"));
+        assert!(matches_id(&format!("cri-containerd-{id}.scope"), "3f2a9c0d1e2b"));
+        assert!(matches_id(&format!("crio-{id}.scope"), id));
+        assert!(matches_id(&format!("libpod-{id}.scope"), id));
+        assert!(!matches_id("kubepods.slice", id));
+        assert!(!matches_id("ffff9c0d1e2b", "3f2a9c0d1e2b"));
+        assert!(matches_id("web-1", "web-1"));
+        assert!(!matches_id("web-12", "web-1"), "non-hex ids match exactly");
+    }
+
+    #[test]
+    fn unsafe_ids_are_refused() {
+        let h = Hierarchy::find();
+        if let Ok(h) = h {
+            assert!(matches!(container_cgroup(&h, ""), Err(FindError::BadId(_))));
+            assert!(matches!(container_cgroup(&h, ".."), Err(FindError::BadId(_))));
+            assert!(matches!(container_cgroup(&h, "../../etc/passwd"), Err(FindError::BadId(_))));
+            assert!(matches!(container_cgroup(&h, "no-such-container-xyz"), Err(FindError::NotFound { .. })));
+        }
+    }
+}

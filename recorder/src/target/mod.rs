@@ -1,0 +1,13 @@
+//! What to record: a command we start, a cgroup, a process's cgroup, a
+//! container found by id, or a Kubernetes pod found through the CRI. Each
+//! source ends as a cgroup v2 directory, which is what the BPF side keys by.
+
+pub mod cgroup;
+pub mod command;
+pub mod container;
+pub mod owned;
+pub mod pod;
+
+pub use cgroup::{Cgroup, CgroupError, Hierarchy};
+pub use owned::OwnedCgroup;
+pub use command::{Command, CommandError};
