@@ -29,8 +29,9 @@ fn concurrent_recordings_do_not_mix() {
     assert!(ra.wait().expect("wait a").success());
     assert!(rb.wait().expect("wait b").success());
     let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-    assert_eq!(allowed_names(&a), set(&["execve", "exit_group", "getcwd", "nanosleep", "write"]));
-    assert_eq!(allowed_names(&b), set(&["execve", "exit_group", "nanosleep", "uname", "write"]));
+    // Plus `exit`, which every profile allows (a thread ends with it).
+    assert_eq!(allowed_names(&a), set(&["execve", "exit", "exit_group", "getcwd", "nanosleep", "write"]));
+    assert_eq!(allowed_names(&b), set(&["execve", "exit", "exit_group", "nanosleep", "uname", "write"]));
     // Each runs under its own profile, enforced.
     for (profile, prog) in [(&a, &a_prog), (&b, &b_prog)] {
         let out = Command::new(recorder_bin())

@@ -30,7 +30,9 @@ pub enum BpfError {
         #[source]
         source: aya::programs::ProgramError,
     },
-    #[error("this recorder was built without its BPF programs (AYA_BUILD_SKIP); rebuild it with `cargo build --release` after `cargo xtask setup`")]
+    #[error(
+        "this recorder was built without its BPF programs (AYA_BUILD_SKIP); rebuild it with `cargo build --release` after `cargo xtask setup`"
+    )]
     NotBuilt,
     #[error("BPF object has no {0}; the build of recorder-ebpf is out of date (cargo build --release)")]
     Missing(&'static str),

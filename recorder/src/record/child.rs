@@ -19,11 +19,17 @@ pub fn spawn_into(command: &Command, cgroup: &Cgroup) -> io::Result<tokio::proce
     let mut cmd = tokio::process::Command::new(&command.program);
     cmd.args(&command.args);
     // SAFETY: the closure runs in the forked child before exec and only calls
-    // prctl(2), getppid(2) and write(2), which are async-signal-safe;
+    // setpgid(2), prctl(2), getppid(2) and write(2), which are
+    // async-signal-safe;
     // `procs` outlives the spawn call (it is dropped at the end of this
     // function, after spawn returned).
     unsafe {
         cmd.pre_exec(move || {
+            // Its own process group: a terminal's Ctrl-C reaches only the
+            // recorder, which then stops CMD the way a runtime would.
+            if libc::setpgid(0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(io::Error::last_os_error());
             }

@@ -1,32 +1,24 @@
-//! A recording session: pick the cgroup, attach the probe, run until the
-//! workload ends, the time is up or we are told to stop, then read the map.
+//! A recording: pick the cgroup, attach the probe, record until the
+//! workload ends, the time is up or we are told to stop, end the workload
+//! the way a runtime would (`stop`), then read the maps.
 
 mod child;
+mod session;
 pub mod status;
+pub mod stop;
 
-use std::{
-    collections::BTreeSet,
-    io,
-    os::unix::process::ExitStatusExt as _,
-    path::PathBuf,
-    process::ExitStatus,
-    time::{Duration, Instant},
+use std::{io, os::unix::process::ExitStatusExt as _, path::PathBuf, process::ExitStatus, time::Duration};
+
+use self::{
+    session::Session,
+    stop::{Ending, StopPolicy},
 };
-
-use recorder_common::{Abi, Event, EventKind};
-use tokio::{
-    io::unix::AsyncFd,
-    signal::unix::{SignalKind, signal},
-};
-
-use self::status::{Progress, StatusLine};
 use crate::{
-    bpf::{BpfError, Observation, Probe, Stats, events},
+    bpf::{BpfError, Observation, Probe, Stats},
     target::{
-        Cgroup, CgroupError, Command, Hierarchy, OwnedCgroup,
-        pod::{PodError, PodSpec, PodWatch, WatchState},
+        CgroupError, Command, Hierarchy,
+        pod::{PodError, PodSpec, PodWatch},
     },
-    text,
 };
 
 /// What to record.
@@ -47,9 +39,8 @@ pub struct Options {
     pub source: Source,
     /// Stop after this long.
     pub duration: Option<Duration>,
-    /// On a deliberate stop of a command we started: how long its processes
-    /// get after SIGTERM (still recorded) before they are killed.
-    pub grace: Duration,
+    /// How the workload is ended when the recording is (see `stop`).
+    pub stop: StopPolicy,
     /// Draw the live status line (if stderr is a terminal).
     pub status: bool,
     /// Treat cgroups below the target as containers and split off their
@@ -74,6 +65,8 @@ pub struct Recording {
     pub observation: Observation,
     pub stats: Stats,
     pub stop: Stop,
+    /// How the workload's life ended, as far as the recording saw.
+    pub ending: Ending,
     /// Exit status of the command we started, if it exited.
     pub exit_status: Option<ExitStatus>,
     pub elapsed: Duration,
@@ -126,6 +119,16 @@ pub enum RecordError {
 
 /// Runs one recording to its end.
 pub fn record(options: Options) -> Result<Recording, RecordError> {
+    record_with_checkpoint(options, &mut |_| {})
+}
+
+/// Runs one recording; with `--until-exit`, `checkpoint` gets the recording
+/// as it stands when `--duration` ends (the workload still running), before
+/// recording goes on until the workload ends.
+pub fn record_with_checkpoint(
+    options: Options,
+    checkpoint: &mut dyn FnMut(&Recording),
+) -> Result<Recording, RecordError> {
     let hierarchy = Hierarchy::find()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut watch = None;
@@ -150,226 +153,5 @@ pub fn record(options: Options) -> Result<Recording, RecordError> {
     tracing::debug!(path = %cgroup.path.display(), id = cgroup.id, level = cgroup.level, "recording cgroup");
     let boundary = options.boundary || watch.is_some();
     let probe = Probe::attach(&cgroup, boundary)?;
-    runtime.block_on(Session { probe, cgroup, owned, options, watch }.run())
-}
-
-struct Session {
-    probe: Probe,
-    cgroup: Cgroup,
-    owned: Option<OwnedCgroup>,
-    options: Options,
-    watch: Option<PodWatch>,
-}
-
-/// How often the status line refreshes and the cgroup is checked.
-const TICK: Duration = Duration::from_millis(100);
-/// How often the map is re-read so the live count covers lost events.
-const RECONCILE_EVERY: u32 = 10;
-
-impl Session {
-    async fn run(mut self) -> Result<Recording, RecordError> {
-        let started = Instant::now();
-        let status = StatusLine::new(self.options.status);
-        let ring = self.probe.take_events().ok_or(BpfError::Missing("EVENTS ring buffer"))?;
-        // SAFETY: the RingBuf owns its map fd and nothing else closes or
-        // replaces it while the AsyncFd holds it.
-        let mut ring = unsafe { AsyncFd::register(ring) }.map_err(|e| e.into_parts().1)?;
-        let mut logger = match self.probe.take_logger() {
-            // SAFETY: the logger owns its ring buffer map fd; nothing else
-            // closes or replaces it while the AsyncFd holds it.
-            Some(l) => Some(unsafe { AsyncFd::register(l) }.map_err(|e| e.into_parts().1)?),
-            None => None,
-        };
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
-
-        let initial_procs = self.cgroup.procs()?.len() as u64;
-        let startup_observed = match &self.watch {
-            Some(w) => !w.already_running,
-            None => matches!(self.options.source, Source::Command(_)),
-        };
-        let mut child = match &self.options.source {
-            Source::Command(command) => Some(
-                child::spawn_into(command, &self.cgroup)
-                    .map_err(|source| RecordError::Spawn { program: command.program.display().to_string(), source })?,
-            ),
-            _ => None,
-        };
-        let base_procs = if child.is_some() { 1 } else { initial_procs };
-
-        let deadline = self.options.duration.map(|d| tokio::time::Instant::now() + d);
-        let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(far_future));
-        tokio::pin!(sleep);
-        let mut tick = tokio::time::interval(TICK);
-        let mut seen: BTreeSet<(Abi, u32)> = BTreeSet::new();
-        let mut exit_status = None;
-        let mut ticks = 0u32;
-        let mut was_populated = child.is_some() || initial_procs > 0;
-
-        let stop = loop {
-            tokio::select! {
-                guard = ring.readable_mut() => {
-                    let mut guard = guard?;
-                    while let Some(item) = guard.get_inner_mut().next() {
-                        if let Some(event) = events::decode(&item) {
-                            note_event(&event, &mut seen);
-                            if event.kind == EventKind::CGROUP && let Some(w) = self.watch.as_mut() {
-                                w.note_new_cgroup();
-                            }
-                        }
-                    }
-                    guard.clear_ready();
-                }
-                guard = logger_ready(&mut logger) => {
-                    let mut guard = guard?;
-                    guard.get_inner_mut().flush();
-                    guard.clear_ready();
-                }
-                result = wait_child(&mut child), if child.is_some() && exit_status.is_none() => {
-                    exit_status = Some(result?);
-                }
-                _ = sigint.recv() => break Stop::Signal(libc::SIGINT),
-                _ = sigterm.recv() => break Stop::Signal(libc::SIGTERM),
-                _ = &mut sleep, if deadline.is_some() => break Stop::Duration,
-                _ = tick.tick() => {
-                    ticks = ticks.wrapping_add(1);
-                    if ticks.is_multiple_of(RECONCILE_EVERY) {
-                        seen.extend(self.probe.observe()?.distinct());
-                    }
-                    let forks = self.probe.stats()?.forks;
-                    let progress = Progress {
-                        elapsed: started.elapsed(),
-                        remaining: self.options.duration.map(|d| d.saturating_sub(started.elapsed())),
-                        syscalls: seen.len(),
-                        processes: base_procs + forks,
-                    };
-                    if let Some(w) = self.watch.as_mut() {
-                        match w.tick().await? {
-                            WatchState::Waiting => {
-                                status.message(&format!("waiting for pod {} ({}; --wait-timeout)", w.display_name(), text::human(started.elapsed())));
-                                continue;
-                            }
-                            WatchState::Gone => break Stop::Emptied,
-                            WatchState::Recording { .. } => {}
-                        }
-                        status.update(progress);
-                        continue;
-                    }
-                    status.update(progress);
-                    // A cgroup that has not held a process yet (a parent
-                    // waiting for containers) is not "empty" in this sense.
-                    let populated = self.cgroup.populated()?;
-                    was_populated |= populated;
-                    let command_done = child.is_none() || exit_status.is_some();
-                    if command_done && was_populated && !populated {
-                        break Stop::Emptied;
-                    }
-                }
-            }
-        };
-
-        if let (true, Some(owned)) = (stop != Stop::Emptied, &self.owned) {
-            status.message("stopping: SIGTERM sent to the recorded processes");
-            self.graceful_stop(owned, &mut sigint, &mut sigterm).await?;
-        }
-        if let (Some(c), None) = (child.as_mut(), exit_status) {
-            // The command may have ended during the graceful stop.
-            exit_status = c.try_wait()?;
-        }
-        // The map is the source of truth; read it once everything is done.
-        let observation = self.probe.observe()?;
-        let stats = self.probe.stats()?;
-        status.finish();
-        let cgroup = self.cgroup.path.clone();
-        // Kill leftovers and remove our cgroup before returning.
-        drop(self.owned.take());
-        if let (Some(mut c), None) = (child, exit_status) {
-            exit_status = c.wait().await.ok();
-        }
-        Ok(Recording {
-            observation,
-            stats,
-            stop,
-            exit_status,
-            elapsed: started.elapsed(),
-            processes: base_procs + stats.forks,
-            startup_observed,
-            cgroup,
-            cpu: own_cpu_time(),
-            pod: self.watch.take(),
-        })
-    }
-
-    /// SIGTERM everything we started and keep recording until it exits, the
-    /// grace period ends, or a second signal arrives.
-    async fn graceful_stop(
-        &self,
-        owned: &OwnedCgroup,
-        sigint: &mut tokio::signal::unix::Signal,
-        sigterm: &mut tokio::signal::unix::Signal,
-    ) -> Result<(), RecordError> {
-        owned.signal_all(libc::SIGTERM)?;
-        let grace = tokio::time::sleep(self.options.grace);
-        tokio::pin!(grace);
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        loop {
-            tokio::select! {
-                _ = &mut grace => return Ok(()),
-                _ = sigint.recv() => return Ok(()),
-                _ = sigterm.recv() => return Ok(()),
-                _ = tick.tick() => if !owned.populated()? { return Ok(()) },
-            }
-        }
-    }
-}
-
-fn note_event(event: &Event, seen: &mut BTreeSet<(Abi, u32)>) {
-    match event.kind {
-        EventKind::SYSCALL => {
-            seen.insert((event.abi, event.nr));
-        }
-        EventKind::CGROUP => tracing::debug!(cgroup = event.cgroup_id, "new cgroup in the recording"),
-        EventKind::FORK => tracing::trace!(parent = event.tgid, "fork"),
-        EventKind::EXEC => tracing::debug!(pid = event.tgid, comm = %comm(event.tgid), "exec"),
-        EventKind::BOUNDARY => {
-            tracing::debug!(cgroup = event.cgroup_id, pid = event.tgid, comm = %comm(event.tgid), "container workload starts")
-        }
-        other => tracing::debug!(kind = ?other, "unknown event"),
-    }
-}
-
-async fn logger_ready(
-    logger: &mut Option<AsyncFd<crate::bpf::loader::Logger>>,
-) -> io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'_, crate::bpf::loader::Logger>> {
-    match logger {
-        Some(l) => l.readable_mut().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn wait_child(child: &mut Option<tokio::process::Child>) -> io::Result<ExitStatus> {
-    match child {
-        Some(c) => c.wait().await,
-        None => std::future::pending().await,
-    }
-}
-
-fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_owned()).unwrap_or_default()
-}
-
-/// User + system CPU time of this process (not its children).
-fn own_cpu_time() -> Duration {
-    // SAFETY: getrusage writes into the zeroed struct we pass; RUSAGE_SELF is valid.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-fn far_future() -> tokio::time::Instant {
-    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+    runtime.block_on(Session { probe, cgroup, owned, options, watch }.run(checkpoint))
 }

@@ -1,9 +1,11 @@
-//! Container runtimes as the recorder sees them: which recorded calls are
-//! the runtime's setup and which belong in a container's profile (the
-//! boundary results), what a runtime itself needs under the container's
-//! filter (its base set), and how that base set is derived.
+//! What runs around a workload, as the recorder sees it: which recorded
+//! calls are a container runtime's setup and which belong in a container's
+//! profile (the boundary results), what a runtime itself needs under the
+//! container's filter (its base set) and how that is derived, and what a
+//! workload needs to end (the shutdown set).
 
 pub mod base_set;
 pub mod boundary;
 pub mod bundle;
 pub mod derive;
+pub mod shutdown;

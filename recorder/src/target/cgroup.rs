@@ -5,8 +5,7 @@
 //! in the hierarchy (`bpf_get_current_ancestor_cgroup_id`).
 
 use std::{
-    fs,
-    io,
+    fs, io,
     os::unix::fs::MetadataExt as _,
     path::{Component, Path, PathBuf},
 };

@@ -9,5 +9,5 @@ pub mod owned;
 pub mod pod;
 
 pub use cgroup::{Cgroup, CgroupError, Hierarchy};
-pub use owned::OwnedCgroup;
 pub use command::{Command, CommandError};
+pub use owned::OwnedCgroup;

@@ -11,6 +11,8 @@ Examples:
   recorder record --pod nginx -n default --duration 5m -o ./profiles/
   recorder record --pod nginx --install                      # into the kubelet's seccomp root
   recorder record --container-id 3f2a9c0d1e2b -o p.json      # containerd, CRI-O, podman, ctr
+  recorder record --exercise reload -o nginx.json -- nginx -g 'daemon off;'   # reload path too
+  recorder record --pod web --duration 5m --until-exit -o ./profiles/   # and its real shutdown
 
 Pods are found through the CRI (containerd or CRI-O socket). A pod that does
 not exist yet is waited for and recorded from each container's first
@@ -22,7 +24,17 @@ the profile can still start the container.
 The command runs in a fresh cgroup v2; its threads, children, exec'd programs
 and daemons that leave the process tree are all recorded. Recording stops when
 every process in the cgroup has exited, when --duration ends, or on Ctrl-C /
-SIGTERM (then the command gets SIGTERM and --grace to exit, still recorded).
+SIGTERM. Then it ends the way a runtime stops a workload: --stop-signal
+(SIGTERM) to the command's main process only, --grace (5s) to shut down,
+still recorded, then SIGKILL for what is left. The summary says whether the
+shutdown was clean. The command runs in its own process group, so Ctrl-C
+reaches only the recorder.
+
+A recording that cannot see the workload end (--pod, --cgroup, --pid or
+--container-id with --duration, on a workload that keeps running) adds the
+shipped shutdown set so the workload can still stop under the profile, and
+says so; --until-exit records on until it really ends instead, and
+--exercise reload,stop sends those signals before the recording ends.
 The profile is always written; the exit status is the command's own, or 0
 when the recording was stopped on purpose.";
 
@@ -37,10 +49,36 @@ pub struct RecordArgs {
     /// Stop after this long, e.g. 30s, 5m, 1h30m.
     #[arg(short, long, value_name = "DURATION")]
     pub duration: Option<String>,
-    /// After a deliberate stop, how long the command's processes get to exit
-    /// after SIGTERM before they are killed. Their shutdown is recorded too.
+    /// When the recording is stopped (Ctrl-C, SIGTERM, --duration), the
+    /// signal sent to the command's main process only, as docker stop, the
+    /// kubelet and service managers do. With --pod, --cgroup, --pid or
+    /// --container-id it is sent only with `--exercise stop`.
+    #[arg(long, value_name = "SIGNAL", default_value = "SIGTERM")]
+    pub stop_signal: String,
+    /// How long the workload gets to shut down after the stop signal, still
+    /// recorded. Then what is left of a command recorder started is killed
+    /// (and the summary says the shutdown was not clean).
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub grace: String,
+    /// Operator signals to send to the main process near the end of the
+    /// recording, so their code paths land in the profile: a comma list of
+    /// reload (SIGHUP), reopen (SIGUSR1), a signal name such as SIGUSR2, and
+    /// stop (the stop signal and --grace; last).
+    #[arg(long, value_name = "LIST")]
+    pub exercise: Option<String>,
+    /// How long to keep recording after each --exercise signal.
+    #[arg(long, value_name = "DURATION", default_value = "2s", requires = "exercise")]
+    pub exercise_wait: String,
+    /// For a workload recorder did not start (--pod, --cgroup, --pid,
+    /// --container-id): when --duration ends, write the profile, then keep
+    /// recording until the workload ends by itself and write it again, with
+    /// its real shutdown (the --install'ed files too).
+    #[arg(long, requires = "duration", conflicts_with = "command")]
+    pub until_exit: bool,
+    /// Do not add the shutdown set (recorder/data/shutdown) to a profile
+    /// whose recording did not see the workload shut down.
+    #[arg(long)]
+    pub no_shutdown_set: bool,
     /// Record an existing cgroup v2 directory and everything below it.
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<PathBuf>,
@@ -94,7 +132,8 @@ pub struct RecordArgs {
     /// No live status line and no summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
-    /// The command to start and record (put it after `--`).
-    #[arg(value_name = "CMD", trailing_var_arg = true, allow_hyphen_values = true)]
+    /// The command to start and record (after `--`, or after the last
+    /// option: everything from its first word on is the command's).
+    #[arg(value_name = "CMD", trailing_var_arg = true)]
     pub command: Vec<OsString>,
 }

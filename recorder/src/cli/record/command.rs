@@ -8,13 +8,13 @@ use crate::{
     cli::exit::Failure,
     output::Output,
     profile::Profile,
-    record::{self, Source},
-    runtime::base_set,
+    record::{self, Recording, Source, stop::StopPolicy},
+    runtime::{base_set, shutdown},
     syscalls::Family,
     target::{Command, Hierarchy, container},
 };
 
-pub fn execute(args: RecordArgs, duration: Option<Duration>, grace: Duration) -> Result<u8, Failure> {
+pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -> Result<u8, Failure> {
     let output = Output::prepare(args.output.as_deref())?;
     let mut base: Option<BTreeSet<String>> = None;
     let source = if let Some(id) = &args.container_id {
@@ -33,22 +33,40 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, grace: Duration) ->
     preflight::check_privileges()?;
     preflight::check_btf()?;
 
-    let recording =
-        record::record(record::Options { source, duration, grace, status: !args.quiet, boundary: args.boundary })?;
+    let options = record::Options { source, duration, stop, status: !args.quiet, boundary: args.boundary };
+    // With --until-exit the profile is written when --duration ends (the
+    // workload still running), and again when the workload ends.
+    let mut checkpoint = |r: &Recording| {
+        if let Err(e) = write(r, base.as_ref(), &args, &output) {
+            eprintln!("recorder: warning: {e}; recording goes on and writes again when the workload ends");
+        }
+    };
+    let recording = record::record_with_checkpoint(options, &mut checkpoint)?;
+    write(&recording, base.as_ref(), &args, &output)?;
+    Ok(recording.exit_code())
+}
+
+/// Builds the profile from `recording` and writes it (and the summary).
+fn write(
+    recording: &Recording,
+    base: Option<&BTreeSet<String>>,
+    args: &RecordArgs,
+    output: &Output,
+) -> Result<(), Failure> {
     let family = Family::host();
     recording.observation.log_phases(family);
     let named = recording.observation.names(family, Select::PROFILE);
     named.warn_unknown();
-    let mut names = named.all_owned();
-    names.extend(base.unwrap_or_default());
-    let mut profile = Profile::allow_list(family, names.iter().map(String::as_str));
+    let mut recorded = named.all_owned();
+    recorded.extend(base.into_iter().flatten().cloned());
+    let completed = shutdown::complete(recorded, recording.ending.shutdown_observed(), !args.no_shutdown_set);
+    let mut profile = Profile::allow_list(family, completed.names.iter().map(String::as_str));
     if !args.no_enosys_clone3 {
         profile = profile.with_enosys_clone3();
     }
-    let destination = output.describe();
-    output.commit(&profile.to_oci_json())?;
+    output.clone().commit(&profile.to_oci_json())?;
     if !args.quiet {
-        eprintln!("{}", summary::line(&recording, names.len(), &destination));
+        eprintln!("{}", summary::line(recording, &completed, &output.describe()));
     }
-    Ok(recording.exit_code())
+    Ok(())
 }

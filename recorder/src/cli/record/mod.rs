@@ -11,13 +11,26 @@ mod summary;
 
 pub use args::RecordArgs;
 
-use super::{duration, exit::Failure};
+use super::{
+    duration,
+    exit::{Code, Failure},
+};
+use crate::record::stop::{Exercise, StopPolicy};
 
 pub fn execute(args: RecordArgs) -> Result<u8, Failure> {
     let duration = args.duration.as_deref().map(duration::parse).transpose()?;
-    let grace = duration::parse(&args.grace)?;
+    let stop = StopPolicy {
+        signal: args.stop_signal.parse().map_err(|e| Failure::new(Code::Usage, e))?,
+        grace: duration::parse(&args.grace)?,
+        exercises: match &args.exercise {
+            Some(list) => Exercise::parse_list(list).map_err(|e| Failure::new(Code::Usage, e))?,
+            None => Vec::new(),
+        },
+        exercise_wait: duration::parse(&args.exercise_wait)?,
+        until_exit: args.until_exit,
+    };
     if args.pod.is_some() {
-        return pod::execute(args, duration, grace);
+        return pod::execute(args, duration, stop);
     }
-    command::execute(args, duration, grace)
+    command::execute(args, duration, stop)
 }

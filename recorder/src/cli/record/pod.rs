@@ -6,17 +6,18 @@ use std::{
     time::Duration,
 };
 
-use super::RecordArgs;
+use super::{RecordArgs, summary};
 use crate::{
     bpf::preflight,
     cli::exit::{Code, Failure},
     k8s_name::{Kind, validate},
     output::{self, Output, beneath},
     profile::Profile,
-    record::{self, Source},
+    record::{self, Recording, Source, stop::StopPolicy},
     runtime::{
         base_set,
         boundary::{ContainerCalls, container_calls},
+        shutdown::{self, Completed},
     },
     syscalls::Family,
     target::pod::{ContainerCgroups, PodSpec, names::ContainerNames},
@@ -30,7 +31,7 @@ enum Destination {
     Install(PathBuf),
 }
 
-pub fn execute(args: RecordArgs, duration: Option<Duration>, grace: Duration) -> Result<u8, Failure> {
+pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -> Result<u8, Failure> {
     let wait_timeout = super::duration::parse(&args.wait_timeout)?;
     let pod_name = args.pod.clone().unwrap_or_default();
     validate(Kind::Pod, &pod_name)?;
@@ -52,13 +53,28 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, grace: Duration) ->
         wait_timeout,
         cgroup_parent: args.cgroup_parent.clone(),
     };
-    let recording = record::record(record::Options {
-        source: Source::Pod(spec),
-        duration,
-        grace,
-        status: !args.quiet,
-        boundary: true,
-    })?;
+    let options = record::Options { source: Source::Pod(spec), duration, stop, status: !args.quiet, boundary: true };
+    let mut checkpoint = |r: &Recording| {
+        if let Err(e) = write_all(r, &destination, &args) {
+            eprintln!("recorder: warning: {e}; recording goes on and writes again when the pod ends");
+        }
+    };
+    let recording = record::record_with_checkpoint(options, &mut checkpoint)?;
+    write_all(&recording, &destination, &args)?;
+    if !args.quiet {
+        eprintln!(
+            "recorder: recorded pod {} for {} ({}); recorder used {:.3}s CPU",
+            recording.pod.as_ref().map(|w| w.display_name()).unwrap_or_default(),
+            text::human(recording.elapsed),
+            summary::ending(recording.ending),
+            recording.cpu.as_secs_f64()
+        );
+    }
+    Ok(0)
+}
+
+/// Writes one profile per container of the recorded pod.
+fn write_all(recording: &Recording, destination: &Destination, args: &RecordArgs) -> Result<(), Failure> {
     let Some(watch) = recording.pod.as_ref() else {
         return Err(Failure::new(Code::Internal, anyhow::anyhow!("pod recording returned no pod state")));
     };
@@ -75,7 +91,7 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, grace: Duration) ->
             anyhow::anyhow!("pod {} had no containers while it was recorded", watch.display_name()),
         ));
     }
-    if let Destination::File(path) = &destination
+    if let Destination::File(path) = destination
         && containers.len() > 1
     {
         return Err(Failure::new(
@@ -91,17 +107,11 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, grace: Duration) ->
     for container in &containers {
         let names = ContainerNames { namespace: &pod.namespace, pod: &pod.name, container: &container.name };
         let calls = container_calls(&recording.observation, &container.cgroups, &base, family);
-        write_one(names, container, &calls, &destination, &args)?;
+        let completed =
+            shutdown::complete(calls.names.clone(), recording.ending.shutdown_observed(), !args.no_shutdown_set);
+        write_one(names, container, &calls, &completed, destination, args)?;
     }
-    if !args.quiet {
-        eprintln!(
-            "recorder: recorded pod {} for {}; recorder used {:.3}s CPU",
-            watch.display_name(),
-            text::human(recording.elapsed),
-            recording.cpu.as_secs_f64()
-        );
-    }
-    Ok(0)
+    Ok(())
 }
 
 fn destination(args: &RecordArgs) -> Result<Destination, Failure> {
@@ -134,10 +144,11 @@ fn write_one(
     names: ContainerNames<'_>,
     container: &ContainerCgroups,
     calls: &ContainerCalls,
+    completed: &Completed,
     destination: &Destination,
     args: &RecordArgs,
 ) -> Result<(), Failure> {
-    let mut profile = Profile::allow_list(Family::host(), calls.names.iter().map(String::as_str));
+    let mut profile = Profile::allow_list(Family::host(), completed.names.iter().map(String::as_str));
     if !args.no_enosys_clone3 {
         profile = profile.with_enosys_clone3();
     }
@@ -153,12 +164,17 @@ fn write_one(
         } else {
             "startup was not observed (the pod was already running): the runtime's base set was added".to_owned()
         };
+        let shutdown = if completed.shutdown_set_applied {
+            format!("; shutdown not recorded: shutdown set added ({} new)", completed.shutdown_added.len())
+        } else {
+            String::new()
+        };
         eprintln!(
-            "recorder: {}/{} container {}: {} ({startup}; {}) -> {}",
+            "recorder: {}/{} container {}: {} ({startup}; {}{shutdown}) -> {}",
             names.namespace,
             names.pod,
             names.container,
-            text::count(calls.names.len() as u64, "syscall", "syscalls"),
+            text::count(completed.names.len() as u64, "syscall", "syscalls"),
             if container.attempts == 1 {
                 "1 run".to_owned()
             } else {

@@ -1,11 +1,13 @@
-//! The one-line summary `record` prints on stderr.
+//! The summary `record` prints on stderr: one line for the recording, and
+//! one more when the profile did not see the workload shut down cleanly.
 
 use crate::{
-    record::{Recording, Stop},
+    record::{Recording, Stop, stop::Ending},
+    runtime::shutdown::Completed,
     text,
 };
 
-pub fn line(r: &Recording, names: usize, destination: &str) -> String {
+pub fn line(r: &Recording, completed: &Completed, destination: &str) -> String {
     let why = match r.stop {
         Stop::Emptied => "workload exited".to_owned(),
         Stop::Duration => "duration reached".to_owned(),
@@ -13,10 +15,11 @@ pub fn line(r: &Recording, names: usize, destination: &str) -> String {
         Stop::Signal(_) => "terminated".to_owned(),
     };
     let mut line = format!(
-        "recorder: {} from {} in {} ({why}) -> {destination}",
-        text::count(names as u64, "syscall", "syscalls"),
+        "recorder: {} from {} in {} ({why}; {}) -> {destination}",
+        text::count(completed.names.len() as u64, "syscall", "syscalls"),
         text::count(r.processes, "process", "processes"),
         text::human(r.elapsed),
+        ending(r.ending),
     );
     line.push_str(&format!("; recorder used {:.3}s CPU", r.cpu.as_secs_f64()));
     if !r.startup_observed {
@@ -31,5 +34,33 @@ pub fn line(r: &Recording, names: usize, destination: &str) -> String {
             r.stats.map_full, r.stats.out_of_range
         ));
     }
+    if completed.shutdown_set_applied {
+        line.push_str(&format!(
+            "\nrecorder: the workload's shutdown was not recorded; added the shipped shutdown set ({} not recorded: {}) so it can still stop under the profile. --until-exit or --exercise stop records the real one",
+            completed.shutdown_added.len(),
+            names(&completed.shutdown_added)
+        ));
+    } else if !r.ending.shutdown_observed() {
+        line.push_str("\nrecorder: WARNING: the workload's shutdown was not recorded and no shutdown set was added (--no-shutdown-set): it may not stop under this profile");
+    }
     line
+}
+
+/// How the workload ended, in words.
+pub fn ending(ending: Ending) -> String {
+    match ending {
+        Ending::Exited => "it exited by itself".to_owned(),
+        Ending::Stopped { signal, after } => format!("{signal} stopped it in {}", text::human(after)),
+        Ending::Killed { signal, grace } => {
+            format!("still running {} after {signal}: killed, its shutdown was NOT clean", text::human(grace))
+        }
+        Ending::Survived { signal, grace } => {
+            format!("still running {} after {signal}: left running, its shutdown was NOT seen", text::human(grace))
+        }
+        Ending::Running => "still running: its shutdown was not seen".to_owned(),
+    }
+}
+
+fn names(set: &std::collections::BTreeSet<String>) -> String {
+    if set.is_empty() { "none".to_owned() } else { set.iter().cloned().collect::<Vec<_>>().join(" ") }
 }

@@ -247,6 +247,16 @@ impl PodWatch {
             .collect()
     }
 
+    /// The init processes of the pod's running containers (as the CRI last
+    /// reported them): where a stop or reload signal goes.
+    pub fn main_pids(&self) -> Vec<i32> {
+        self.containers
+            .values()
+            .filter(|c| c.state == ContainerState::Running)
+            .filter_map(|c| c.pid.and_then(|p| i32::try_from(p).ok()))
+            .collect()
+    }
+
     /// The runtime binary the pod's handler stands for, when it says so.
     pub fn runtime(&self) -> Option<&'static str> {
         self.pod.as_ref().and_then(runtime_of)
