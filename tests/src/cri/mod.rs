@@ -19,6 +19,7 @@
 //! # let _ = nginx; Ok(()) }
 //! ```
 
+pub mod databases;
 pub mod images;
 mod placement;
 
