@@ -24,6 +24,15 @@ pub const PACKAGES: &[&str] = &[
     "nginx",
     "wrk",
     "curl",
+    // The lifecycle tests' redis and postgres pods (images built from
+    // these binaries) and their clients, redis-benchmark and pgbench. The
+    // packages' own services stay stopped (policy-rc.d below); postgresql's
+    // postinst creates a cluster under /var/lib/postgresql, which nothing
+    // here starts.
+    "redis-server",
+    "redis-tools",
+    "postgresql",
+    "tzdata",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
