@@ -16,7 +16,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{nginx::Site, util};
+use crate::{
+    nginx::{Proc, Site},
+    util,
+};
 
 /// The CPU the loop is pinned to.
 const LOOP_CPU: &str = "1";
@@ -212,20 +215,21 @@ fn nginx_once(record: bool, seconds: u64) -> Result<WrkResult> {
         c.args(&argv[1..]);
         c
     };
-    let mut server = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
-    site.wait_ready(Duration::from_secs(10))?;
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+    let mut server = Proc { child, what: if record { "recorder record -- nginx" } else { "nginx" } };
+    site.wait_ready(&mut server, Duration::from_secs(15))?;
     let out = wrk(&site.url(), seconds);
-    // SAFETY: kill(2) on our own unreaped child.
-    unsafe { libc::kill(server.id() as i32, if record { libc::SIGINT } else { libc::SIGQUIT }) };
+    // The recorder stops nginx itself (SIGTERM to the master, recorded).
+    server.signal(if record { libc::SIGINT } else { libc::SIGQUIT })?;
     let stderr = {
         let mut s = String::new();
-        if let Some(mut e) = server.stderr.take() {
+        if let Some(mut e) = server.child.stderr.take() {
             use std::io::Read as _;
             let _ = e.read_to_string(&mut s);
         }
         s
     };
-    server.wait()?;
+    server.wait(Duration::from_secs(30), "nginx (or the recorder) to exit after the run")?;
     let out = out?;
     Ok(WrkResult { rps: wrk_rps(&out)?, p99_ms: wrk_p99_ms(&out)?, daemon_cpu: daemon_cpu(&stderr) })
 }

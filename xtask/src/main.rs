@@ -46,7 +46,8 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         wrk_seconds: u64,
     },
-    /// Setup, build, record nginx serving a page, then serve it again under the profile.
+    /// Setup, build, record nginx serving a page, then run it under the
+    /// profile: serve, reload, stop.
     Demo,
     /// `cargo fmt --check` and clippy with `-D warnings` (host crates, and
     /// the BPF crate on its own target).
