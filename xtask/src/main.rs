@@ -45,6 +45,11 @@ enum Cmd {
         /// Seconds per wrk run.
         #[arg(long, default_value_t = 10)]
         wrk_seconds: u64,
+        /// Measure only this part and print its table; BENCHMARKS.md is
+        /// not written (`nginx`: nginx + wrk, plain, under the empty
+        /// program, recorded; `--runs` rounds).
+        #[arg(long, value_parser = ["nginx"])]
+        only: Option<String>,
     },
     /// Setup, build, record nginx serving a page, then run it under the
     /// profile: serve, reload, stop.
@@ -70,10 +75,13 @@ fn main() -> Result<()> {
             util::build_release()?;
             util::test(&args)
         }
-        Cmd::Bench { iterations, runs, wrk_seconds } => {
+        Cmd::Bench { iterations, runs, wrk_seconds, only } => {
             setup::run()?;
             util::build_release()?;
-            bench::run(iterations, runs, wrk_seconds)
+            match only.as_deref() {
+                Some("nginx") => bench::nginx_only(runs, wrk_seconds),
+                _ => bench::run(iterations, runs, wrk_seconds),
+            }
         }
         Cmd::Demo => {
             setup::run()?;
