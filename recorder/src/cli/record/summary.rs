@@ -36,14 +36,28 @@ pub fn line(r: &Recording, completed: &Completed, destination: &str) -> String {
     }
     if completed.shutdown_set_applied {
         line.push_str(&format!(
-            "\nrecorder: the workload's shutdown was not recorded; added the shipped shutdown set ({} not recorded: {}) so it can still stop under the profile. --until-exit or --exercise stop records the real one",
+            "\nrecorder: the workload's shutdown was not recorded; added the shipped shutdown set ({} not recorded: {}) so it can still stop under the profile. {}",
             completed.shutdown_added.len(),
-            names(&completed.shutdown_added)
+            names(&completed.shutdown_added),
+            how_to_record_the_shutdown(r.ending)
         ));
     } else if !r.ending.shutdown_observed() {
         line.push_str("\nrecorder: WARNING: the workload's shutdown was not recorded and no shutdown set was added (--no-shutdown-set): it may not stop under this profile");
     }
     line
+}
+
+/// What records the real shutdown next time. A workload that got the stop
+/// signal and outlived --grace needs more time or another signal
+/// (`--until-exit` is refused with a command, and `--exercise stop` was
+/// what just failed).
+fn how_to_record_the_shutdown(ending: Ending) -> &'static str {
+    match ending {
+        Ending::Killed { .. } | Ending::Survived { .. } => {
+            "A longer --grace, or the --stop-signal it stops on, records the real one"
+        }
+        _ => "--until-exit or --exercise stop records the real one",
+    }
 }
 
 /// How the workload ended, in words.
@@ -63,4 +77,21 @@ pub fn ending(ending: Ending) -> String {
 
 fn names(set: &std::collections::BTreeSet<String>) -> String {
     if set.is_empty() { "none".to_owned() } else { set.iter().cloned().collect::<Vec<_>>().join(" ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::record::stop::Signal;
+
+    #[test]
+    fn the_advice_fits_how_the_workload_ended() {
+        let term = Signal(libc::SIGTERM);
+        let grace = Duration::from_secs(5);
+        assert!(how_to_record_the_shutdown(Ending::Killed { signal: term, grace }).contains("--grace"));
+        assert!(how_to_record_the_shutdown(Ending::Survived { signal: term, grace }).contains("--grace"));
+        assert!(how_to_record_the_shutdown(Ending::Running).contains("--until-exit"));
+    }
 }
