@@ -109,7 +109,11 @@ fn dependencies_point_down_and_never_in_a_cycle() {
     for (module, uses) in &graph {
         for used in uses {
             if layer_of(used) < layer_of(module) {
-                wrong.push(format!("{module} (layer {}) imports {used} (layer {})", layer_of(module) + 1, layer_of(used) + 1));
+                wrong.push(format!(
+                    "{module} (layer {}) imports {used} (layer {})",
+                    layer_of(module) + 1,
+                    layer_of(used) + 1
+                ));
             }
         }
     }
@@ -196,6 +200,8 @@ fn the_architecture_document_names_every_module() {
 
 #[test]
 fn the_reference_parser_sees_grouped_imports() {
-    let refs = crate_references("use crate::{\n    bpf::{Select, preflight},\n    cli::exit::Failure,\n    text,\n};\nlet x = crate::syscalls::Family::host();");
+    let refs = crate_references(
+        "use crate::{\n    bpf::{Select, preflight},\n    cli::exit::Failure,\n    text,\n};\nlet x = crate::syscalls::Family::host();",
+    );
     assert_eq!(refs, BTreeSet::from(["bpf".into(), "cli".into(), "text".into(), "syscalls".into()]));
 }

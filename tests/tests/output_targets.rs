@@ -20,8 +20,10 @@ fn tempdir() -> tempfile::TempDir {
 }
 
 fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).expect("ls").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     names
 }
@@ -102,13 +104,8 @@ fn a_symlink_stays_and_its_target_gets_the_profile() {
     std::os::unix::fs::symlink("store/app.json", &link).expect("symlink");
     let a = profile_file(dir.path(), "a.json");
     let b = profile_file(dir.path(), "b.json");
-    let out = recorder(&[
-        "merge",
-        a.to_str().expect("utf8"),
-        b.to_str().expect("utf8"),
-        "-o",
-        link.to_str().expect("utf8"),
-    ]);
+    let out =
+        recorder(&["merge", a.to_str().expect("utf8"), b.to_str().expect("utf8"), "-o", link.to_str().expect("utf8")]);
     assert_exit(&out, 0, "merge -o <symlink>");
     assert!(std::fs::symlink_metadata(&link).expect("lstat").file_type().is_symlink(), "still a symlink");
     assert!(is_profile(&std::fs::read_to_string(real.join("app.json")).expect("read")));
