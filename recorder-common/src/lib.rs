@@ -154,8 +154,11 @@ const _: () = assert!(core::mem::offset_of!(BoundaryState, joiners) % 8 == 0);
 /// `BoundaryState::flags`.
 pub mod slot_flags {
     /// The cgroup is not wanted (`recorder daemon --namespace/--selector`):
-    /// its calls are dropped in the kernel.
+    /// its calls are dropped in the kernel. Set by userspace.
     pub const IGNORED: u32 = 1;
+    /// A process joined the running container from outside (`kubectl
+    /// exec`). Set by the BPF side.
+    pub const EXEC_SESSION: u32 = 2;
 }
 
 /// Per-CPU cache of the last task's classification, so a task making

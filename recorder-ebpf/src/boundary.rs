@@ -72,6 +72,9 @@ impl Shared {
     fn flags(self) -> u32 {
         self.load(offset_of!(BoundaryState, flags))
     }
+    fn set_flags(self, flags: u32) {
+        self.store(offset_of!(BoundaryState, flags), flags);
+    }
     fn rooted(self) -> bool {
         self.load(offset_of!(BoundaryState, rooted)) != 0
     }
@@ -114,6 +117,9 @@ pub fn phase_of(regs: *const pt_regs, slot: u32, nr: u64) -> Option<Phase> {
         let joiner = BoundaryState { phase: Phase::SETUP, ..BoundaryState::default() };
         if JOINERS.insert(tgid, joiner, BPF_NOEXIST.into()).is_ok() {
             state.add_joiners(1);
+            // Not atomic with userspace's IGNORED; userspace sets that
+            // again on every poll, and a lost EXEC_SESSION is only a report.
+            state.set_flags(state.flags() | slot_flags::EXEC_SESSION);
         }
         return Some(Phase::SETUP);
     }

@@ -117,12 +117,9 @@ impl Probe {
         self.bits.set(slot, SlotBits::zeroed(), 0)
     }
 
-    /// Whether `cgroup_id` is ignored.
-    pub fn is_ignored(&self, cgroup_id: u64) -> bool {
-        self.slots
-            .get(&cgroup_id, 0)
-            .and_then(|slot| self.state.get(&slot, 0))
-            .is_ok_and(|s| s.flags & slot_flags::IGNORED != 0)
+    /// The `recorder_common::slot_flags` of `cgroup_id` (0 without a slot).
+    pub fn slot_flags(&self, cgroup_id: u64) -> u32 {
+        self.slots.get(&cgroup_id, 0).and_then(|slot| self.state.get(&slot, 0)).map_or(0, |s| s.flags)
     }
 
     pub fn stats(&self) -> Result<Stats, MapError> {
