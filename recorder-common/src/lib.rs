@@ -19,12 +19,26 @@ pub const BITMAP_WORDS: usize = MAX_SYSCALLS / 64;
 /// Ring buffer size in bytes: a power of two and a multiple of the page size.
 /// Only first-seen observations and lifecycle events travel through it.
 pub const RING_BUF_BYTES: u32 = 256 * 1024;
-/// Capacity of `SYSCALLS`: distinct (cgroup, ABI, phase) keys one load holds.
-pub const MAX_CGROUP_KEYS: u32 = 4096;
-/// Capacity of `BOUNDARY`: containers whose boundary state is tracked.
-pub const MAX_BOUNDARY_CGROUPS: u32 = 4096;
-/// Capacity of `JOINERS`: processes joining running containers at once.
-pub const MAX_JOINERS: u32 = 1024;
+
+/// Capacities. Each map's size is one constant here; the slot maps are
+/// resized at load time (`SLOTS` of them) by the loader.
+pub mod capacity {
+    /// Cgroups a `recorder daemon` tracks at once by default: 16,384 slots
+    /// of 408 bytes (bitmaps and boundary state) is 6.4 MiB of kernel
+    /// memory, whatever the CPU count. Slots of cgroups that are gone are
+    /// reused once their sets are on disk.
+    pub const DAEMON_SLOTS: u32 = 16_384;
+    /// Cgroups one `record` run tracks at once (its own, or a pod parent's
+    /// children); gone ones are harvested and their slots reused.
+    pub const RECORD_SLOTS: u32 = 4_096;
+    /// (cgroup, ABI, phase) keys for the compat and x32 ABIs (`ABI_BITS`).
+    pub const ABI_KEYS: u32 = 8_192;
+    /// Processes joining running containers at once (`JOINERS`).
+    pub const JOINERS: u32 = 1_024;
+}
+
+/// Phases a slot holds a bitmap for (`Phase::RUN`, `SETUP`, `FILTERED`).
+pub const PHASES: usize = 3;
 
 /// On x86_64, x32 syscalls carry this bit in the syscall number
 /// (`__X32_SYSCALL_BIT` in arch/x86/include/uapi/asm/unistd.h).
@@ -116,7 +130,8 @@ tag! {
     }
 }
 
-/// Per-cgroup boundary state (boundary mode), shared by all CPUs.
+/// Per-cgroup boundary state (boundary mode), shared by all CPUs; one per
+/// slot in `SLOT_STATE`, and one per joining process in `JOINERS`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BoundaryState {
@@ -125,7 +140,8 @@ pub struct BoundaryState {
     pub filter_tid: u32,
     /// Non-zero once `pivot_root` or `chroot` was called in the cgroup.
     pub rooted: u32,
-    pub _pad: u32,
+    /// [`slot_flags`], set by userspace.
+    pub flags: u32,
     /// Processes that joined the running container from outside (`runc
     /// exec`, `crun exec`, `nsenter`: they call `setns`) and have not exec'd
     /// yet; their calls are setup too. Tracked per process in `JOINERS`.
@@ -135,10 +151,20 @@ pub struct BoundaryState {
 const _: () = assert!(size_of::<BoundaryState>() == 24);
 const _: () = assert!(core::mem::offset_of!(BoundaryState, joiners) % 8 == 0);
 
+/// `BoundaryState::flags`.
+pub mod slot_flags {
+    /// The cgroup is not wanted (`recorder daemon --namespace/--selector`):
+    /// its calls are dropped in the kernel. Set by userspace.
+    pub const IGNORED: u32 = 1;
+    /// A process joined the running container from outside (`kubectl
+    /// exec`). Set by the BPF side.
+    pub const EXEC_SESSION: u32 = 2;
+}
+
 /// Per-CPU cache of the last task's classification, so a task making
 /// syscalls back to back pays no helper call (each costs tens of ns on
 /// kernels with return-thunk mitigations). Invalidated by a global
-/// generation that every fork and every cgroup migration bumps.
+/// generation that every fork, exec and cgroup migration bumps.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TaskCache {
@@ -147,34 +173,75 @@ pub struct TaskCache {
     pub task: u64,
     /// Generation the entry was made in.
     pub generation: u64,
-    /// The task's own cgroup id if it is recorded, else 0.
+    /// The task's own cgroup id (when recorded).
     pub cgroup_id: u64,
-    /// Non-zero if that cgroup is the target itself (not a descendant).
-    pub itself: u64,
+    /// Its cgroup's slot, or [`NO_SLOT`] when the task is not recorded.
+    pub slot: u32,
+    /// Its ABI for non-x32 calls (`Abi::NATIVE` or `Abi::COMPAT`).
+    pub abi: Abi,
 }
 const _: () = assert!(size_of::<TaskCache>() == 32);
 
+/// `TaskCache::slot` of a task outside the recorded subtree.
+pub const NO_SLOT: u32 = u32::MAX;
+
+/// One cgroup's syscalls on the native ABI: a bitmap per phase, shared by
+/// all CPUs. A bit is read first and set with an atomic OR only when it is
+/// clear, so once learning settles there are no writes at all.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SlotBits {
+    pub phases: [[u64; BITMAP_WORDS]; PHASES],
+}
+const _: () = assert!(size_of::<SlotBits>() == 384);
+
+impl SlotBits {
+    pub const fn zeroed() -> SlotBits {
+        SlotBits { phases: [[0; BITMAP_WORDS]; PHASES] }
+    }
+}
+
+/// One bitmap, for a (cgroup, ABI, phase) key on another ABI (`ABI_BITS`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Bitmap {
+    pub bits: [u64; BITMAP_WORDS],
+}
+const _: () = assert!(size_of::<Bitmap>() == 128);
+
+impl Bitmap {
+    pub const fn zeroed() -> Bitmap {
+        Bitmap { bits: [0; BITMAP_WORDS] }
+    }
+}
+
 /// Names of maps, programs and load-time globals in the BPF object.
 pub mod names {
-    pub const SYSCALLS_MAP: &str = "SYSCALLS";
+    /// cgroup id -> slot.
+    pub const SLOTS_MAP: &str = "SLOTS";
+    /// Free slot numbers (a queue the loader fills).
+    pub const FREE_SLOTS_MAP: &str = "FREE_SLOTS";
+    /// Slot -> native-ABI bitmaps (`SlotBits`).
+    pub const BITS_MAP: &str = "BITS";
+    /// Slot -> boundary state (`BoundaryState`).
+    pub const SLOT_STATE_MAP: &str = "SLOT_STATE";
+    /// (cgroup, ABI, phase) -> bitmap for the compat and x32 ABIs.
+    pub const ABI_BITS_MAP: &str = "ABI_BITS";
     pub const EVENTS_MAP: &str = "EVENTS";
     pub const STATS_MAP: &str = "STATS";
-    pub const ZERO_MAP: &str = "ZERO";
-    pub const TARGET_SET_MAP: &str = "TARGET_SET";
-    pub const BOUNDARY_MAP: &str = "BOUNDARY";
     pub const JOINERS_MAP: &str = "JOINERS";
     pub const TASK_CACHE_MAP: &str = "TASK_CACHE";
     pub const GENERATION_MAP: &str = "GENERATION";
-    pub const CGROUP_ATTACH_PROG: &str = "cgroup_attach_task";
-    pub const CGROUP_ATTACH_TP: &str = "cgroup_attach_task";
 
     pub const SYS_ENTER_PROG: &str = "sys_enter";
     pub const TASK_NEWTASK_PROG: &str = "task_newtask";
     pub const PROCESS_EXEC_PROG: &str = "sched_process_exec";
+    pub const CGROUP_ATTACH_PROG: &str = "cgroup_attach_task";
 
     pub const SYS_ENTER_TP: &str = "sys_enter";
     pub const TASK_NEWTASK_TP: &str = "task_newtask";
     pub const PROCESS_EXEC_TP: &str = "sched_process_exec";
+    pub const CGROUP_ATTACH_TP: &str = "cgroup_attach_task";
 
     /// cgroup v2 id every recorded task must descend from.
     pub const TARGET_CGROUP_GLOBAL: &str = "TARGET_CGROUP";
@@ -189,23 +256,38 @@ pub mod names {
     pub const NR_PIVOT_ROOT_GLOBAL: &str = "NR_PIVOT_ROOT";
     pub const NR_CHROOT_GLOBAL: &str = "NR_CHROOT";
     pub const NR_SETNS_GLOBAL: &str = "NR_SETNS";
+    /// Byte offset of `thread_info.status` in `struct task_struct` (from the
+    /// kernel's BTF), or `u32::MAX` where compat tasks are not tagged.
+    pub const COMPAT_STATUS_OFFSET_GLOBAL: &str = "COMPAT_STATUS_OFFSET";
+    /// The `TS_COMPAT` bit of `thread_info.status`.
+    pub const COMPAT_STATUS_BIT_GLOBAL: &str = "COMPAT_STATUS_BIT";
 
     /// Every map userspace opens or that the programs need.
-    pub const MAPS: [&str; 9] = [
-        SYSCALLS_MAP,
+    pub const MAPS: [&str; 10] = [
+        SLOTS_MAP,
+        FREE_SLOTS_MAP,
+        BITS_MAP,
+        SLOT_STATE_MAP,
+        ABI_BITS_MAP,
         EVENTS_MAP,
         STATS_MAP,
-        ZERO_MAP,
-        TARGET_SET_MAP,
-        BOUNDARY_MAP,
         JOINERS_MAP,
         TASK_CACHE_MAP,
         GENERATION_MAP,
     ];
-    /// Every program userspace attaches.
-    pub const PROGRAMS: [&str; 4] = [SYS_ENTER_PROG, TASK_NEWTASK_PROG, PROCESS_EXEC_PROG, CGROUP_ATTACH_PROG];
+    /// The maps that hold what was learned. The daemon pins them in bpffs
+    /// so the kernel keeps recording while it restarts.
+    pub const LEARNED_MAPS: [&str; 6] =
+        [SLOTS_MAP, FREE_SLOTS_MAP, BITS_MAP, SLOT_STATE_MAP, ABI_BITS_MAP, JOINERS_MAP];
+    /// Every program userspace attaches, with its tracepoint.
+    pub const PROGRAMS: [(&str, &str); 4] = [
+        (CGROUP_ATTACH_PROG, CGROUP_ATTACH_TP),
+        (TASK_NEWTASK_PROG, TASK_NEWTASK_TP),
+        (PROCESS_EXEC_PROG, PROCESS_EXEC_TP),
+        (SYS_ENTER_PROG, SYS_ENTER_TP),
+    ];
     /// Every global the loader sets.
-    pub const GLOBALS: [&str; 8] = [
+    pub const GLOBALS: [&str; 10] = [
         TARGET_CGROUP_GLOBAL,
         TARGET_LEVEL_GLOBAL,
         BOUNDARY_GLOBAL,
@@ -214,10 +296,12 @@ pub mod names {
         NR_PIVOT_ROOT_GLOBAL,
         NR_CHROOT_GLOBAL,
         NR_SETNS_GLOBAL,
+        COMPAT_STATUS_OFFSET_GLOBAL,
+        COMPAT_STATUS_BIT_GLOBAL,
     ];
 }
 
-/// Key of the per-cgroup syscall map.
+/// Key of `ABI_BITS`, and of an observation read back in userspace.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CgroupKey {
@@ -227,22 +311,6 @@ pub struct CgroupKey {
     pub phase: Phase,
 }
 const _: () = assert!(size_of::<CgroupKey>() == 16);
-
-/// Per-cgroup, per-CPU aggregate: which syscalls were seen and how often.
-/// Userspace ORs the bitmaps and sums the counts over CPUs.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct SyscallSet {
-    pub bits: [u64; BITMAP_WORDS],
-    pub counts: [u32; MAX_SYSCALLS],
-}
-const _: () = assert!(size_of::<SyscallSet>() == BITMAP_WORDS * 8 + MAX_SYSCALLS * 4);
-
-impl SyscallSet {
-    pub const fn zeroed() -> Self {
-        Self { bits: [0; BITMAP_WORDS], counts: [0; MAX_SYSCALLS] }
-    }
-}
 
 /// One ring buffer record. Events are hints for live status; the map is the
 /// source of truth, so a lost event never loses a syscall.
@@ -258,7 +326,8 @@ pub struct Event {
     pub cgroup_id: u64,
     /// Thread group id of the task that caused the event.
     pub tgid: u32,
-    pub _pad: u32,
+    /// The cgroup's slot (`SYSCALL` and `CGROUP` events on the native ABI).
+    pub slot: u32,
 }
 const _: () = assert!(size_of::<Event>() == 32);
 
@@ -266,14 +335,16 @@ const _: () = assert!(size_of::<Event>() == 32);
 pub mod stat {
     /// Ring buffer reservations that failed (the buffer was full).
     pub const RINGBUF_DROPS: u32 = 0;
-    /// Inserts into the syscall map that failed (the map was full).
-    pub const MAP_FULL: u32 = 1;
+    /// Cgroups that found no free slot (their syscalls are not recorded).
+    pub const SLOTS_FULL: u32 = 1;
     /// Syscall numbers at or above `MAX_SYSCALLS` (not recorded).
     pub const OUT_OF_RANGE: u32 = 2;
     /// New processes created in the target.
     pub const FORKS: u32 = 3;
     /// Successful execs in the target.
     pub const EXECS: u32 = 4;
+    /// Compat or x32 calls that found `ABI_BITS` full (not recorded).
+    pub const ABI_FULL: u32 = 5;
     /// Number of slots.
     pub const COUNT: u32 = 8;
 }
@@ -282,8 +353,10 @@ pub mod stat {
 mod user {
     // SAFETY: CgroupKey is repr(C), Copy, and has no implicit padding (asserted above).
     unsafe impl aya::Pod for super::CgroupKey {}
-    // SAFETY: SyscallSet is repr(C), Copy, plain integer arrays, no padding.
-    unsafe impl aya::Pod for super::SyscallSet {}
+    // SAFETY: SlotBits is repr(C), Copy, plain integer arrays, no padding.
+    unsafe impl aya::Pod for super::SlotBits {}
+    // SAFETY: Bitmap is repr(C), Copy, a plain integer array.
+    unsafe impl aya::Pod for super::Bitmap {}
     // SAFETY: Event is repr(C), Copy, and has no implicit padding (asserted above).
     unsafe impl aya::Pod for super::Event {}
     // SAFETY: BoundaryState is repr(C), Copy, integer fields with explicit padding.

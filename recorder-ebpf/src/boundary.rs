@@ -16,10 +16,10 @@ use aya_ebpf::{
     bindings::{BPF_NOEXIST, pt_regs},
     helpers::bpf_get_current_pid_tgid,
 };
-use recorder_common::{BoundaryState, Event, EventKind, Phase};
+use recorder_common::{BoundaryState, Event, EventKind, Phase, slot_flags};
 
 use crate::{
-    BOUNDARY, BOUNDARY_MODE, JOINERS, NR_CHROOT, NR_PIVOT_ROOT, NR_PRCTL, NR_SECCOMP, NR_SETNS, atomic, emit, global,
+    BOUNDARY_MODE, JOINERS, NR_CHROOT, NR_PIVOT_ROOT, NR_PRCTL, NR_SECCOMP, NR_SETNS, SLOT_STATE, atomic, emit, global,
     syscall_arg, tgid,
 };
 
@@ -69,6 +69,12 @@ impl Shared {
     fn set_filter_tid(self, tid: u32) {
         self.store(offset_of!(BoundaryState, filter_tid), tid);
     }
+    fn flags(self) -> u32 {
+        self.load(offset_of!(BoundaryState, flags))
+    }
+    fn set_flags(self, flags: u32) {
+        self.store(offset_of!(BoundaryState, flags), flags);
+    }
     fn rooted(self) -> bool {
         self.load(offset_of!(BoundaryState, rooted)) != 0
     }
@@ -87,33 +93,23 @@ impl Shared {
     }
 }
 
-/// The phase syscall `nr`, made now by the current thread in `cgroup_id`,
-/// belongs to; advances the cgroup's state on boundary events.
+/// The phase syscall `nr`, made now by the current thread in the cgroup of
+/// `slot`, belongs to; advances the cgroup's state on boundary events.
+/// `None`: the cgroup is ignored (its calls are dropped here).
 #[inline(always)]
-pub fn phase_of(regs: *const pt_regs, cgroup_id: u64, nr: u64) -> Phase {
+pub fn phase_of(regs: *const pt_regs, slot: u32, nr: u64) -> Option<Phase> {
     if global(&BOUNDARY_MODE) == 0 {
-        return Phase::RUN;
+        return Some(Phase::RUN);
     }
-    let state = match BOUNDARY.get_ptr_mut(cgroup_id) {
-        Some(state) => Shared(state),
-        None => {
-            // First syscall of a new cgroup under the parent: a container
-            // being set up.
-            let fresh = BoundaryState { phase: Phase::SETUP, ..BoundaryState::default() };
-            // Fails when another CPU inserted it first (fine) or the map is
-            // full (then the lookup below misses and the call counts as RUN).
-            let _ = BOUNDARY.insert(cgroup_id, fresh, BPF_NOEXIST.into());
-            match BOUNDARY.get_ptr_mut(cgroup_id) {
-                Some(state) => Shared(state),
-                None => return Phase::RUN,
-            }
-        }
-    };
+    let state = Shared(SLOT_STATE.get_ptr_mut(slot)?);
+    if state.flags() & slot_flags::IGNORED != 0 {
+        return None;
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
     let nr = nr as u32;
     if state.phase() != Phase::RUN {
-        return advance(regs, state, tid, nr);
+        return Some(advance(regs, state, tid, nr));
     }
     // A running container. A process joining it from outside (`runc exec`
     // and friends) calls setns: from then until its exec it is setup again.
@@ -121,15 +117,38 @@ pub fn phase_of(regs: *const pt_regs, cgroup_id: u64, nr: u64) -> Phase {
         let joiner = BoundaryState { phase: Phase::SETUP, ..BoundaryState::default() };
         if JOINERS.insert(tgid, joiner, BPF_NOEXIST.into()).is_ok() {
             state.add_joiners(1);
+            // Not atomic with userspace's IGNORED; userspace sets that
+            // again on every poll, and a lost EXEC_SESSION is only a report.
+            state.set_flags(state.flags() | slot_flags::EXEC_SESSION);
         }
-        return Phase::SETUP;
+        return Some(Phase::SETUP);
     }
     if state.joiners() == 0 {
-        return Phase::RUN;
+        return Some(Phase::RUN);
     }
-    match JOINERS.get_ptr_mut(tgid) {
+    Some(match JOINERS.get_ptr_mut(tgid) {
         Some(joiner) => advance(regs, Shared(joiner), tid, nr),
         None => Phase::RUN,
+    })
+}
+
+/// The state a new cgroup's slot starts in: a container being set up (in
+/// boundary mode). Written before the slot is published in `SLOTS`.
+#[inline(always)]
+pub fn init_slot(slot: u32) {
+    if global(&BOUNDARY_MODE) == 0 {
+        return;
+    }
+    if let Some(state) = SLOT_STATE.get_ptr_mut(slot) {
+        Shared(state).set_phase(Phase::SETUP);
+    }
+}
+
+/// Clears a slot's state before it goes back to the free queue unused.
+#[inline(always)]
+pub fn clear_slot(slot: u32) {
+    if let Some(state) = SLOT_STATE.get_ptr_mut(slot) {
+        Shared(state).set_phase(Phase::RUN);
     }
 }
 
@@ -174,14 +193,15 @@ fn installs_filter(regs: *const pt_regs, nr: u32) -> bool {
     installs && syscall_arg(regs, 2).is_some_and(|prog| prog != 0)
 }
 
-/// Called on a successful exec in `cgroup_id`: after the filter went on, or
-/// after the root was switched, the exec'd program is the workload.
+/// Called on a successful exec by a task recorded in `slot`: after the
+/// filter went on, or after the root was switched, the exec'd program is
+/// the workload.
 #[inline(always)]
-pub fn on_exec(cgroup_id: u64) {
+pub fn on_exec(slot: u32, cgroup_id: u64) {
     if global(&BOUNDARY_MODE) == 0 {
         return;
     }
-    let Some(state) = BOUNDARY.get_ptr_mut(cgroup_id).map(Shared) else { return };
+    let Some(state) = SLOT_STATE.get_ptr_mut(slot).map(Shared) else { return };
     let phase = state.phase();
     if phase == Phase::RUN {
         // A joining process that execs is part of the workload from now on
@@ -205,7 +225,7 @@ pub fn on_exec(cgroup_id: u64) {
             nr: 0,
             cgroup_id,
             tgid: tgid(),
-            _pad: 0,
+            slot,
         });
     }
 }

@@ -3,9 +3,13 @@
 //! syscall, so their cost does not matter.
 
 use aya_ebpf::{helpers::bpf_get_current_cgroup_id, macros::raw_tracepoint, programs::RawTracePointContext};
-use recorder_common::{Abi, Event, EventKind, Phase, stat};
+use recorder_common::{Abi, Event, EventKind, NO_SLOT, Phase, stat};
 
-use crate::{boundary, bump, bump_generation, emit, in_target, tgid};
+use crate::{
+    boundary, bump, emit,
+    slots::{bump_generation, classify, in_target},
+    tgid,
+};
 
 /// `CLONE_THREAD` from include/uapi/linux/sched.h.
 const CLONE_THREAD: u64 = 0x0001_0000;
@@ -21,7 +25,7 @@ pub fn task_newtask(ctx: RawTracePointContext) -> i32 {
     let clone_flags: u64 = ctx.arg(1);
     if clone_flags & CLONE_THREAD == 0 && in_target() {
         bump(stat::FORKS);
-        lifecycle_event(EventKind::FORK);
+        lifecycle_event(EventKind::FORK, NO_SLOT);
     }
     0
 }
@@ -35,20 +39,28 @@ pub fn cgroup_attach_task(_ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// `sched:sched_process_exec`, fired after a successful exec in the new image.
+/// `sched:sched_process_exec`, fired after a successful exec in the new image,
+/// `TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
+    // The new image may run another ABI (a 32-bit program): classify again.
+    bump_generation();
     if in_target() {
         bump(stat::EXECS);
-        lifecycle_event(EventKind::EXEC);
+        lifecycle_event(EventKind::EXEC, NO_SLOT);
+        // The task's slot (taken now if this is its cgroup's first event).
+        // The cache key is any per-task value: exec runs on the task itself.
         // SAFETY: the helper has no preconditions.
-        boundary::on_exec(unsafe { bpf_get_current_cgroup_id() });
+        let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() };
+        if let Some(place) = classify(task) {
+            boundary::on_exec(place.slot, place.cgroup_id);
+        }
     }
     0
 }
 
 #[inline(always)]
-fn lifecycle_event(kind: EventKind) {
+fn lifecycle_event(kind: EventKind, slot: u32) {
     emit(Event {
         kind,
         phase: Phase::RUN,
@@ -57,6 +69,6 @@ fn lifecycle_event(kind: EventKind) {
         // SAFETY: the helper has no preconditions.
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
         tgid: tgid(),
-        _pad: 0,
+        slot,
     });
 }

@@ -5,7 +5,7 @@
 //! codes; everything else lives here so the integration tests can use it.
 //!
 //! Dependencies point one way (docs/architecture.md):
-//! `cli → {record, runtime, algebra, enforce} → {target, bpf, profile, output}
+//! `cli → {record, daemon, runtime, algebra, enforce} → {target, bpf, profile, output}
 //! → {cri, syscalls, k8s_name, text}`. A module never imports one from a
 //! layer above it.
 
@@ -14,6 +14,7 @@ pub mod cli;
 
 // Layer 2: what the commands do.
 pub mod algebra;
+pub mod daemon;
 pub mod enforce;
 pub mod record;
 pub mod runtime;

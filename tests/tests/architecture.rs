@@ -13,7 +13,7 @@ use recorder_tests::workspace_root;
 /// Top-level modules by layer, highest first (docs/architecture.md).
 const LAYERS: [&[&str]; 4] = [
     &["cli"],
-    &["record", "runtime", "algebra", "enforce"],
+    &["record", "daemon", "runtime", "algebra", "enforce"],
     &["target", "bpf", "profile", "output"],
     &["cri", "syscalls", "k8s_name", "text"],
 ];

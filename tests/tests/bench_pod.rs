@@ -27,6 +27,7 @@ fn bench_pod() {
     let node = Node::start(&[Image::Nginx]).expect("node");
     let pods = Pods::new(&node.containerd).expect("CRI");
     let v2 = recorder_tests::containers::cgroup2_mount().expect("mountinfo").expect("cgroup v2");
+    recorder_tests::cri::KubepodsUse::register();
     std::fs::create_dir_all(v2.join(KUBEPODS)).expect("kubepods");
     let out_dir = tempfile::tempdir().expect("tmp");
     for round in 0..rounds {

@@ -52,6 +52,7 @@ fn v2_mount() -> PathBuf {
 
 /// The kubelet creates its parent cgroup at start; so does this "node".
 fn ensure_kubepods() {
+    recorder_tests::cri::KubepodsUse::register();
     std::fs::create_dir_all(v2_mount().join(KUBEPODS)).expect("creating the kubepods cgroup");
 }
 

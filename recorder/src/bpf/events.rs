@@ -28,7 +28,7 @@ mod tests {
             nr: 59,
             cgroup_id: 42,
             tgid: 7,
-            _pad: 0,
+            slot: 0,
         };
         // SAFETY: viewing a repr(C) value without padding as bytes.
         let bytes =

@@ -1,12 +1,19 @@
-//! Loads the embedded BPF object and attaches it.
+//! Loads the embedded BPF object, sizes and (for the daemon) pins its maps,
+//! and attaches its programs.
+
+use std::path::{Path, PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::RawTracePoint,
+    maps::{Array, HashMap, MapData, PerCpuArray, Queue, RingBuf},
+    programs::{
+        RawTracePoint,
+        links::{FdLink, PinnedLink},
+    },
 };
-use recorder_common::{Abi, BoundaryState, CgroupKey, Phase, SyscallSet, names};
+use recorder_common::{Bitmap, BoundaryState, CgroupKey, Phase, SlotBits, names};
 
+use super::btf::{BtfOffsetError, CompatProbe, KernelBtf};
 use crate::{syscalls::Family, target::Cgroup};
 
 /// The BPF object built by build.rs from recorder-ebpf.
@@ -42,18 +49,57 @@ pub enum BpfError {
         #[source]
         source: aya::maps::MapError,
     },
+    #[error(
+        "cannot tell 32-bit tasks apart: {0}; the kernel's BTF (/sys/kernel/btf/vmlinux) lacks the fields recorder reads"
+    )]
+    Btf(#[source] BtfOffsetError),
+    #[error("cannot pin BPF {what} at {path}: {source}; is a bpf filesystem mounted there?")]
+    Pin {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-/// The loaded and attached recorder for one target cgroup subtree.
+fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> BpfError {
+    move |source| BpfError::Map { name, source }
+}
+
+/// What to load.
+#[derive(Clone, Debug)]
+pub struct ProbeConfig {
+    /// The subtree to record: this cgroup and everything below it.
+    pub target: Cgroup,
+    /// Treat cgroups below the target as containers and split off their
+    /// runtime's setup (`recorder_common::Phase`). Cgroups that already
+    /// exist are marked running.
+    pub boundary: bool,
+    /// Cgroups tracked at once (`recorder_common::capacity`).
+    pub slots: u32,
+    /// Pin the learned maps and the program links in this bpffs directory,
+    /// reusing maps already pinned there (the daemon: recording goes on in
+    /// the kernel while it restarts).
+    pub pin: Option<PathBuf>,
+}
+
+/// The loaded and attached recorder.
 pub struct Probe {
-    // Keeps the programs and their links alive; dropping detaches them.
+    // Keeps the programs (and, unpinned, their links) alive; dropping an
+    // unpinned probe detaches it.
     _ebpf: Ebpf,
-    pub(crate) syscalls: PerCpuHashMap<MapData, CgroupKey, SyscallSet>,
+    pub(crate) slots: HashMap<MapData, u64, u32>,
+    pub(crate) free: Queue<MapData, u32>,
+    pub(crate) bits: Array<MapData, SlotBits>,
+    pub(crate) state: Array<MapData, BoundaryState>,
+    pub(crate) abi_bits: HashMap<MapData, CgroupKey, Bitmap>,
     pub(crate) stats: PerCpuArray<MapData, u64>,
-    pub(crate) target_set: PerCpuArray<MapData, SyscallSet>,
-    pub(crate) target_key: CgroupKey,
     events: Option<RingBuf<MapData>>,
     logger: Option<Logger>,
+    /// The learned maps were already pinned (a restarted daemon).
+    pub adopted: bool,
+    /// 32-bit tasks are tagged (the kernel has a compat ABI and BTF).
+    pub compat_tagged: bool,
 }
 
 /// Reads `aya-log-ebpf` records from the BPF side into `log` (and from there
@@ -61,30 +107,43 @@ pub struct Probe {
 pub type Logger = aya_log::EbpfLogger<&'static dyn log::Log>;
 
 impl Probe {
-    /// Loads the recorder, restricted to `target` and its descendants, and
-    /// attaches it to sys_enter and the process lifecycle tracepoints. With
-    /// `boundary`, descendant cgroups are treated as containers and their
-    /// runtime setup is split off (`recorder_common::phase`).
-    pub fn attach(target: &Cgroup, boundary: bool) -> Result<Probe, BpfError> {
+    /// Loads the recorder for `config.target` and its descendants, and
+    /// attaches it to sys_enter and the process lifecycle tracepoints.
+    pub fn attach(config: &ProbeConfig) -> Result<Probe, BpfError> {
         if OBJECT.is_empty() {
             return Err(BpfError::NotBuilt);
         }
+        let compat = CompatProbe::host(&KernelBtf::from_sys_fs().map_err(BpfError::Btf)?).map_err(BpfError::Btf)?;
+        let (compat_offset, compat_bit) = compat.map_or((u32::MAX, 0), |c| (c.offset, c.bit));
         let native = Family::host().native;
         let nr = |name: &str| native.number_of(name).unwrap_or(u32::MAX);
         let (nr_seccomp, nr_prctl, nr_pivot_root, nr_chroot, nr_setns) =
             (nr("seccomp"), nr("prctl"), nr("pivot_root"), nr("chroot"), nr("setns"));
-        let boundary = u32::from(boundary);
-        let mut ebpf = EbpfLoader::new()
-            .override_global(names::TARGET_CGROUP_GLOBAL, &target.id, true)
-            .override_global(names::TARGET_LEVEL_GLOBAL, &target.level, true)
+        let boundary = u32::from(config.boundary);
+        let pins: Vec<(&str, PathBuf)> = match &config.pin {
+            Some(dir) => names::LEARNED_MAPS.iter().map(|m| (*m, dir.join(m))).collect(),
+            None => Vec::new(),
+        };
+        let adopted = pins.first().is_some_and(|(_, path)| path.exists());
+        let mut loader = EbpfLoader::new();
+        loader
+            .override_global(names::TARGET_CGROUP_GLOBAL, &config.target.id, true)
+            .override_global(names::TARGET_LEVEL_GLOBAL, &config.target.level, true)
             .override_global(names::BOUNDARY_GLOBAL, &boundary, true)
             .override_global(names::NR_SECCOMP_GLOBAL, &nr_seccomp, true)
             .override_global(names::NR_PRCTL_GLOBAL, &nr_prctl, true)
             .override_global(names::NR_PIVOT_ROOT_GLOBAL, &nr_pivot_root, true)
             .override_global(names::NR_CHROOT_GLOBAL, &nr_chroot, true)
             .override_global(names::NR_SETNS_GLOBAL, &nr_setns, true)
-            .load(OBJECT)
-            .map_err(BpfError::Load)?;
+            .override_global(names::COMPAT_STATUS_OFFSET_GLOBAL, &compat_offset, true)
+            .override_global(names::COMPAT_STATUS_BIT_GLOBAL, &compat_bit, true);
+        for name in [names::SLOTS_MAP, names::FREE_SLOTS_MAP, names::BITS_MAP, names::SLOT_STATE_MAP] {
+            loader.map_max_entries(name, config.slots);
+        }
+        for (name, path) in &pins {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader.load(OBJECT).map_err(BpfError::Load)?;
         // Without the log map (an object built without logging) we only lose
         // the BPF side's rare diagnostics; recording is unaffected.
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
@@ -94,30 +153,39 @@ impl Probe {
                 None
             }
         };
-        if boundary != 0 {
-            mark_running(&mut ebpf, target)?;
+        let mut probe = Probe {
+            slots: HashMap::try_from(take_map(&mut ebpf, names::SLOTS_MAP)?).map_err(map_err(names::SLOTS_MAP))?,
+            free: Queue::try_from(take_map(&mut ebpf, names::FREE_SLOTS_MAP)?)
+                .map_err(map_err(names::FREE_SLOTS_MAP))?,
+            bits: Array::try_from(take_map(&mut ebpf, names::BITS_MAP)?).map_err(map_err(names::BITS_MAP))?,
+            state: Array::try_from(take_map(&mut ebpf, names::SLOT_STATE_MAP)?)
+                .map_err(map_err(names::SLOT_STATE_MAP))?,
+            abi_bits: HashMap::try_from(take_map(&mut ebpf, names::ABI_BITS_MAP)?)
+                .map_err(map_err(names::ABI_BITS_MAP))?,
+            stats: PerCpuArray::try_from(take_map(&mut ebpf, names::STATS_MAP)?).map_err(map_err(names::STATS_MAP))?,
+            events: Some(
+                RingBuf::try_from(take_map(&mut ebpf, names::EVENTS_MAP)?).map_err(map_err(names::EVENTS_MAP))?,
+            ),
+            logger,
+            adopted,
+            compat_tagged: compat.is_some(),
+            _ebpf: ebpf,
+        };
+        if !adopted {
+            for slot in 0..config.slots {
+                probe.free.push(slot, 0).map_err(map_err(names::FREE_SLOTS_MAP))?;
+            }
+        }
+        if config.boundary {
+            probe.mark_running(&config.target)?;
         }
         // Lifecycle hooks first: by the time sys_enter records anything, forks
         // and execs are being counted too.
-        for (prog, tp) in [
-            (names::CGROUP_ATTACH_PROG, names::CGROUP_ATTACH_TP),
-            (names::TASK_NEWTASK_PROG, names::TASK_NEWTASK_TP),
-            (names::PROCESS_EXEC_PROG, names::PROCESS_EXEC_TP),
-            (names::SYS_ENTER_PROG, names::SYS_ENTER_TP),
-        ] {
-            attach_raw_tracepoint(&mut ebpf, prog, tp)?;
+        let links_dir = config.pin.as_ref().map(|d| d.join("links"));
+        for (program, tracepoint) in names::PROGRAMS {
+            attach_raw_tracepoint(&mut probe._ebpf, program, tracepoint, links_dir.as_deref())?;
         }
-        let syscalls = take_map(&mut ebpf, names::SYSCALLS_MAP)?;
-        let syscalls =
-            PerCpuHashMap::try_from(syscalls).map_err(|source| BpfError::Map { name: names::SYSCALLS_MAP, source })?;
-        let stats = PerCpuArray::try_from(take_map(&mut ebpf, names::STATS_MAP)?)
-            .map_err(|source| BpfError::Map { name: names::STATS_MAP, source })?;
-        let events = RingBuf::try_from(take_map(&mut ebpf, names::EVENTS_MAP)?)
-            .map_err(|source| BpfError::Map { name: names::EVENTS_MAP, source })?;
-        let target_set = PerCpuArray::try_from(take_map(&mut ebpf, names::TARGET_SET_MAP)?)
-            .map_err(|source| BpfError::Map { name: names::TARGET_SET_MAP, source })?;
-        let target_key = CgroupKey { cgroup_id: target.id, abi: Abi::NATIVE, phase: Phase::RUN };
-        Ok(Probe { _ebpf: ebpf, syscalls, stats, target_set, target_key, events: Some(events), logger })
+        Ok(probe)
     }
 
     /// The BPF-side logger, once; the event loop flushes it.
@@ -129,31 +197,71 @@ impl Probe {
     pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
         self.events.take()
     }
+
+    /// Boundary mode: cgroups that already exist below the target hold
+    /// containers that are already running, so their calls are the
+    /// workload's (`RUN`), not a runtime's setup. Done before attaching; a
+    /// cgroup that appears later starts in `SETUP` at its first syscall.
+    fn mark_running(&mut self, target: &Cgroup) -> Result<(), BpfError> {
+        for (id, _) in target.descendants() {
+            if self.slots.get(&id, 0).is_ok() {
+                continue;
+            }
+            let Ok(slot) = self.free.pop(0) else {
+                tracing::warn!("no free slot for the running cgroup {id}; it is recorded once one frees");
+                break;
+            };
+            let running = BoundaryState { phase: Phase::RUN, ..BoundaryState::default() };
+            self.state.set(slot, running, 0).map_err(map_err(names::SLOT_STATE_MAP))?;
+            if self.slots.insert(id, slot, 0).is_err() {
+                self.free.push(slot, 0).map_err(map_err(names::FREE_SLOTS_MAP))?;
+            }
+        }
+        Ok(())
+    }
 }
 
-fn attach_raw_tracepoint(ebpf: &mut Ebpf, name: &'static str, tracepoint: &'static str) -> Result<(), BpfError> {
+/// Attaches one program; with `links_dir`, pins its link there in place of
+/// the previous daemon's (which is detached only once the new one runs, so
+/// no syscall goes unrecorded across a restart).
+fn attach_raw_tracepoint(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    tracepoint: &'static str,
+    links_dir: Option<&Path>,
+) -> Result<(), BpfError> {
     let program: &mut RawTracePoint = ebpf
         .program_mut(name)
         .ok_or(BpfError::Missing(name))?
         .try_into()
         .map_err(|source| BpfError::Program { name, source })?;
     program.load().map_err(|source| BpfError::Program { name, source })?;
-    program.attach(tracepoint).map_err(|source| BpfError::Attach { tracepoint, source })?;
-    Ok(())
-}
-
-/// Boundary mode: cgroups that already exist below the target hold
-/// containers that are already running, so their calls are the workload's
-/// (`RUN`), not a runtime's setup. Done before attaching; a cgroup that
-/// appears later starts in `SETUP` at its first syscall.
-fn mark_running(ebpf: &mut Ebpf, target: &Cgroup) -> Result<(), BpfError> {
-    let map = ebpf.map_mut(names::BOUNDARY_MAP).ok_or(BpfError::Missing(names::BOUNDARY_MAP))?;
-    let mut states: aya::maps::HashMap<_, u64, BoundaryState> =
-        aya::maps::HashMap::try_from(map).map_err(|source| BpfError::Map { name: names::BOUNDARY_MAP, source })?;
-    let running = BoundaryState { phase: Phase::RUN, ..BoundaryState::default() };
-    for (id, _) in target.descendants() {
-        states.insert(id, running, 0).map_err(|source| BpfError::Map { name: names::BOUNDARY_MAP, source })?;
+    let link_id = program.attach(tracepoint).map_err(|source| BpfError::Attach { tracepoint, source })?;
+    let Some(dir) = links_dir else { return Ok(()) };
+    let pin_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source: std::io::Error| BpfError::Pin { what: "link", path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(pin_error(dir))?;
+    let path = dir.join(name);
+    let link = program.take_link(link_id).map_err(|source| BpfError::Program { name, source })?;
+    let link = FdLink::from(link);
+    if path.exists() {
+        // The previous daemon's program: detached when this last reference
+        // to it goes.
+        match PinnedLink::from_pin(&path) {
+            Ok(old) => drop(old.unpin().map_err(pin_error(&path))?),
+            Err(e) => {
+                tracing::warn!("replacing an unreadable pinned link {}: {e}", path.display());
+                std::fs::remove_file(&path).map_err(pin_error(&path))?;
+            }
+        }
     }
+    link.pin(&path).map_err(|e| BpfError::Pin {
+        what: "link",
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
     Ok(())
 }
 
@@ -177,7 +285,7 @@ mod tests {
         for map in names::MAPS {
             assert!(parsed.maps.contains_key(map), "map {map} missing; have {:?}", parsed.maps.keys());
         }
-        for program in names::PROGRAMS {
+        for (program, _) in names::PROGRAMS {
             assert!(parsed.programs.contains_key(program), "program {program} missing");
         }
         let elf = object::File::parse(OBJECT).expect("ELF");

@@ -1,6 +1,6 @@
 //! What the BPF side aggregated, read back: per (cgroup, ABI, phase), the
-//! syscall numbers seen and how often. Turning numbers into names happens
-//! here and nowhere else.
+//! syscall numbers seen. Turning numbers into names happens here and
+//! nowhere else.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,7 +11,7 @@ use crate::syscalls::{Arch, Family};
 /// Everything recorded so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Observation {
-    pub cgroups: BTreeMap<CgroupKey, BTreeMap<u32, u64>>,
+    pub cgroups: BTreeMap<CgroupKey, BTreeSet<u32>>,
 }
 
 /// Which part of an observation to name.
@@ -70,8 +70,15 @@ impl Observation {
         self.cgroups
             .iter()
             .filter(|(key, _)| select.matches(key))
-            .flat_map(|(key, calls)| calls.keys().map(move |nr| (key.abi, *nr)))
+            .flat_map(|(key, calls)| calls.iter().map(move |nr| (key.abi, *nr)))
             .collect()
+    }
+
+    /// Adds what `other` recorded (a harvested cgroup, a restart).
+    pub fn merge(&mut self, other: Observation) {
+        for (key, calls) in other.cgroups {
+            self.cgroups.entry(key).or_default().extend(calls);
+        }
     }
 
     /// The selected part, named with `family`'s tables.
@@ -97,7 +104,7 @@ impl Observation {
 
     /// Distinct (ABI, number) pairs over all cgroups and phases.
     pub fn distinct(&self) -> BTreeSet<(Abi, u32)> {
-        self.cgroups.iter().flat_map(|(key, calls)| calls.keys().map(move |nr| (key.abi, *nr))).collect()
+        self.cgroups.iter().flat_map(|(key, calls)| calls.iter().map(move |nr| (key.abi, *nr))).collect()
     }
 
     /// With -v: each cgroup's calls by phase.
@@ -129,10 +136,10 @@ mod tests {
     fn names_per_abi_and_phase() {
         let mut obs = Observation::default();
         // 59 is execve natively; 5 is fstat natively but open on ia32.
-        obs.cgroups.insert(key(1, Abi::NATIVE, Phase::RUN), BTreeMap::from([(59, 1), (5, 2)]));
-        obs.cgroups.insert(key(1, Abi::COMPAT, Phase::RUN), BTreeMap::from([(5, 1)]));
-        obs.cgroups.insert(key(2, Abi::NATIVE, Phase::SETUP), BTreeMap::from([(155, 1)]));
-        obs.cgroups.insert(key(2, Abi::NATIVE, Phase::RUN), BTreeMap::from([(1023, 1)]));
+        obs.cgroups.insert(key(1, Abi::NATIVE, Phase::RUN), BTreeSet::from([59, 5]));
+        obs.cgroups.insert(key(1, Abi::COMPAT, Phase::RUN), BTreeSet::from([5]));
+        obs.cgroups.insert(key(2, Abi::NATIVE, Phase::SETUP), BTreeSet::from([155]));
+        obs.cgroups.insert(key(2, Abi::NATIVE, Phase::RUN), BTreeSet::from([1023]));
         let family = Family::X86_64;
         let named = obs.names(family, Select::PROFILE);
         assert_eq!(named.by_arch[&Arch::X86_64], BTreeSet::from(["execve", "fstat"]));

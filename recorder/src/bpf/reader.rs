@@ -1,7 +1,12 @@
-//! Reading the aggregated maps: per-CPU bitmaps ORed, counts summed.
+//! Reading what the programs learned, and giving slots back: bitmaps become
+//! sets of syscall numbers per (cgroup, ABI, phase), per-CPU counters are
+//! summed, and a gone cgroup's slot is zeroed and freed once its set has
+//! been read (by `record`) or saved (by the daemon).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use aya::maps::MapError;
-use recorder_common::{BITMAP_WORDS, MAX_SYSCALLS, stat};
+use recorder_common::{Abi, BITMAP_WORDS, BoundaryState, CgroupKey, PHASES, Phase, SlotBits, slot_flags, stat};
 
 use super::{Observation, Probe};
 
@@ -9,48 +14,136 @@ use super::{Observation, Probe};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     pub ringbuf_drops: u64,
-    pub map_full: u64,
+    /// Cgroups whose syscalls were not recorded: no free slot.
+    pub slots_full: u64,
+    /// Compat or x32 calls not recorded: `ABI_BITS` full.
+    pub abi_full: u64,
     pub out_of_range: u64,
     pub forks: u64,
     pub execs: u64,
 }
 
+impl Stats {
+    /// Syscalls (or whole cgroups) that could not be recorded.
+    pub fn lost(&self) -> u64 {
+        self.slots_full + self.abi_full + self.out_of_range
+    }
+}
+
+/// The numbers set in one bitmap.
+fn numbers(words: &[u64; BITMAP_WORDS]) -> BTreeSet<u32> {
+    let mut out = BTreeSet::new();
+    for (i, word) in words.iter().enumerate() {
+        let mut bits = *word;
+        while bits != 0 {
+            out.insert((i * 64) as u32 + bits.trailing_zeros());
+            bits &= bits - 1;
+        }
+    }
+    out
+}
+
 impl Probe {
-    /// Reads the whole syscall map. This is the source of truth: it holds
-    /// every syscall even when ring buffer events were dropped.
+    /// The cgroup id -> slot table, as it is now.
+    pub fn slot_table(&self) -> Result<BTreeMap<u64, u32>, MapError> {
+        self.slots.iter().collect()
+    }
+
+    /// Everything recorded so far, in every slot and on every ABI. This is
+    /// the source of truth: it holds every syscall even when ring buffer
+    /// events were dropped.
     pub fn observe(&self) -> Result<Observation, MapError> {
+        let table = self.slot_table()?;
+        self.observe_cgroups(&table)
+    }
+
+    /// What the cgroups in `table` (id -> slot) recorded.
+    pub fn observe_cgroups(&self, table: &BTreeMap<u64, u32>) -> Result<Observation, MapError> {
         let mut obs = Observation::default();
-        let fast = std::iter::once(self.target_set.get(&0, 0).map(|v| (self.target_key, v)));
-        for entry in fast.chain(self.syscalls.iter()) {
-            let (key, per_cpu) = entry?;
-            let calls = obs.cgroups.entry(key).or_default();
-            for set in per_cpu.iter() {
-                for word in 0..BITMAP_WORDS {
-                    let mut bits = set.bits[word];
-                    while bits != 0 {
-                        let bit = bits.trailing_zeros() as usize;
-                        bits &= bits - 1;
-                        let nr = word * 64 + bit;
-                        if nr < MAX_SYSCALLS {
-                            *calls.entry(nr as u32).or_insert(0) += u64::from(set.counts[nr]);
-                        }
-                    }
+        for (cgroup_id, slot) in table {
+            let bits = self.bits.get(slot, 0)?;
+            self.add_slot(&mut obs, *cgroup_id, &bits);
+        }
+        for entry in self.abi_bits.iter() {
+            let (key, bitmap) = entry?;
+            if table.contains_key(&key.cgroup_id) {
+                let set = numbers(&bitmap.bits);
+                if !set.is_empty() {
+                    obs.cgroups.entry(key).or_default().extend(set);
                 }
             }
         }
-        // The fast path leaves an empty entry when the target made no calls.
-        obs.cgroups.retain(|_, calls| !calls.is_empty());
         Ok(obs)
+    }
+
+    fn add_slot(&self, obs: &mut Observation, cgroup_id: u64, bits: &SlotBits) {
+        for phase in 0..PHASES {
+            let set = numbers(&bits.phases[phase]);
+            if !set.is_empty() {
+                let key = CgroupKey { cgroup_id, abi: Abi::NATIVE, phase: Phase(phase as u32) };
+                obs.cgroups.entry(key).or_default().extend(set);
+            }
+        }
+    }
+
+    /// Frees the slots of cgroups that are gone, after their sets were read
+    /// or saved: the slot is zeroed before it goes back to the free queue,
+    /// so its next cgroup starts empty. No task can still write it (a
+    /// cgroup is removed only when empty).
+    pub fn release(&mut self, cgroup_ids: &[u64]) -> Result<usize, MapError> {
+        let mut released = 0;
+        let abi_keys: Vec<CgroupKey> = self.abi_bits.keys().filter_map(Result::ok).collect();
+        for id in cgroup_ids {
+            for key in abi_keys.iter().filter(|k| k.cgroup_id == *id) {
+                let _ = self.abi_bits.remove(key);
+            }
+            let Ok(slot) = self.slots.get(id, 0) else { continue };
+            self.slots.remove(id)?;
+            self.bits.set(slot, SlotBits::zeroed(), 0)?;
+            self.state.set(slot, BoundaryState::default(), 0)?;
+            self.free.push(slot, 0)?;
+            released += 1;
+        }
+        Ok(released)
+    }
+
+    /// Drops a cgroup's calls in the kernel from now on (`recorder daemon
+    /// --namespace/--selector`), and forgets what it recorded so far.
+    pub fn ignore(&mut self, cgroup_id: u64) -> Result<(), MapError> {
+        let Ok(slot) = self.slots.get(&cgroup_id, 0) else { return Ok(()) };
+        let mut state = self.state.get(&slot, 0)?;
+        state.flags |= slot_flags::IGNORED;
+        self.state.set(slot, state, 0)?;
+        self.bits.set(slot, SlotBits::zeroed(), 0)
+    }
+
+    /// The `recorder_common::slot_flags` of `cgroup_id` (0 without a slot).
+    pub fn slot_flags(&self, cgroup_id: u64) -> u32 {
+        self.slots.get(&cgroup_id, 0).and_then(|slot| self.state.get(&slot, 0)).map_or(0, |s| s.flags)
     }
 
     pub fn stats(&self) -> Result<Stats, MapError> {
         let slot = |i: u32| -> Result<u64, MapError> { Ok(self.stats.get(&i, 0)?.iter().sum()) };
         Ok(Stats {
             ringbuf_drops: slot(stat::RINGBUF_DROPS)?,
-            map_full: slot(stat::MAP_FULL)?,
+            slots_full: slot(stat::SLOTS_FULL)?,
+            abi_full: slot(stat::ABI_FULL)?,
             out_of_range: slot(stat::OUT_OF_RANGE)?,
             forks: slot(stat::FORKS)?,
             execs: slot(stat::EXECS)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitmap_words_become_numbers() {
+        let mut words = [0u64; BITMAP_WORDS];
+        words[0] = 1 | (1 << 59);
+        words[15] = 1 << 63;
+        assert_eq!(numbers(&words), BTreeSet::from([0, 59, 1023]));
     }
 }

@@ -7,6 +7,7 @@ use crate::{
     bpf::{BpfError, preflight::PreflightError},
     cli::duration::DurationError,
     cri::CriError,
+    daemon::DaemonError,
     enforce::EnforceError,
     k8s_name::NameError,
     output::{OutputError, beneath::BeneathError},
@@ -149,6 +150,14 @@ failure_from! {
         _ => Code::TargetNotFound,
     };
     PodError => |e| pod_code(&e);
+    DaemonError => |e| match &e {
+        DaemonError::Cgroup(c) => cgroup_code(c),
+        DaemonError::NoPodsParent(_) => Code::TargetNotFound,
+        DaemonError::Bpf(b) => bpf_code(b),
+        DaemonError::Bpffs(_) => Code::KernelUnsupported,
+        DaemonError::Store(_) | DaemonError::Listen { .. } => Code::OutputUnwritable,
+        _ => Code::Internal,
+    };
     RecordError => |e| match &e {
         RecordError::Pod(p) => pod_code(p),
         RecordError::Cgroup(c) => cgroup_code(c),

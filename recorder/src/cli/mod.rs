@@ -2,7 +2,9 @@
 
 pub mod baseline;
 pub mod check;
+pub mod collect;
 pub mod convert;
+pub mod daemon;
 pub mod diff;
 pub mod duration;
 pub mod exit;
@@ -34,6 +36,8 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     Check(check::CheckArgs),
     Baseline(baseline::BaselineArgs),
+    Daemon(Box<daemon::DaemonArgs>),
+    Collect(collect::CollectArgs),
 }
 
 /// Runs the chosen subcommand. Returns the process exit status.
@@ -46,5 +50,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Convert(args) => convert::execute(args),
         Command::Check(args) => check::execute(args),
         Command::Baseline(args) => baseline::execute(args),
+        Command::Daemon(args) => daemon::execute(*args),
+        Command::Collect(args) => collect::execute(args),
     }
 }

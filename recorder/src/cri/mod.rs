@@ -22,6 +22,7 @@
 
 mod endpoint;
 mod info;
+mod node;
 
 use std::{
     collections::HashMap,
@@ -30,6 +31,7 @@ use std::{
 
 pub use endpoint::DEFAULT_ENDPOINTS;
 pub use k8s_cri::v1 as api;
+pub use node::{ListedContainer, Sandbox};
 use tonic::transport::Channel;
 
 use self::api::{

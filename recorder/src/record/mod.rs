@@ -9,12 +9,14 @@ pub mod stop;
 
 use std::{io, os::unix::process::ExitStatusExt as _, path::PathBuf, process::ExitStatus, time::Duration};
 
+use recorder_common::capacity;
+
 use self::{
     session::Session,
     stop::{Ending, StopPolicy},
 };
 use crate::{
-    bpf::{BpfError, Observation, Probe, Stats},
+    bpf::{BpfError, Observation, Probe, ProbeConfig, Stats},
     target::{
         CgroupError, Command, Hierarchy,
         pod::{PodError, PodSpec, PodWatch},
@@ -152,6 +154,13 @@ pub fn record_with_checkpoint(
     }
     tracing::debug!(path = %cgroup.path.display(), id = cgroup.id, level = cgroup.level, "recording cgroup");
     let boundary = options.boundary || watch.is_some();
-    let probe = Probe::attach(&cgroup, boundary)?;
-    runtime.block_on(Session { probe, cgroup, owned, options, watch }.run(checkpoint))
+    // A pod's parent holds many cgroups; a command usually one.
+    let slots = match options.source {
+        Source::Command(_) => 256,
+        Source::Cgroup(_) | Source::Pid(_) => 1024,
+        Source::Pod(_) => capacity::RECORD_SLOTS,
+    };
+    let probe = Probe::attach(&ProbeConfig { target: cgroup.clone(), boundary, slots, pin: None })?;
+    runtime
+        .block_on(Session { probe, cgroup, owned, options, watch, harvested: Observation::default() }.run(checkpoint))
 }

@@ -5,7 +5,7 @@
 //! wait for a workload recorder does not own to end by itself.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     io,
     process::ExitStatus,
     time::{Duration, Instant},
@@ -23,7 +23,7 @@ use super::{
     stop::{self, Ending, Exercise},
 };
 use crate::{
-    bpf::{BpfError, Probe, events, loader::Logger},
+    bpf::{BpfError, Observation, Probe, events, loader::Logger},
     target::{Cgroup, OwnedCgroup, pod::PodWatch, pod::WatchState},
     text,
 };
@@ -39,6 +39,8 @@ pub(super) struct Session {
     pub owned: Option<OwnedCgroup>,
     pub options: Options,
     pub watch: Option<PodWatch>,
+    /// What cgroups that are gone recorded; their slots were freed.
+    pub harvested: Observation,
 }
 
 /// What the waits share.
@@ -69,7 +71,7 @@ impl Session {
             Some(l) => Some(unsafe { AsyncFd::register(l) }.map_err(|e| e.into_parts().1)?),
             None => None,
         };
-        let initial_procs = self.cgroup.procs()?.len() as u64;
+        let initial_procs = self.cgroup.procs().map_or(0, |p| p.len()) as u64;
         let child = match &self.options.source {
             Source::Command(command) => Some(
                 child::spawn_into(command, &self.cgroup)
@@ -187,7 +189,8 @@ impl Session {
 
     /// The recording so far, read from the maps (the source of truth).
     fn snapshot(&self, st: &Loop, stop: Stop, ending: Ending) -> Result<Recording, RecordError> {
-        let observation = self.probe.observe()?;
+        let mut observation = self.harvested.clone();
+        observation.merge(self.probe.observe()?);
         let stats = self.probe.stats()?;
         Ok(Recording {
             observation,
@@ -202,6 +205,29 @@ impl Session {
             cpu: own_cpu_time(),
             pod: None,
         })
+    }
+
+    /// Reads the sets of cgroups that are gone and frees their slots, so a
+    /// recording outlives any number of short-lived cgroups.
+    fn harvest(&mut self) -> Result<(), RecordError> {
+        // The table first, the tree second: a cgroup in the table that the
+        // scan does not find was removed in between.
+        let table = self.probe.slot_table()?;
+        let alive: BTreeSet<u64> =
+            std::iter::once(self.cgroup.id).chain(self.cgroup.descendants().into_iter().map(|(id, _)| id)).collect();
+        let gone: BTreeMap<u64, u32> = table.into_iter().filter(|(id, _)| !alive.contains(id)).collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        if let Some(watch) = self.watch.as_mut() {
+            // Learn their names before they are forgotten.
+            watch.note_new_cgroup();
+        }
+        self.harvested.merge(self.probe.observe_cgroups(&gone)?);
+        let ids: Vec<u64> = gone.into_keys().collect();
+        let released = self.probe.release(&ids)?;
+        tracing::debug!(released, "harvested the slots of cgroups that are gone");
+        Ok(())
     }
 
     fn startup_observed(&self) -> bool {
@@ -255,6 +281,7 @@ impl Session {
     async fn on_tick(&mut self, st: &mut Loop) -> Result<Option<Stop>, RecordError> {
         st.ticks = st.ticks.wrapping_add(1);
         if st.ticks.is_multiple_of(RECONCILE_EVERY) {
+            self.harvest()?;
             st.seen.extend(self.probe.observe()?.distinct());
         }
         let forks = self.probe.stats()?.forks;
@@ -283,7 +310,12 @@ impl Session {
         st.status.update(progress);
         // A cgroup that has not held a process yet (a parent waiting for
         // containers) is not "empty" in this sense.
-        let populated = self.cgroup.populated()?;
+        let populated = match self.cgroup.populated() {
+            Ok(populated) => populated,
+            // Removed under us (only an empty cgroup can be): the workload is gone.
+            Err(_) if !self.cgroup.path.exists() => false,
+            Err(e) => return Err(e.into()),
+        };
         st.was_populated |= populated;
         let command_done = st.child.is_none() || st.exit_status.is_some();
         Ok((command_done && st.was_populated && !populated).then_some(Stop::Emptied))

@@ -66,6 +66,27 @@ impl Hierarchy {
         &self.mount
     }
 
+    /// The kubelet's parent cgroup of all pods: `explicit` (a path under the
+    /// mount, or relative to it), else `kubepods.slice` (systemd driver) or
+    /// `kubepods` (cgroupfs driver). `None` when there is none.
+    pub fn pods_parent(&self, explicit: Option<&Path>) -> Result<Option<Cgroup>, CgroupError> {
+        if let Some(path) = explicit {
+            let path = if path.is_absolute() && path.starts_with(&self.mount) {
+                path.to_path_buf()
+            } else {
+                self.mount.join(path.strip_prefix("/").unwrap_or(path))
+            };
+            return self.open(&path).map(Some);
+        }
+        for name in ["kubepods.slice", "kubepods"] {
+            let dir = self.mount.join(name);
+            if dir.is_dir() {
+                return self.open(&dir).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
     /// The cgroup at the mount point (the root cgroup on most hosts).
     pub fn root(&self) -> Result<Cgroup, CgroupError> {
         self.open(&self.mount)

@@ -69,6 +69,15 @@ pub(crate) fn matches_id(name: &str, id: &str) -> bool {
     bare == id || is_hex_prefix(id, bare)
 }
 
+/// The full container id a runtime named a cgroup directory after:
+/// `<id>` (cgroupfs) or `<prefix>-<id>.scope` (systemd).
+pub fn id_of_dir(name: &str) -> &str {
+    match name.strip_suffix(".scope") {
+        Some(unit) => unit.rsplit('-').next().unwrap_or(unit),
+        None => name,
+    }
+}
+
 fn is_hex_prefix(id: &str, full: &str) -> bool {
     id.len() >= MIN_PREFIX_LEN && full.starts_with(id) && full.bytes().all(|b| b.is_ascii_hexdigit())
 }

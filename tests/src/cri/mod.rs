@@ -189,6 +189,7 @@ impl<'c> Pods<'c> {
         if runtime == Runtime::Crun {
             fix_crun_hybrid_hugetlb().context("moving cgroup v2 controllers off for crun")?;
         }
+        KubepodsUse::register();
         let uid = unique_uid();
         let cgroup_parent = format!("/{KUBEPODS}/pod-{uid}");
         let log_dir = self.work.path().join("logs").join(format!("{namespace}_{name}_{uid}"));
@@ -482,12 +483,57 @@ fn unique_uid() -> String {
 }
 
 /// Removes `/kubepods/pod-<uid>` in every cgroup hierarchy (runc and crun remove the
-/// container's own directory, not its parent), then `/kubepods` if it is empty. rmdir fails
-/// harmlessly on a cgroup still in use (another test's pods).
+/// container's own directory, not its parent), then `/kubepods` if it is empty and no other
+/// test process uses it. rmdir fails harmlessly on a cgroup still in use.
 fn remove_pod_cgroups(pod: &PodRef) {
     let relative = pod.cgroup_parent.trim_start_matches('/');
     for mount in crate::containers::cgroup_mounts().unwrap_or_default() {
         let _ = fs::remove_dir(mount.join(relative));
-        let _ = fs::remove_dir(mount.join(KUBEPODS));
+    }
+    if let Some(_last) = KubepodsUse::last_user() {
+        for mount in crate::containers::cgroup_mounts().unwrap_or_default() {
+            let _ = fs::remove_dir(mount.join(KUBEPODS));
+        }
+    }
+}
+
+/// Several test processes (two test runs, or a run and a helper's) share `/kubepods`: one
+/// removing it while another records it would make the other's recorder watch a deleted
+/// cgroup. Every process that uses it holds a shared `flock` on the cgroup v2 mount's root
+/// directory (which always exists, so no lock file is left behind) for its whole life; only
+/// a process that can turn that into an exclusive lock (nobody else holds one) removes the
+/// directory.
+pub struct KubepodsUse;
+
+static KUBEPODS_LOCK: std::sync::OnceLock<Option<fs::File>> = std::sync::OnceLock::new();
+
+impl KubepodsUse {
+    /// Marks this process as a user of `/kubepods` (idempotent).
+    pub fn register() {
+        KUBEPODS_LOCK.get_or_init(|| {
+            let file = fs::File::open(cgroup2_mount().ok()??).ok()?;
+            // SAFETY: flock on an fd we own; LOCK_SH blocks only while another process
+            // holds the exclusive lock for its short removal.
+            unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_SH) };
+            Some(file)
+        });
+    }
+
+    /// `Some` (holding the exclusive lock until dropped) when no other process uses it.
+    fn last_user() -> Option<KubepodsExclusive> {
+        let file = KUBEPODS_LOCK.get()?.as_ref()?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(file);
+        // SAFETY: converts our own lock on our own fd; never blocks (LOCK_NB).
+        (unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0).then_some(KubepodsExclusive(fd))
+    }
+}
+
+/// Holds the exclusive lock; gives it back as a shared one when dropped.
+struct KubepodsExclusive(i32);
+
+impl Drop for KubepodsExclusive {
+    fn drop(&mut self) {
+        // SAFETY: converts our own lock back to shared on the fd that stays open.
+        unsafe { libc::flock(self.0, libc::LOCK_SH) };
     }
 }

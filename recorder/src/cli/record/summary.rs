@@ -28,10 +28,10 @@ pub fn line(r: &Recording, completed: &Completed, destination: &str) -> String {
     if r.stats.ringbuf_drops > 0 {
         line.push_str(&format!("; {} events dropped (profile complete: read from the map)", r.stats.ringbuf_drops));
     }
-    if r.stats.map_full > 0 || r.stats.out_of_range > 0 {
+    if r.stats.lost() > 0 {
         line.push_str(&format!(
-            "; WARNING: {} map-full and {} out-of-range syscalls not recorded",
-            r.stats.map_full, r.stats.out_of_range
+            "; WARNING: not recorded: {} cgroups (no free slot), {} compat/x32 calls (map full), {} out-of-range numbers",
+            r.stats.slots_full, r.stats.abi_full, r.stats.out_of_range
         ));
     }
     if completed.shutdown_set_applied {

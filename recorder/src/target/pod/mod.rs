@@ -287,19 +287,8 @@ fn pick(spec: &PodSpec, mut pods: Vec<Pod>) -> Result<Option<Pod>, PodError> {
 /// (`kubepods.slice` with the systemd driver, `kubepods` with cgroupfs), else
 /// the whole hierarchy (correct, but every cgroup is then recorded).
 fn parent_cgroup(spec: &PodSpec, hierarchy: &Hierarchy) -> Result<Cgroup, PodError> {
-    if let Some(path) = &spec.cgroup_parent {
-        let path = if path.is_absolute() && path.starts_with(hierarchy.mount()) {
-            path.clone()
-        } else {
-            hierarchy.mount().join(path.strip_prefix("/").unwrap_or(path))
-        };
-        return Ok(hierarchy.open(&path)?);
-    }
-    for name in ["kubepods.slice", "kubepods"] {
-        let dir = hierarchy.mount().join(name);
-        if dir.is_dir() {
-            return Ok(hierarchy.open(&dir)?);
-        }
+    if let Some(parent) = hierarchy.pods_parent(spec.cgroup_parent.as_deref())? {
+        return Ok(parent);
     }
     tracing::warn!(
         "no kubepods cgroup under {}; recording every cgroup until the pod appears (pass --cgroup-parent to narrow it)",

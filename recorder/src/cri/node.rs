@@ -1,0 +1,106 @@
+//! Everything on the node at once, for the daemon: every pod sandbox and
+//! every container (exited ones included, until the kubelet removes them),
+//! each with its labels. Two calls per poll, whatever the pod count.
+
+use std::collections::BTreeMap;
+
+use super::{
+    CONTAINER_NAME_LABEL, Cri, CriError, POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_UID_LABEL, PodState,
+    api::{self, ListContainersRequest, ListPodSandboxRequest},
+    call_error, non_empty_or,
+};
+use crate::cri::ContainerState;
+
+/// A pod sandbox and its labels (where the kubelet says who owns the pod).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sandbox {
+    pub id: String,
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub state: PodState,
+    pub runtime_handler: String,
+    pub created_at: i64,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A container as listed (no per-container status call).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedContainer {
+    pub id: String,
+    pub sandbox_id: String,
+    /// Name in the pod spec.
+    pub name: String,
+    pub attempt: u32,
+    pub state: ContainerState,
+    pub created_at: i64,
+    /// The image as the pod spec names it.
+    pub image: String,
+    /// The image's digest or id on the node: a new one is a new generation.
+    pub image_ref: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Cri {
+    /// Every pod sandbox on the node.
+    pub async fn list_sandboxes(&self) -> Result<Vec<Sandbox>, CriError> {
+        let items = self
+            .client
+            .clone()
+            .list_pod_sandbox(ListPodSandboxRequest { filter: None })
+            .await
+            .map_err(call_error("ListPodSandbox"))?
+            .into_inner()
+            .items;
+        Ok(items
+            .into_iter()
+            .map(|sandbox| {
+                let label = |key: &str| sandbox.labels.get(key).cloned().unwrap_or_default();
+                let meta = sandbox.metadata.clone().unwrap_or_default();
+                Sandbox {
+                    name: non_empty_or(meta.name, || label(POD_NAME_LABEL)),
+                    namespace: non_empty_or(meta.namespace, || label(POD_NAMESPACE_LABEL)),
+                    uid: non_empty_or(meta.uid, || label(POD_UID_LABEL)),
+                    state: match sandbox.state() {
+                        api::PodSandboxState::SandboxReady => PodState::Ready,
+                        api::PodSandboxState::SandboxNotready => PodState::NotReady,
+                    },
+                    runtime_handler: sandbox.runtime_handler,
+                    created_at: sandbox.created_at,
+                    labels: sandbox.labels.into_iter().collect(),
+                    id: sandbox.id,
+                }
+            })
+            .collect())
+    }
+
+    /// Every container on the node.
+    pub async fn list_all_containers(&self) -> Result<Vec<ListedContainer>, CriError> {
+        let listed = self
+            .client
+            .clone()
+            .list_containers(ListContainersRequest { filter: None })
+            .await
+            .map_err(call_error("ListContainers"))?
+            .into_inner()
+            .containers;
+        Ok(listed
+            .into_iter()
+            .map(|c| {
+                let meta = c.metadata.clone().unwrap_or_default();
+                let state = ContainerState::from(c.state());
+                ListedContainer {
+                    name: c.labels.get(CONTAINER_NAME_LABEL).filter(|n| !n.is_empty()).cloned().unwrap_or(meta.name),
+                    attempt: meta.attempt,
+                    state,
+                    created_at: c.created_at,
+                    image: c.image.map(|i| i.image).unwrap_or_default(),
+                    image_ref: c.image_ref,
+                    labels: c.labels.into_iter().collect(),
+                    sandbox_id: c.pod_sandbox_id,
+                    id: c.id,
+                }
+            })
+            .collect())
+    }
+}
