@@ -9,7 +9,9 @@
 //!    stops within 5 s on SIGTERM, and in another run on SIGQUIT, sent to
 //!    the master alone. The same profile plus the runtime's base set runs
 //!    nginx in a container (`ctr run --seccomp-profile`, runc and crun):
-//!    serve, SIGHUP, SIGTERM to its init.
+//!    serve, SIGHUP, SIGTERM to its init. `--exercise reload,reopen` signals
+//!    the master only, while recorded; `--until-exit` on a cgroup writes the
+//!    profile at --duration and again, with the shutdown, when nginx ends.
 //! b. An nginx pod recorded with `--pod --duration` while it keeps running:
 //!    its shutdown is never seen, so the shutdown set is added. A fresh pod
 //!    under that profile (Localhost) serves wrk with no errors, and
@@ -232,6 +234,123 @@ fn nginx_with_two_workers_serves_reloads_and_stops_under_its_profile() {
     nginx_on_the_host(2, 19130);
 }
 
+/// `--exercise reload,reopen`: SIGHUP and SIGUSR1 reach nginx's master (and
+/// only the master: the workers hear of them from it) while recorded, the
+/// recording goes on after each, and the stop signal still ends it cleanly.
+#[test]
+fn exercise_signals_reach_the_master_while_recorded() {
+    if skip_bpf_tests() {
+        return;
+    }
+    let _serial = serial();
+    let site = Site::new(free_port(19310), 2);
+    let profile = site.dir.path().join("nginx.json");
+    let child = Command::new(recorder_bin())
+        .args(["record", "--duration", "3s", "--exercise", "reload,reopen", "--exercise-wait", "1s", "-o"])
+        .arg(&profile)
+        .arg("--")
+        .args(site.argv())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("recorder starts");
+    let mut recorder = Guarded::polite(child, libc::SIGINT);
+    let recorder_pid = recorder.pid();
+    wait_serving(&mut recorder, site.port, || site.error_log());
+    let (status, _) = wait_exit(&mut recorder.child, Duration::from_secs(30)).expect("the recording ends");
+    let mut stderr = String::new();
+    recorder.child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("read stderr");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("SIGTERM stopped it in"), "{stderr}");
+    let log = site.error_log();
+    for signal in ["signal 1 (SIGHUP) received", "signal 10 (SIGUSR1) received", "signal 15 (SIGTERM) received"] {
+        let from_recorder: Vec<&str> =
+            log.lines().filter(|l| l.contains(signal) && l.contains(&format!("from {recorder_pid}"))).collect();
+        assert_eq!(from_recorder.len(), 1, "{signal} from the recorder, once, to the master:\n{log}");
+    }
+    assert!(log.contains("reconfiguring") && log.contains("reopening logs"), "{log}");
+    assert!(nginx::failures(&log).is_empty(), "{log}");
+}
+
+/// `--until-exit` on a cgroup recorder did not start: the profile is
+/// written when --duration ends (nginx still running), and again, with the
+/// shutdown, when nginx ends by itself.
+#[test]
+fn until_exit_writes_again_when_the_workload_ends() {
+    if skip_bpf_tests() {
+        return;
+    }
+    let _serial = serial();
+    let site = Site::new(free_port(19330), 1);
+    let cgroup = CgroupDir::create("until-exit");
+    let cgroup = &cgroup.0;
+    let procs = std::fs::OpenOptions::new().write(true).open(cgroup.join("cgroup.procs")).expect("cgroup.procs");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&procs);
+    let argv = site.argv();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]).stdin(Stdio::null());
+    // SAFETY: only write(2) in the child before exec: it joins the cgroup.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+        });
+    }
+    let mut nginx = Guarded::new(cmd.spawn().expect("nginx starts"));
+    drop(procs);
+    wait_serving(&mut nginx, site.port, || site.error_log());
+
+    let profile = site.dir.path().join("until-exit.json");
+    let child = Command::new(recorder_bin())
+        .args(["record", "--cgroup"])
+        .arg(cgroup)
+        .args(["--duration", "2s", "--until-exit", "--no-shutdown-set", "-o"])
+        .arg(&profile)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("recorder starts");
+    let mut recorder = Guarded::polite(child, libc::SIGINT);
+    let load = HttpLoop::start(site.port, nginx::INDEX_HTML);
+    let written = wait_until(Duration::from_secs(15), || profile.exists());
+    assert_clean(&load.finish(), "client while recorded");
+    assert!(written, "no profile when --duration ended");
+    assert!(alive(nginx.pid()), "--until-exit must not stop the workload");
+    let interim = allowed_names(&profile);
+    assert!(interim.contains("accept4") && !interim.contains("unlink"), "{interim:?}");
+
+    // nginx ends by itself (an operator's SIGQUIT): the recording ends with it.
+    signal(nginx.pid(), libc::SIGQUIT);
+    let (status, _) = wait_exit(&mut recorder.child, Duration::from_secs(15)).expect("the recording ends with nginx");
+    let mut stderr = String::new();
+    recorder.child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("read stderr");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("still running: its shutdown was not seen"), "first write:\n{stderr}");
+    assert!(stderr.contains("it exited by itself"), "second write:\n{stderr}");
+    let full = allowed_names(&profile);
+    assert!(full.is_superset(&interim), "{full:?}");
+    // The master removes its pid file as it exits: only the shutdown does that.
+    assert!(full.contains("unlink"), "the shutdown is not in the final profile: {full:?}");
+}
+
+/// A cgroup of the test's own under the v2 mount, removed when dropped
+/// (declare it before the processes in it, so they are gone first).
+struct CgroupDir(PathBuf);
+
+impl CgroupDir {
+    fn create(name: &str) -> CgroupDir {
+        let path = v2_mount().join(format!("lifecycle-{}-{name}", std::process::id()));
+        std::fs::create_dir(&path).expect("creating a cgroup");
+        CgroupDir(path)
+    }
+}
+
+impl Drop for CgroupDir {
+    fn drop(&mut self) {
+        // The processes may take a moment to leave after SIGKILL.
+        wait_until(Duration::from_secs(5), || std::fs::remove_dir(&self.0).is_ok());
+    }
+}
+
 /// `profile` with `extra` added to its allow rule (its other rules, such as
 /// clone3's ENOSYS, kept), written to `out`.
 fn with_names(profile: &Path, extra: &[&str], out: &Path) {
@@ -431,6 +550,9 @@ fn prove_fresh_pod(pods: &Pods, server: &Server, runtime: Runtime, profile: &Pat
 
 fn start_node(server: &Server) -> Node {
     let node = Node::start(&[server.image]).expect("node");
+    // The kubelet creates its parent cgroup at start; so does this "node". Other
+    // test processes may share it: registering keeps them from removing it.
+    recorder_tests::cri::KubepodsUse::register();
     std::fs::create_dir_all(v2_mount().join(KUBEPODS)).expect("creating the kubepods cgroup");
     node
 }
