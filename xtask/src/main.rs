@@ -57,6 +57,8 @@ enum Cmd {
     /// `cargo fmt --check` and clippy with `-D warnings` (host crates, and
     /// the BPF crate on its own target).
     Lint,
+    /// Cross-build recorder (binary and BPF object) for aarch64.
+    Cross,
     /// Attach only an empty program to sys_enter until interrupted: the cost
     /// floor `bench` measures against.
     #[command(hide = true)]
@@ -91,6 +93,11 @@ fn main() -> Result<()> {
         Cmd::Lint => {
             setup::run()?;
             util::lint()
+        }
+        Cmd::Cross => {
+            setup::run()?;
+            setup::cross_aarch64()?;
+            util::cross_aarch64()
         }
         Cmd::Floor => floor::run(),
     }

@@ -52,6 +52,11 @@ impl Named {
         self.by_arch.values().flatten().map(|n| (*n).to_owned()).collect()
     }
 
+    /// Names per architecture, as owned strings.
+    pub fn by_arch_owned(&self) -> BTreeMap<Arch, BTreeSet<String>> {
+        self.by_arch.iter().map(|(arch, names)| (*arch, names.iter().map(|n| (*n).to_owned()).collect())).collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_arch.values().all(BTreeSet::is_empty)
     }

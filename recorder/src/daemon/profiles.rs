@@ -3,15 +3,17 @@
 //! replica's start was seen, the calls every process needs to end, and the
 //! shutdown set when no clean stop was seen.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use recorder_common::Abi;
 
 use super::learned::Calls;
 use crate::{
-    profile::Profile,
-    runtime::{base_set, shutdown},
-    syscalls::Family,
+    runtime::{
+        assemble::{Assembled, Recorded, assemble},
+        base_set,
+    },
+    syscalls::{Arch, Family},
 };
 
 /// What a profile is built from.
@@ -23,43 +25,38 @@ pub struct Learned<'a> {
     pub runtime_handler: &'a str,
 }
 
-/// The names, with what was added and why.
-#[derive(Debug, Default)]
-pub struct Built {
-    pub names: BTreeSet<String>,
-    pub base_added: bool,
-    pub shutdown_added: bool,
-}
-
-/// Syscall names of `calls` (profile phases), per the host's tables.
-pub fn names(calls: &Calls) -> BTreeSet<String> {
+/// Syscall names of `calls` (profile phases) per architecture, per the
+/// host's tables.
+pub fn names(calls: &Calls) -> BTreeMap<Arch, BTreeSet<String>> {
     let family = Family::host();
-    let mut names = BTreeSet::new();
+    let mut names: BTreeMap<Arch, BTreeSet<String>> = BTreeMap::new();
     for (abi, bits) in calls.profile() {
         let Some(arch) = family.arch_for(Abi(abi)) else { continue };
-        names.extend(bits.iter().filter_map(|nr| arch.name_of(nr)).map(str::to_owned));
+        names.entry(arch).or_default().extend(bits.iter().filter_map(|nr| arch.name_of(nr)).map(str::to_owned));
     }
     names
 }
 
-pub fn build(learned: &Learned<'_>) -> Built {
-    let mut recorded = names(learned.calls);
-    let base_added = !learned.startup_seen;
-    if base_added {
+/// The profile for `learned` (with the clone3 ENOSYS rule): the base set
+/// when no replica's start was seen, the shutdown set when no clean stop
+/// was.
+pub fn profile(learned: &Learned<'_>) -> Assembled {
+    let base = (!learned.startup_seen).then(|| {
         let runtime = match learned.runtime_handler {
             "" | "runc" => Some("runc"),
             "crun" => Some("crun"),
             _ => None,
         };
-        recorded.extend(base_set::for_runtime(runtime));
-    }
-    let completed = shutdown::complete(recorded, learned.clean_stop_seen, true);
-    Built { names: completed.names, base_added, shutdown_added: completed.shutdown_set_applied }
-}
-
-/// The OCI profile for `learned` (with the clone3 ENOSYS rule).
-pub fn profile(learned: &Learned<'_>) -> (Profile, Built) {
-    let built = build(learned);
-    let profile = Profile::allow_list(Family::host(), built.names.iter().map(String::as_str)).with_enosys_clone3();
-    (profile, built)
+        base_set::for_runtime(runtime)
+    });
+    assemble(
+        Family::host(),
+        &Recorded {
+            by_arch: names(learned.calls),
+            base,
+            shutdown_observed: learned.clean_stop_seen,
+            add_shutdown_set: true,
+            enosys_clone3: true,
+        },
+    )
 }

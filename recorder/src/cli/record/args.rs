@@ -132,6 +132,11 @@ pub struct RecordArgs {
     /// No live status line and no summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Also write the summary as one JSON object to FILE (`-`: stderr):
+    /// what was recorded, how it ended, what was added and why, per
+    /// architecture. Schema: README, "JSON summary".
+    #[arg(long, value_name = "FILE")]
+    pub json_summary: Option<PathBuf>,
     /// The command to start and record (after `--`, or after the last
     /// option: everything from its first word on is the command's).
     #[arg(value_name = "CMD", trailing_var_arg = true)]

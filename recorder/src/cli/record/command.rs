@@ -2,20 +2,23 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use super::{RecordArgs, summary};
+use super::{RecordArgs, SummarySink, summary};
 use crate::{
     bpf::{Select, preflight},
     cli::exit::Failure,
     output::Output,
-    profile::Profile,
     record::{self, Recording, Source, stop::StopPolicy},
-    runtime::{base_set, shutdown},
+    runtime::{
+        assemble::{Recorded, assemble},
+        base_set,
+    },
     syscalls::Family,
     target::{Command, Hierarchy, container},
 };
 
 pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -> Result<u8, Failure> {
     let output = Output::prepare(args.output.as_deref())?;
+    let summary_sink = SummarySink::prepare(args.json_summary.as_deref(), Some(&output))?;
     let mut base: Option<BTreeSet<String>> = None;
     let source = if let Some(id) = &args.container_id {
         let cgroup = container::container_cgroup(&Hierarchy::find()?, id)?;
@@ -42,31 +45,53 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         }
     };
     let recording = record::record_with_checkpoint(options, &mut checkpoint)?;
-    write(&recording, base.as_ref(), &args, &output)?;
+    let profile = write(&recording, base.as_ref(), &args, &output)?;
+    if let Some(sink) = summary_sink {
+        sink.write(&summary::json(&recording, target_json(&args), vec![profile]))?;
+    }
     Ok(recording.exit_code())
 }
 
-/// Builds the profile from `recording` and writes it (and the summary).
+/// What was recorded, for the JSON summary.
+fn target_json(args: &RecordArgs) -> serde_json::Value {
+    if let Some(id) = &args.container_id {
+        serde_json::json!({ "kind": "container", "container_id": id })
+    } else if let Some(path) = &args.cgroup {
+        serde_json::json!({ "kind": "cgroup", "cgroup": path })
+    } else if let Some(pid) = args.pid {
+        serde_json::json!({ "kind": "pid", "pid": pid })
+    } else {
+        let argv: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        serde_json::json!({ "kind": "command", "argv": argv })
+    }
+}
+
+/// Builds the profile from `recording` and writes it (and the summary
+/// line); returns the profile's part of the JSON summary.
 fn write(
     recording: &Recording,
     base: Option<&BTreeSet<String>>,
     args: &RecordArgs,
     output: &Output,
-) -> Result<(), Failure> {
+) -> Result<serde_json::Value, Failure> {
     let family = Family::host();
     recording.observation.log_phases(family);
     let named = recording.observation.names(family, Select::PROFILE);
     named.warn_unknown();
-    let mut recorded = named.all_owned();
-    recorded.extend(base.into_iter().flatten().cloned());
-    let completed = shutdown::complete(recorded, recording.ending.shutdown_observed(), !args.no_shutdown_set);
-    let mut profile = Profile::allow_list(family, completed.names.iter().map(String::as_str));
-    if !args.no_enosys_clone3 {
-        profile = profile.with_enosys_clone3();
-    }
-    output.clone().commit(&profile.to_oci_json())?;
+    let by_arch = named.by_arch_owned();
+    let assembled = assemble(
+        family,
+        &Recorded {
+            by_arch: by_arch.clone(),
+            base: base.cloned(),
+            shutdown_observed: recording.ending.shutdown_observed(),
+            add_shutdown_set: !args.no_shutdown_set,
+            enosys_clone3: !args.no_enosys_clone3,
+        },
+    );
+    output.clone().commit(&assembled.profile().to_oci_json())?;
     if !args.quiet {
-        eprintln!("{}", summary::line(recording, &completed, &output.describe()));
+        eprintln!("{}", summary::line(recording, &assembled, &output.describe()));
     }
-    Ok(())
+    Ok(summary::profile_json(&assembled, &by_arch, &output.describe()))
 }

@@ -11,6 +11,40 @@ mod summary;
 
 pub use args::RecordArgs;
 
+use std::path::Path;
+
+use crate::output::Output;
+
+/// Where `--json-summary` goes: stderr for `-`, else a file checked now.
+enum SummarySink {
+    Stderr,
+    File(Output),
+}
+
+impl SummarySink {
+    fn prepare(path: Option<&Path>, profile_output: Option<&Output>) -> Result<Option<SummarySink>, Failure> {
+        let Some(path) = path else { return Ok(None) };
+        if path == Path::new("-") {
+            return Ok(Some(SummarySink::Stderr));
+        }
+        let out = Output::prepare(Some(path))?;
+        if let Some(profile) = profile_output {
+            out.ensure_distinct(profile)?;
+        }
+        Ok(Some(SummarySink::File(out)))
+    }
+
+    fn write(self, summary: &serde_json::Value) -> Result<(), Failure> {
+        let mut text = serde_json::to_string_pretty(summary).map_err(|e| Failure::new(Code::Internal, e))?;
+        text.push('\n');
+        match self {
+            SummarySink::Stderr => eprint!("{text}"),
+            SummarySink::File(out) => out.commit(&text)?,
+        }
+        Ok(())
+    }
+}
+
 use super::{
     duration,
     exit::{Code, Failure},

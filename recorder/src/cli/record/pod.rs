@@ -6,18 +6,17 @@ use std::{
     time::Duration,
 };
 
-use super::{RecordArgs, summary};
+use super::{RecordArgs, SummarySink, summary};
 use crate::{
     bpf::preflight,
     cli::exit::{Code, Failure},
     k8s_name::{Kind, validate},
     output::{self, Output, beneath},
-    profile::Profile,
     record::{self, Recording, Source, stop::StopPolicy},
     runtime::{
+        assemble::{Assembled, Recorded, assemble},
         base_set,
         boundary::{ContainerCalls, container_calls},
-        shutdown::{self, Completed},
     },
     syscalls::Family,
     target::pod::{ContainerCgroups, PodSpec, names::ContainerNames},
@@ -42,6 +41,7 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         validate(Kind::Container, c)?;
     }
     let destination = destination(&args)?;
+    let summary_sink = SummarySink::prepare(args.json_summary.as_deref(), None)?;
     preflight::check_privileges()?;
     preflight::check_btf()?;
 
@@ -60,7 +60,16 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         }
     };
     let recording = record::record_with_checkpoint(options, &mut checkpoint)?;
-    write_all(&recording, &destination, &args)?;
+    let profiles = write_all(&recording, &destination, &args)?;
+    if let Some(sink) = summary_sink {
+        let pod = recording.pod.as_ref().and_then(|w| w.pod());
+        let target = serde_json::json!({
+            "kind": "pod",
+            "namespace": pod.map(|p| p.namespace.as_str()),
+            "name": pod.map(|p| p.name.as_str()),
+        });
+        sink.write(&summary::json(&recording, target, profiles))?;
+    }
     if !args.quiet {
         eprintln!(
             "recorder: recorded pod {} for {} ({}); recorder used {:.3}s CPU",
@@ -73,8 +82,13 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     Ok(0)
 }
 
-/// Writes one profile per container of the recorded pod.
-fn write_all(recording: &Recording, destination: &Destination, args: &RecordArgs) -> Result<(), Failure> {
+/// Writes one profile per container of the recorded pod; returns their
+/// parts of the JSON summary.
+fn write_all(
+    recording: &Recording,
+    destination: &Destination,
+    args: &RecordArgs,
+) -> Result<Vec<serde_json::Value>, Failure> {
     let Some(watch) = recording.pod.as_ref() else {
         return Err(Failure::new(Code::Internal, anyhow::anyhow!("pod recording returned no pod state")));
     };
@@ -104,14 +118,25 @@ fn write_all(recording: &Recording, destination: &Destination, args: &RecordArgs
             ),
         ));
     }
+    let mut profiles = Vec::new();
     for container in &containers {
         let names = ContainerNames { namespace: &pod.namespace, pod: &pod.name, container: &container.name };
-        let calls = container_calls(&recording.observation, &container.cgroups, &base, family);
-        let completed =
-            shutdown::complete(calls.names.clone(), recording.ending.shutdown_observed(), !args.no_shutdown_set);
-        write_one(names, container, &calls, &completed, destination, args)?;
+        let calls = container_calls(&recording.observation, &container.cgroups, family);
+        // The base set always: it also covers calls a runtime makes only on
+        // some starts (runc's rt_sigreturn).
+        let assembled = assemble(
+            family,
+            &Recorded {
+                by_arch: calls.by_arch.clone(),
+                base: Some(base.clone()),
+                shutdown_observed: recording.ending.shutdown_observed(),
+                add_shutdown_set: !args.no_shutdown_set,
+                enosys_clone3: !args.no_enosys_clone3,
+            },
+        );
+        profiles.push(write_one(names, container, &calls, &assembled, destination, args)?);
     }
-    Ok(())
+    Ok(profiles)
 }
 
 fn destination(args: &RecordArgs) -> Result<Destination, Failure> {
@@ -144,15 +169,12 @@ fn write_one(
     names: ContainerNames<'_>,
     container: &ContainerCgroups,
     calls: &ContainerCalls,
-    completed: &Completed,
+    assembled: &Assembled,
     destination: &Destination,
     args: &RecordArgs,
-) -> Result<(), Failure> {
-    let mut profile = Profile::allow_list(Family::host(), completed.names.iter().map(String::as_str));
-    if !args.no_enosys_clone3 {
-        profile = profile.with_enosys_clone3();
-    }
-    let json = profile.to_oci_json();
+) -> Result<serde_json::Value, Failure> {
+    let completed = &assembled.completed;
+    let json = assembled.profile().to_oci_json();
     let path = match destination {
         Destination::Dir(dir) => write_file(&dir.join(names.file_name()?), &json)?,
         Destination::File(path) => write_file(path, &json)?,
@@ -186,7 +208,14 @@ fn write_one(
     if matches!(destination, Destination::Install(_)) {
         print!("{}", names.snippet()?);
     }
-    Ok(())
+    let mut json = summary::profile_json(assembled, &calls.by_arch, &path.display().to_string());
+    if let Some(object) = json.as_object_mut() {
+        object.insert("container".to_owned(), serde_json::json!(names.container));
+        object.insert("runs".to_owned(), serde_json::json!(container.attempts));
+        object.insert("startup_observed".to_owned(), serde_json::json!(calls.startup_observed));
+        object.insert("setup_excluded".to_owned(), serde_json::json!(calls.setup_excluded));
+    }
+    Ok(json)
 }
 
 fn write_file(path: &Path, json: &str) -> Result<PathBuf, Failure> {
