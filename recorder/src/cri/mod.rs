@@ -274,7 +274,8 @@ impl Cri {
     /// Every container of the sandbox `pod_id`, exited ones included (restarts), oldest
     /// first. For running containers, `pid` and `cgroup` say where they are now.
     ///
-    /// A container can exit between the status call and the `/proc` read; its `cgroup` is
+    /// A container removed between the listing and its status call is left out. A
+    /// container can exit between the status call and the `/proc` read; its `cgroup` is
     /// then `None`. (Its PID could in theory be reused in that window; callers that need
     /// certainty compare the cgroup path with `cgroups_path`.)
     pub async fn containers(&self, pod_id: &str, cgroups: &dyn CgroupLookup) -> Result<Vec<Container>, CriError> {
@@ -291,13 +292,14 @@ impl Cri {
             .containers;
         let mut containers = Vec::with_capacity(listed.len());
         for listed in listed {
-            let response = self
-                .client
-                .clone()
-                .container_status(ContainerStatusRequest { container_id: listed.id.clone(), verbose: true })
-                .await
-                .map_err(call_error("ContainerStatus"))?
-                .into_inner();
+            let request = ContainerStatusRequest { container_id: listed.id.clone(), verbose: true };
+            let response = match self.client.clone().container_status(request).await {
+                Ok(response) => response.into_inner(),
+                // Removed between the listing and this call: a pod being deleted, which is
+                // how a pod recording usually ends. It is gone, not an error.
+                Err(status) if status.code() == tonic::Code::NotFound => continue,
+                Err(status) => return Err(call_error("ContainerStatus")(status)),
+            };
             let status = response.status.ok_or(CriError::EmptyResponse { call: "ContainerStatus" })?;
             let info =
                 info::parse(&response.info).map_err(|source| CriError::Info { id: listed.id.clone(), source })?;
