@@ -35,6 +35,11 @@ pub mod capacity {
     pub const ABI_KEYS: u32 = 8_192;
     /// Processes joining running containers at once (`JOINERS`).
     pub const JOINERS: u32 = 1_024;
+    /// Tasks whose syscall entry/exit pairing is tracked at once in learn
+    /// mode (`INFLIGHT`, an LRU: an evicted task only misses a denial).
+    pub const INFLIGHT: u32 = 16_384;
+    /// (cgroup, ABI, syscall, process name) keys of denied calls (`DENIALS`).
+    pub const DENIAL_KEYS: u32 = 4_096;
 }
 
 /// Phases a slot holds a bitmap for (`Phase::RUN`, `SETUP`, `FILTERED`).
@@ -127,6 +132,9 @@ tag! {
         EXEC = 4,
         /// A cgroup crossed the runtime boundary into the workload (`RUN`).
         BOUNDARY = 5,
+        /// A call was denied by a seccomp filter (learn mode), first time
+        /// for its key.
+        DENIAL = 6,
     }
 }
 
@@ -230,6 +238,10 @@ pub mod names {
     pub const EVENTS_MAP: &str = "EVENTS";
     pub const STATS_MAP: &str = "STATS";
     pub const JOINERS_MAP: &str = "JOINERS";
+    /// tid -> in a syscall (1) or not (0), for entry/exit pairing.
+    pub const INFLIGHT_MAP: &str = "INFLIGHT";
+    /// `DenialKey` -> count.
+    pub const DENIALS_MAP: &str = "DENIALS";
     pub const TASK_CACHE_MAP: &str = "TASK_CACHE";
     pub const GENERATION_MAP: &str = "GENERATION";
 
@@ -237,11 +249,14 @@ pub mod names {
     pub const TASK_NEWTASK_PROG: &str = "task_newtask";
     pub const PROCESS_EXEC_PROG: &str = "sched_process_exec";
     pub const CGROUP_ATTACH_PROG: &str = "cgroup_attach_task";
+    /// Learn mode only.
+    pub const SYS_EXIT_PROG: &str = "sys_exit";
 
     pub const SYS_ENTER_TP: &str = "sys_enter";
     pub const TASK_NEWTASK_TP: &str = "task_newtask";
     pub const PROCESS_EXEC_TP: &str = "sched_process_exec";
     pub const CGROUP_ATTACH_TP: &str = "cgroup_attach_task";
+    pub const SYS_EXIT_TP: &str = "sys_exit";
 
     /// cgroup v2 id every recorded task must descend from.
     pub const TARGET_CGROUP_GLOBAL: &str = "TARGET_CGROUP";
@@ -261,9 +276,14 @@ pub mod names {
     pub const COMPAT_STATUS_OFFSET_GLOBAL: &str = "COMPAT_STATUS_OFFSET";
     /// The `TS_COMPAT` bit of `thread_info.status`.
     pub const COMPAT_STATUS_BIT_GLOBAL: &str = "COMPAT_STATUS_BIT";
+    /// Non-zero: pair syscall entries and exits to see denied calls.
+    pub const LEARN_GLOBAL: &str = "LEARN_MODE";
+    /// Byte offset of the syscall number in the kernel's `struct pt_regs`
+    /// (`orig_ax` on x86_64, `syscallno` on arm64), from BTF.
+    pub const SYSCALL_NR_OFFSET_GLOBAL: &str = "SYSCALL_NR_OFFSET";
 
     /// Every map userspace opens or that the programs need.
-    pub const MAPS: [&str; 10] = [
+    pub const MAPS: [&str; 12] = [
         SLOTS_MAP,
         FREE_SLOTS_MAP,
         BITS_MAP,
@@ -274,6 +294,8 @@ pub mod names {
         JOINERS_MAP,
         TASK_CACHE_MAP,
         GENERATION_MAP,
+        INFLIGHT_MAP,
+        DENIALS_MAP,
     ];
     /// The maps that hold what was learned. The daemon pins them in bpffs
     /// so the kernel keeps recording while it restarts.
@@ -287,7 +309,7 @@ pub mod names {
         (SYS_ENTER_PROG, SYS_ENTER_TP),
     ];
     /// Every global the loader sets.
-    pub const GLOBALS: [&str; 10] = [
+    pub const GLOBALS: [&str; 12] = [
         TARGET_CGROUP_GLOBAL,
         TARGET_LEVEL_GLOBAL,
         BOUNDARY_GLOBAL,
@@ -298,6 +320,8 @@ pub mod names {
         NR_SETNS_GLOBAL,
         COMPAT_STATUS_OFFSET_GLOBAL,
         COMPAT_STATUS_BIT_GLOBAL,
+        LEARN_GLOBAL,
+        SYSCALL_NR_OFFSET_GLOBAL,
     ];
 }
 
@@ -311,6 +335,19 @@ pub struct CgroupKey {
     pub phase: Phase,
 }
 const _: () = assert!(size_of::<CgroupKey>() == 16);
+
+/// Key of `DENIALS`: a call a seccomp filter denied, by whom.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DenialKey {
+    pub cgroup_id: u64,
+    pub abi: Abi,
+    /// Syscall number (x32: without the x32 bit).
+    pub nr: u32,
+    /// The process's name (`comm`), NUL-padded.
+    pub comm: [u8; 16],
+}
+const _: () = assert!(size_of::<DenialKey>() == 32);
 
 /// One ring buffer record. Events are hints for live status; the map is the
 /// source of truth, so a lost event never loses a syscall.
@@ -345,6 +382,8 @@ pub mod stat {
     pub const EXECS: u32 = 4;
     /// Compat or x32 calls that found `ABI_BITS` full (not recorded).
     pub const ABI_FULL: u32 = 5;
+    /// Denied calls that found `DENIALS` full (not counted).
+    pub const DENIALS_FULL: u32 = 6;
     /// Number of slots.
     pub const COUNT: u32 = 8;
 }
@@ -357,6 +396,8 @@ mod user {
     unsafe impl aya::Pod for super::SlotBits {}
     // SAFETY: Bitmap is repr(C), Copy, a plain integer array.
     unsafe impl aya::Pod for super::Bitmap {}
+    // SAFETY: DenialKey is repr(C), Copy, integer fields, no padding (asserted).
+    unsafe impl aya::Pod for super::DenialKey {}
     // SAFETY: Event is repr(C), Copy, and has no implicit padding (asserted above).
     unsafe impl aya::Pod for super::Event {}
     // SAFETY: BoundaryState is repr(C), Copy, integer fields with explicit padding.

@@ -17,14 +17,17 @@ mod boundary;
 mod lifecycle;
 mod slots;
 mod sys_enter;
+mod sys_exit;
 
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, pt_regs},
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, Queue, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue, RingBuf},
 };
-use recorder_common::{Bitmap, BoundaryState, CgroupKey, Event, RING_BUF_BYTES, SlotBits, TaskCache, capacity, stat};
+use recorder_common::{
+    Bitmap, BoundaryState, CgroupKey, DenialKey, Event, RING_BUF_BYTES, SlotBits, TaskCache, capacity, stat,
+};
 
 /// cgroup id -> slot, for every cgroup that made a syscall. The slot maps
 /// below are resized to the same capacity by the loader.
@@ -61,6 +64,16 @@ static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
 /// with their own boundary state (`phase`, `filter_tid`).
 #[map(name = "JOINERS")]
 static JOINERS: HashMap<u32, BoundaryState> = HashMap::with_max_entries(capacity::JOINERS, 0);
+
+/// Learn mode: tid -> 1 while the task is inside a syscall whose entry was
+/// seen, 0 once it left it. An exit when the task is at 0 had no entry: a
+/// seccomp filter refused the call before `sys_enter` ran.
+#[map(name = "INFLIGHT")]
+static INFLIGHT: LruHashMap<u32, u32> = LruHashMap::with_max_entries(capacity::INFLIGHT, 0);
+
+/// Learn mode: how often each (cgroup, ABI, call, process name) was denied.
+#[map(name = "DENIALS")]
+static DENIALS: HashMap<DenialKey, u64> = HashMap::with_max_entries(capacity::DENIAL_KEYS, 0);
 
 /// See `recorder_common::TaskCache`.
 #[map(name = "TASK_CACHE")]
@@ -106,6 +119,16 @@ static COMPAT_STATUS_OFFSET: u32 = u32::MAX;
 #[unsafe(no_mangle)]
 static COMPAT_STATUS_BIT: u32 = 0;
 
+/// Non-zero: pair syscall entries and exits (see `sys_exit`).
+#[unsafe(no_mangle)]
+static LEARN_MODE: u32 = 0;
+
+/// Where the syscall number is in the kernel's `struct pt_regs` (`orig_ax`
+/// on x86_64, `syscallno` on arm64), from BTF; read at `sys_exit`, which
+/// gets no number of its own.
+#[unsafe(no_mangle)]
+static SYSCALL_NR_OFFSET: u32 = u32::MAX;
+
 /// Reads a loader-set global.
 #[inline(always)]
 fn global<T: Copy>(value: &T) -> T {
@@ -123,6 +146,12 @@ fn bump(slot: u32) {
         // and only this CPU writes it while the program runs (no preemption).
         unsafe { *counter += 1 };
     }
+}
+
+/// Thread id of the current task.
+#[inline(always)]
+fn tid_of_current() -> u32 {
+    bpf_get_current_pid_tgid() as u32
 }
 
 /// Thread group id (the process id) of the current task.

@@ -11,7 +11,7 @@ use aya::{
         links::{FdLink, PinnedLink},
     },
 };
-use recorder_common::{Bitmap, BoundaryState, CgroupKey, Phase, SlotBits, names};
+use recorder_common::{Bitmap, BoundaryState, CgroupKey, DenialKey, Phase, SlotBits, names};
 
 use super::btf::{BtfOffsetError, CompatProbe, KernelBtf};
 use crate::{syscalls::Family, target::Cgroup};
@@ -81,6 +81,8 @@ pub struct ProbeConfig {
     /// reusing maps already pinned there (the daemon: recording goes on in
     /// the kernel while it restarts).
     pub pin: Option<PathBuf>,
+    /// Also see calls a seccomp filter denied (`sys_exit` pairing).
+    pub learn: bool,
 }
 
 /// The loaded and attached recorder.
@@ -94,6 +96,7 @@ pub struct Probe {
     pub(crate) state: Array<MapData, BoundaryState>,
     pub(crate) abi_bits: HashMap<MapData, CgroupKey, Bitmap>,
     pub(crate) stats: PerCpuArray<MapData, u64>,
+    pub(crate) denials: Option<HashMap<MapData, DenialKey, u64>>,
     events: Option<RingBuf<MapData>>,
     logger: Option<Logger>,
     /// The learned maps were already pinned (a restarted daemon).
@@ -113,8 +116,15 @@ impl Probe {
         if OBJECT.is_empty() {
             return Err(BpfError::NotBuilt);
         }
-        let compat = CompatProbe::host(&KernelBtf::from_sys_fs().map_err(BpfError::Btf)?).map_err(BpfError::Btf)?;
+        let btf = KernelBtf::from_sys_fs().map_err(BpfError::Btf)?;
+        let compat = CompatProbe::host(&btf).map_err(BpfError::Btf)?;
         let (compat_offset, compat_bit) = compat.map_or((u32::MAX, 0), |c| (c.offset, c.bit));
+        let nr_offset = if config.learn {
+            super::btf::syscall_nr_offset(&btf).map_err(BpfError::Btf)?.unwrap_or(u32::MAX)
+        } else {
+            u32::MAX
+        };
+        let learn = u32::from(config.learn);
         let native = Family::host().native;
         let nr = |name: &str| native.number_of(name).unwrap_or(u32::MAX);
         let (nr_seccomp, nr_prctl, nr_pivot_root, nr_chroot, nr_setns) =
@@ -136,7 +146,9 @@ impl Probe {
             .override_global(names::NR_CHROOT_GLOBAL, &nr_chroot, true)
             .override_global(names::NR_SETNS_GLOBAL, &nr_setns, true)
             .override_global(names::COMPAT_STATUS_OFFSET_GLOBAL, &compat_offset, true)
-            .override_global(names::COMPAT_STATUS_BIT_GLOBAL, &compat_bit, true);
+            .override_global(names::COMPAT_STATUS_BIT_GLOBAL, &compat_bit, true)
+            .override_global(names::LEARN_GLOBAL, &learn, true)
+            .override_global(names::SYSCALL_NR_OFFSET_GLOBAL, &nr_offset, true);
         for name in [names::SLOTS_MAP, names::FREE_SLOTS_MAP, names::BITS_MAP, names::SLOT_STATE_MAP] {
             loader.map_max_entries(name, config.slots);
         }
@@ -166,6 +178,7 @@ impl Probe {
             events: Some(
                 RingBuf::try_from(take_map(&mut ebpf, names::EVENTS_MAP)?).map_err(map_err(names::EVENTS_MAP))?,
             ),
+            denials: None,
             logger,
             adopted,
             compat_tagged: compat.is_some(),
@@ -185,6 +198,12 @@ impl Probe {
         for (program, tracepoint) in names::PROGRAMS {
             attach_raw_tracepoint(&mut probe._ebpf, program, tracepoint, links_dir.as_deref())?;
         }
+        if config.learn {
+            attach_raw_tracepoint(&mut probe._ebpf, names::SYS_EXIT_PROG, names::SYS_EXIT_TP, links_dir.as_deref())?;
+        }
+        probe.denials = Some(
+            HashMap::try_from(take_map(&mut probe._ebpf, names::DENIALS_MAP)?).map_err(map_err(names::DENIALS_MAP))?,
+        );
         Ok(probe)
     }
 
@@ -288,6 +307,7 @@ mod tests {
         for (program, _) in names::PROGRAMS {
             assert!(parsed.programs.contains_key(program), "program {program} missing");
         }
+        assert!(parsed.programs.contains_key(names::SYS_EXIT_PROG));
         let elf = object::File::parse(OBJECT).expect("ELF");
         let symbols: Vec<&str> = elf.symbols().filter_map(|s| s.name().ok()).collect();
         for global in names::GLOBALS {

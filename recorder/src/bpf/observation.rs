@@ -129,6 +129,35 @@ impl Observation {
     }
 }
 
+/// A call a seccomp filter denied, named.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Denied {
+    pub arch: &'static str,
+    pub name: String,
+    /// The process's name (`comm`).
+    pub process: String,
+    pub count: u64,
+    #[serde(skip)]
+    pub cgroup_id: u64,
+}
+
+/// Names the denials of a learn-mode recording; numbers no table knows are
+/// kept as `syscall_<n>` (a denial must not vanish from a report).
+pub fn name_denials(family: Family, denials: &BTreeMap<recorder_common::DenialKey, u64>) -> Vec<Denied> {
+    let mut named: Vec<Denied> = denials
+        .iter()
+        .filter_map(|(key, count)| {
+            let arch = family.arch_for(key.abi)?;
+            let name = arch.name_of(key.nr).map_or_else(|| format!("syscall_{}", key.nr), str::to_owned);
+            let end = key.comm.iter().position(|b| *b == 0).unwrap_or(key.comm.len());
+            let process = String::from_utf8_lossy(&key.comm[..end]).into_owned();
+            Some(Denied { arch: arch.scmp_name(), name, process, count: *count, cgroup_id: key.cgroup_id })
+        })
+        .collect();
+    named.sort();
+    named
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

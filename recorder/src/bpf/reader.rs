@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aya::maps::MapError;
-use recorder_common::{Abi, BITMAP_WORDS, BoundaryState, CgroupKey, PHASES, Phase, SlotBits, slot_flags, stat};
+use recorder_common::{
+    Abi, BITMAP_WORDS, BoundaryState, CgroupKey, DenialKey, PHASES, Phase, SlotBits, slot_flags, stat,
+};
 
 use super::{Observation, Probe};
 
@@ -18,6 +20,8 @@ pub struct Stats {
     pub slots_full: u64,
     /// Compat or x32 calls not recorded: `ABI_BITS` full.
     pub abi_full: u64,
+    /// Denied calls not counted: `DENIALS` full.
+    pub denials_full: u64,
     pub out_of_range: u64,
     pub forks: u64,
     pub execs: u64,
@@ -122,12 +126,21 @@ impl Probe {
         self.slots.get(&cgroup_id, 0).and_then(|slot| self.state.get(&slot, 0)).map_or(0, |s| s.flags)
     }
 
+    /// Calls a seccomp filter denied (learn mode), with counts.
+    pub fn denials(&self) -> Result<BTreeMap<DenialKey, u64>, MapError> {
+        match &self.denials {
+            Some(map) => map.iter().collect(),
+            None => Ok(BTreeMap::new()),
+        }
+    }
+
     pub fn stats(&self) -> Result<Stats, MapError> {
         let slot = |i: u32| -> Result<u64, MapError> { Ok(self.stats.get(&i, 0)?.iter().sum()) };
         Ok(Stats {
             ringbuf_drops: slot(stat::RINGBUF_DROPS)?,
             slots_full: slot(stat::SLOTS_FULL)?,
             abi_full: slot(stat::ABI_FULL)?,
+            denials_full: slot(stat::DENIALS_FULL)?,
             out_of_range: slot(stat::OUT_OF_RANGE)?,
             forks: slot(stat::FORKS)?,
             execs: slot(stat::EXECS)?,

@@ -75,6 +75,12 @@ pub struct RecordArgs {
     /// its real shutdown (the --install'ed files too).
     #[arg(long, requires = "duration", conflicts_with = "command")]
     pub until_exit: bool,
+    /// For a workload that already runs under a seccomp profile (a pod with
+    /// a Localhost profile): also see the calls that profile denies
+    /// (`sys_exit` without `sys_enter`). They are added to the written
+    /// profile and listed in the summary.
+    #[arg(long)]
+    pub learn: bool,
     /// Do not add the shutdown set (recorder/data/shutdown) to a profile
     /// whose recording did not see the workload shut down.
     #[arg(long)]

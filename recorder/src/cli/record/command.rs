@@ -4,7 +4,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use super::{RecordArgs, SummarySink, summary};
 use crate::{
-    bpf::{Select, preflight},
+    bpf::{Select, name_denials, preflight},
     cli::exit::Failure,
     output::Output,
     record::{self, Recording, Source, stop::StopPolicy},
@@ -12,7 +12,7 @@ use crate::{
         assemble::{Recorded, assemble},
         base_set,
     },
-    syscalls::Family,
+    syscalls::{Arch, Family},
     target::{Command, Hierarchy, container},
 };
 
@@ -36,7 +36,15 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     preflight::check_privileges()?;
     preflight::check_btf()?;
 
-    let options = record::Options { source, duration, stop, status: !args.quiet, boundary: args.boundary };
+    let options = record::Options {
+        source,
+        duration,
+        stop,
+        status: !args.quiet,
+        boundary: args.boundary,
+        learn: args.learn,
+        enforce: None,
+    };
     // With --until-exit the profile is written when --duration ends (the
     // workload still running), and again when the workload ends.
     let mut checkpoint = |r: &Recording| {
@@ -78,7 +86,14 @@ fn write(
     recording.observation.log_phases(family);
     let named = recording.observation.names(family, Select::PROFILE);
     named.warn_unknown();
-    let by_arch = named.by_arch_owned();
+    let mut by_arch = named.by_arch_owned();
+    // Learn mode: what the profile the workload runs under denied, it needed.
+    let denied = name_denials(family, &recording.denials);
+    for d in &denied {
+        if let Some(arch) = Arch::from_scmp_name(d.arch) {
+            by_arch.entry(arch).or_default().insert(d.name.clone());
+        }
+    }
     let assembled = assemble(
         family,
         &Recorded {
@@ -92,6 +107,11 @@ fn write(
     output.clone().commit(&assembled.profile().to_oci_json())?;
     if !args.quiet {
         eprintln!("{}", summary::line(recording, &assembled, &output.describe()));
+        summary::print_denials(&denied);
     }
-    Ok(summary::profile_json(&assembled, &by_arch, &output.describe()))
+    let mut json = summary::profile_json(&assembled, &by_arch, &output.describe());
+    if let Some(object) = json.as_object_mut() {
+        object.insert("denied".to_owned(), serde_json::json!(denied));
+    }
+    Ok(json)
 }

@@ -8,7 +8,7 @@ use std::{
 
 use super::{RecordArgs, SummarySink, summary};
 use crate::{
-    bpf::preflight,
+    bpf::{Denied, name_denials, preflight},
     cli::exit::{Code, Failure},
     k8s_name::{Kind, validate},
     output::{self, Output, beneath},
@@ -18,7 +18,7 @@ use crate::{
         base_set,
         boundary::{ContainerCalls, container_calls},
     },
-    syscalls::Family,
+    syscalls::{Arch, Family},
     target::pod::{ContainerCgroups, PodSpec, names::ContainerNames},
     text,
 };
@@ -53,7 +53,15 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         wait_timeout,
         cgroup_parent: args.cgroup_parent.clone(),
     };
-    let options = record::Options { source: Source::Pod(spec), duration, stop, status: !args.quiet, boundary: true };
+    let options = record::Options {
+        source: Source::Pod(spec),
+        duration,
+        stop,
+        status: !args.quiet,
+        boundary: true,
+        learn: args.learn,
+        enforce: None,
+    };
     let mut checkpoint = |r: &Recording| {
         if let Err(e) = write_all(r, &destination, &args) {
             eprintln!("recorder: warning: {e}; recording goes on and writes again when the pod ends");
@@ -121,7 +129,20 @@ fn write_all(
     let mut profiles = Vec::new();
     for container in &containers {
         let names = ContainerNames { namespace: &pod.namespace, pod: &pod.name, container: &container.name };
-        let calls = container_calls(&recording.observation, &container.cgroups, family);
+        let mut calls = container_calls(&recording.observation, &container.cgroups, family);
+        // Learn mode: what the pod's profile denied, the container needed.
+        let denied: Vec<Denied> = name_denials(family, &recording.denials)
+            .into_iter()
+            .filter(|d| container.cgroups.contains(&d.cgroup_id))
+            .collect();
+        for d in &denied {
+            if let Some(arch) = Arch::from_scmp_name(d.arch) {
+                calls.by_arch.entry(arch).or_default().insert(d.name.clone());
+            }
+        }
+        if !args.quiet {
+            summary::print_denials(&denied);
+        }
         // The base set always: it also covers calls a runtime makes only on
         // some starts (runc's rt_sigreturn).
         let assembled = assemble(

@@ -82,6 +82,17 @@ fn names(set: &std::collections::BTreeSet<String>) -> String {
     if set.is_empty() { "none".to_owned() } else { set.iter().cloned().collect::<Vec<_>>().join(" ") }
 }
 
+/// The calls the workload's current profile denied (learn mode), on
+/// stderr: they are in the written profile now.
+pub fn print_denials(denied: &[crate::bpf::Denied]) {
+    if denied.is_empty() {
+        return;
+    }
+    let list: Vec<String> =
+        denied.iter().map(|d| format!("{} ({}, {}x by {})", d.name, d.arch, d.count, d.process)).collect();
+    eprintln!("recorder: the profile it runs under denied: {}; added to this profile", list.join(", "));
+}
+
 /// How the workload ended, as JSON.
 fn ending_json(ending: Ending) -> serde_json::Value {
     match ending {
