@@ -40,6 +40,10 @@ pub mod capacity {
     pub const INFLIGHT: u32 = 16_384;
     /// (cgroup, ABI, syscall, process name) keys of denied calls (`DENIALS`).
     pub const DENIAL_KEYS: u32 = 4_096;
+    /// (cgroup, syscall, argument value) keys (`ARG_VALUES`, `--args`).
+    pub const ARG_KEYS: u32 = 16_384;
+    /// (cgroup, syscall) pairs whose values did not fit (`ARG_OVERFLOW`).
+    pub const ARG_OVERFLOWS: u32 = 4_096;
 }
 
 /// Phases a slot holds a bitmap for (`Phase::RUN`, `SETUP`, `FILTERED`).
@@ -242,6 +246,10 @@ pub mod names {
     pub const INFLIGHT_MAP: &str = "INFLIGHT";
     /// `DenialKey` -> count.
     pub const DENIALS_MAP: &str = "DENIALS";
+    /// `ArgKey` -> 1.
+    pub const ARG_VALUES_MAP: &str = "ARG_VALUES";
+    /// `ArgOverflowKey` -> 1.
+    pub const ARG_OVERFLOW_MAP: &str = "ARG_OVERFLOW";
     pub const TASK_CACHE_MAP: &str = "TASK_CACHE";
     pub const GENERATION_MAP: &str = "GENERATION";
 
@@ -278,12 +286,23 @@ pub mod names {
     pub const COMPAT_STATUS_BIT_GLOBAL: &str = "COMPAT_STATUS_BIT";
     /// Non-zero: pair syscall entries and exits to see denied calls.
     pub const LEARN_GLOBAL: &str = "LEARN_MODE";
+    /// Non-zero: keep argument values of the calls whose arguments decide
+    /// their risk (`--args`).
+    pub const ARGS_GLOBAL: &str = "ARGS_MODE";
+    /// Native numbers of those calls (from the loader's tables).
+    pub const NR_SOCKET_GLOBAL: &str = "NR_SOCKET";
+    pub const NR_CLONE_GLOBAL: &str = "NR_CLONE";
+    pub const NR_PERSONALITY_GLOBAL: &str = "NR_PERSONALITY";
+    pub const NR_IOCTL_GLOBAL: &str = "NR_IOCTL";
+    pub const NR_FCNTL_GLOBAL: &str = "NR_FCNTL";
+    pub const NR_MPROTECT_GLOBAL: &str = "NR_MPROTECT";
+    pub const NR_MMAP_GLOBAL: &str = "NR_MMAP";
     /// Byte offset of the syscall number in the kernel's `struct pt_regs`
     /// (`orig_ax` on x86_64, `syscallno` on arm64), from BTF.
     pub const SYSCALL_NR_OFFSET_GLOBAL: &str = "SYSCALL_NR_OFFSET";
 
     /// Every map userspace opens or that the programs need.
-    pub const MAPS: [&str; 12] = [
+    pub const MAPS: [&str; 14] = [
         SLOTS_MAP,
         FREE_SLOTS_MAP,
         BITS_MAP,
@@ -296,6 +315,8 @@ pub mod names {
         GENERATION_MAP,
         INFLIGHT_MAP,
         DENIALS_MAP,
+        ARG_VALUES_MAP,
+        ARG_OVERFLOW_MAP,
     ];
     /// The maps that hold what was learned. The daemon pins them in bpffs
     /// so the kernel keeps recording while it restarts.
@@ -309,7 +330,7 @@ pub mod names {
         (SYS_ENTER_PROG, SYS_ENTER_TP),
     ];
     /// Every global the loader sets.
-    pub const GLOBALS: [&str; 12] = [
+    pub const GLOBALS: [&str; 20] = [
         TARGET_CGROUP_GLOBAL,
         TARGET_LEVEL_GLOBAL,
         BOUNDARY_GLOBAL,
@@ -322,6 +343,14 @@ pub mod names {
         COMPAT_STATUS_BIT_GLOBAL,
         LEARN_GLOBAL,
         SYSCALL_NR_OFFSET_GLOBAL,
+        ARGS_GLOBAL,
+        NR_SOCKET_GLOBAL,
+        NR_CLONE_GLOBAL,
+        NR_PERSONALITY_GLOBAL,
+        NR_IOCTL_GLOBAL,
+        NR_FCNTL_GLOBAL,
+        NR_MPROTECT_GLOBAL,
+        NR_MMAP_GLOBAL,
     ];
 }
 
@@ -348,6 +377,39 @@ pub struct DenialKey {
     pub comm: [u8; 16],
 }
 const _: () = assert!(size_of::<DenialKey>() == 32);
+
+/// Key of `ARG_VALUES`: an argument value a cgroup used with a syscall
+/// (native ABI), as `args` reduces it (e.g. a socket's family and type).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ArgKey {
+    pub cgroup_id: u64,
+    pub nr: u32,
+    pub _pad: u32,
+    pub value: u64,
+}
+const _: () = assert!(size_of::<ArgKey>() == 24);
+
+/// Key of `ARG_OVERFLOW`: a (cgroup, syscall) whose values did not fit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ArgOverflowKey {
+    pub cgroup_id: u64,
+    pub nr: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<ArgOverflowKey>() == 16);
+
+/// The reduced value `--args` keeps, per syscall: what decides its risk.
+pub mod arg_reduce {
+    /// `CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC |
+    /// CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET` (moby's mask).
+    pub const CLONE_NEW_MASK: u64 = 0x7E02_0000;
+    /// `SOCK_TYPE_MASK`: the type without SOCK_NONBLOCK/SOCK_CLOEXEC.
+    pub const SOCK_TYPE_MASK: u64 = 0xf;
+    /// `PROT_EXEC`.
+    pub const PROT_EXEC: u64 = 0x4;
+}
 
 /// One ring buffer record. Events are hints for live status; the map is the
 /// source of truth, so a lost event never loses a syscall.
@@ -384,6 +446,9 @@ pub mod stat {
     pub const ABI_FULL: u32 = 5;
     /// Denied calls that found `DENIALS` full (not counted).
     pub const DENIALS_FULL: u32 = 6;
+    /// Argument values that found `ARG_VALUES` full (that syscall then
+    /// allows any arguments).
+    pub const ARGS_FULL: u32 = 7;
     /// Number of slots.
     pub const COUNT: u32 = 8;
 }
@@ -398,6 +463,10 @@ mod user {
     unsafe impl aya::Pod for super::Bitmap {}
     // SAFETY: DenialKey is repr(C), Copy, integer fields, no padding (asserted).
     unsafe impl aya::Pod for super::DenialKey {}
+    // SAFETY: ArgKey is repr(C), Copy, integer fields with explicit padding.
+    unsafe impl aya::Pod for super::ArgKey {}
+    // SAFETY: ArgOverflowKey is repr(C), Copy, integer fields with explicit padding.
+    unsafe impl aya::Pod for super::ArgOverflowKey {}
     // SAFETY: Event is repr(C), Copy, and has no implicit padding (asserted above).
     unsafe impl aya::Pod for super::Event {}
     // SAFETY: BoundaryState is repr(C), Copy, integer fields with explicit padding.

@@ -12,6 +12,7 @@
 #![feature(core_intrinsics)]
 #![expect(internal_features, reason = "the BPF target has no other way to emit atomic read-modify-write")]
 
+mod args;
 mod atomic;
 mod boundary;
 mod lifecycle;
@@ -26,7 +27,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue, RingBuf},
 };
 use recorder_common::{
-    Bitmap, BoundaryState, CgroupKey, DenialKey, Event, RING_BUF_BYTES, SlotBits, TaskCache, capacity, stat,
+    ArgKey, ArgOverflowKey, Bitmap, BoundaryState, CgroupKey, DenialKey, Event, RING_BUF_BYTES, SlotBits, TaskCache,
+    capacity, stat,
 };
 
 /// cgroup id -> slot, for every cgroup that made a syscall. The slot maps
@@ -75,6 +77,14 @@ static INFLIGHT: LruHashMap<u32, u32> = LruHashMap::with_max_entries(capacity::I
 #[map(name = "DENIALS")]
 static DENIALS: HashMap<DenialKey, u64> = HashMap::with_max_entries(capacity::DENIAL_KEYS, 0);
 
+/// `--args`: argument values per (cgroup, syscall) (see `args`).
+#[map(name = "ARG_VALUES")]
+static ARG_VALUES: HashMap<ArgKey, u8> = HashMap::with_max_entries(capacity::ARG_KEYS, BPF_F_NO_PREALLOC);
+
+/// `--args`: (cgroup, syscall) pairs whose values did not fit.
+#[map(name = "ARG_OVERFLOW")]
+static ARG_OVERFLOW: HashMap<ArgOverflowKey, u8> = HashMap::with_max_entries(capacity::ARG_OVERFLOWS, 0);
+
 /// See `recorder_common::TaskCache`.
 #[map(name = "TASK_CACHE")]
 static TASK_CACHE: PerCpuArray<TaskCache> = PerCpuArray::with_max_entries(1, 0);
@@ -118,6 +128,24 @@ static NR_SETNS: u32 = u32::MAX;
 static COMPAT_STATUS_OFFSET: u32 = u32::MAX;
 #[unsafe(no_mangle)]
 static COMPAT_STATUS_BIT: u32 = 0;
+
+/// Non-zero: keep argument values (see `args`).
+#[unsafe(no_mangle)]
+static ARGS_MODE: u32 = 0;
+#[unsafe(no_mangle)]
+static NR_SOCKET: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_CLONE: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_PERSONALITY: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_IOCTL: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_FCNTL: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_MPROTECT: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_MMAP: u32 = u32::MAX;
 
 /// Non-zero: pair syscall entries and exits (see `sys_exit`).
 #[unsafe(no_mangle)]

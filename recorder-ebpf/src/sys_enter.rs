@@ -8,9 +8,12 @@
 //! syscalls are known.
 
 use aya_ebpf::{bindings::BPF_NOEXIST, macros::raw_tracepoint, programs::RawTracePointContext};
-use recorder_common::{Abi, Bitmap, CgroupKey, Event, EventKind, MAX_SYSCALLS, SYSCALL_MASK, stat};
+use recorder_common::{Abi, Bitmap, CgroupKey, Event, EventKind, MAX_SYSCALLS, Phase, SYSCALL_MASK, stat};
 
-use crate::{ABI_BITS, BITS, INFLIGHT, LEARN_MODE, atomic, boundary, bump, emit, global, slots, tgid, tid_of_current};
+use crate::{
+    ABI_BITS, ARGS_MODE, BITS, INFLIGHT, LEARN_MODE, args, atomic, boundary, bump, emit, global, slots, tgid,
+    tid_of_current,
+};
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
@@ -45,6 +48,9 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), ()> {
     let Some(phase) = boundary::phase_of(regs as *const _, place.slot, nr) else {
         return Ok(());
     };
+    if global(&ARGS_MODE) != 0 && abi == Abi::NATIVE && phase != Phase::SETUP {
+        args::note(regs as *const _, place.cgroup_id, nr as u32);
+    }
     let word = ((nr & SYSCALL_MASK) / 64) as usize;
     let bit = 1u64 << (nr % 64);
     let bits: *mut u64 = if abi == Abi::NATIVE {

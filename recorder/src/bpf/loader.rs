@@ -11,7 +11,7 @@ use aya::{
         links::{FdLink, PinnedLink},
     },
 };
-use recorder_common::{Bitmap, BoundaryState, CgroupKey, DenialKey, Phase, SlotBits, names};
+use recorder_common::{ArgKey, ArgOverflowKey, Bitmap, BoundaryState, CgroupKey, DenialKey, Phase, SlotBits, names};
 
 use super::btf::{BtfOffsetError, CompatProbe, KernelBtf};
 use crate::{syscalls::Family, target::Cgroup};
@@ -83,6 +83,8 @@ pub struct ProbeConfig {
     pub pin: Option<PathBuf>,
     /// Also see calls a seccomp filter denied (`sys_exit` pairing).
     pub learn: bool,
+    /// Keep the argument values that decide some calls' risk (`--args`).
+    pub args: bool,
 }
 
 /// The loaded and attached recorder.
@@ -97,6 +99,8 @@ pub struct Probe {
     pub(crate) abi_bits: HashMap<MapData, CgroupKey, Bitmap>,
     pub(crate) stats: PerCpuArray<MapData, u64>,
     pub(crate) denials: Option<HashMap<MapData, DenialKey, u64>>,
+    pub(crate) arg_values: Option<HashMap<MapData, ArgKey, u8>>,
+    pub(crate) arg_overflow: Option<HashMap<MapData, ArgOverflowKey, u8>>,
     events: Option<RingBuf<MapData>>,
     logger: Option<Logger>,
     /// The learned maps were already pinned (a restarted daemon).
@@ -125,8 +129,11 @@ impl Probe {
             u32::MAX
         };
         let learn = u32::from(config.learn);
+        let args = u32::from(config.args);
         let native = Family::host().native;
         let nr = |name: &str| native.number_of(name).unwrap_or(u32::MAX);
+        let (nr_socket, nr_clone, nr_personality, nr_ioctl, nr_fcntl, nr_mprotect, nr_mmap) =
+            (nr("socket"), nr("clone"), nr("personality"), nr("ioctl"), nr("fcntl"), nr("mprotect"), nr("mmap"));
         let (nr_seccomp, nr_prctl, nr_pivot_root, nr_chroot, nr_setns) =
             (nr("seccomp"), nr("prctl"), nr("pivot_root"), nr("chroot"), nr("setns"));
         let boundary = u32::from(config.boundary);
@@ -148,7 +155,15 @@ impl Probe {
             .override_global(names::COMPAT_STATUS_OFFSET_GLOBAL, &compat_offset, true)
             .override_global(names::COMPAT_STATUS_BIT_GLOBAL, &compat_bit, true)
             .override_global(names::LEARN_GLOBAL, &learn, true)
-            .override_global(names::SYSCALL_NR_OFFSET_GLOBAL, &nr_offset, true);
+            .override_global(names::SYSCALL_NR_OFFSET_GLOBAL, &nr_offset, true)
+            .override_global(names::ARGS_GLOBAL, &args, true)
+            .override_global(names::NR_SOCKET_GLOBAL, &nr_socket, true)
+            .override_global(names::NR_CLONE_GLOBAL, &nr_clone, true)
+            .override_global(names::NR_PERSONALITY_GLOBAL, &nr_personality, true)
+            .override_global(names::NR_IOCTL_GLOBAL, &nr_ioctl, true)
+            .override_global(names::NR_FCNTL_GLOBAL, &nr_fcntl, true)
+            .override_global(names::NR_MPROTECT_GLOBAL, &nr_mprotect, true)
+            .override_global(names::NR_MMAP_GLOBAL, &nr_mmap, true);
         for name in [names::SLOTS_MAP, names::FREE_SLOTS_MAP, names::BITS_MAP, names::SLOT_STATE_MAP] {
             loader.map_max_entries(name, config.slots);
         }
@@ -179,6 +194,8 @@ impl Probe {
                 RingBuf::try_from(take_map(&mut ebpf, names::EVENTS_MAP)?).map_err(map_err(names::EVENTS_MAP))?,
             ),
             denials: None,
+            arg_values: None,
+            arg_overflow: None,
             logger,
             adopted,
             compat_tagged: compat.is_some(),
@@ -203,6 +220,14 @@ impl Probe {
         }
         probe.denials = Some(
             HashMap::try_from(take_map(&mut probe._ebpf, names::DENIALS_MAP)?).map_err(map_err(names::DENIALS_MAP))?,
+        );
+        probe.arg_values = Some(
+            HashMap::try_from(take_map(&mut probe._ebpf, names::ARG_VALUES_MAP)?)
+                .map_err(map_err(names::ARG_VALUES_MAP))?,
+        );
+        probe.arg_overflow = Some(
+            HashMap::try_from(take_map(&mut probe._ebpf, names::ARG_OVERFLOW_MAP)?)
+                .map_err(map_err(names::ARG_OVERFLOW_MAP))?,
         );
         Ok(probe)
     }

@@ -12,6 +12,24 @@ use crate::syscalls::{Arch, Family};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Observation {
     pub cgroups: BTreeMap<CgroupKey, BTreeSet<u32>>,
+    /// `--args`: per (cgroup, native syscall number), the reduced argument
+    /// values seen (`recorder_common::arg_reduce`).
+    pub args: BTreeMap<(u64, u32), ArgValues>,
+}
+
+/// The argument values one call was made with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArgValues {
+    pub values: BTreeSet<u64>,
+    /// Values were lost (the kernel map was full): allow any arguments.
+    pub overflow: bool,
+}
+
+impl ArgValues {
+    pub fn merge(&mut self, other: &ArgValues) {
+        self.values.extend(other.values.iter().copied());
+        self.overflow |= other.overflow;
+    }
 }
 
 /// Which part of an observation to name.
@@ -84,6 +102,24 @@ impl Observation {
         for (key, calls) in other.cgroups {
             self.cgroups.entry(key).or_default().extend(calls);
         }
+        for (key, values) in other.args {
+            self.args.entry(key).or_default().merge(&values);
+        }
+    }
+
+    /// `--args`: argument values per native syscall name, over `cgroups`
+    /// (all when `None`).
+    pub fn arg_values(&self, family: Family, cgroups: Option<&[u64]>) -> BTreeMap<String, ArgValues> {
+        let mut out: BTreeMap<String, ArgValues> = BTreeMap::new();
+        for ((cgroup, nr), values) in &self.args {
+            if cgroups.is_some_and(|ids| !ids.contains(cgroup)) {
+                continue;
+            }
+            if let Some(name) = family.native.name_of(*nr) {
+                out.entry(name.to_owned()).or_default().merge(values);
+            }
+        }
+        out
     }
 
     /// The selected part, named with `family`'s tables.

@@ -22,6 +22,9 @@ pub struct Stats {
     pub abi_full: u64,
     /// Denied calls not counted: `DENIALS` full.
     pub denials_full: u64,
+    /// `--args` values not kept: `ARG_VALUES` full (those calls are
+    /// allowed with any arguments).
+    pub args_full: u64,
     pub out_of_range: u64,
     pub forks: u64,
     pub execs: u64,
@@ -64,6 +67,22 @@ impl Probe {
     /// What the cgroups in `table` (id -> slot) recorded.
     pub fn observe_cgroups(&self, table: &BTreeMap<u64, u32>) -> Result<Observation, MapError> {
         let mut obs = Observation::default();
+        if let Some(values) = &self.arg_values {
+            for entry in values.keys() {
+                let key = entry?;
+                if table.contains_key(&key.cgroup_id) {
+                    obs.args.entry((key.cgroup_id, key.nr)).or_default().values.insert(key.value);
+                }
+            }
+        }
+        if let Some(overflow) = &self.arg_overflow {
+            for entry in overflow.keys() {
+                let key = entry?;
+                if table.contains_key(&key.cgroup_id) {
+                    obs.args.entry((key.cgroup_id, key.nr)).or_default().overflow = true;
+                }
+            }
+        }
         for (cgroup_id, slot) in table {
             let bits = self.bits.get(slot, 0)?;
             self.add_slot(&mut obs, *cgroup_id, &bits);
@@ -100,6 +119,13 @@ impl Probe {
         for id in cgroup_ids {
             for key in abi_keys.iter().filter(|k| k.cgroup_id == *id) {
                 let _ = self.abi_bits.remove(key);
+            }
+            if let Some(values) = self.arg_values.as_mut() {
+                let keys: Vec<recorder_common::ArgKey> =
+                    values.keys().filter_map(Result::ok).filter(|k| k.cgroup_id == *id).collect();
+                for key in keys {
+                    let _ = values.remove(&key);
+                }
             }
             let Ok(slot) = self.slots.get(id, 0) else { continue };
             self.slots.remove(id)?;
@@ -141,6 +167,7 @@ impl Probe {
             slots_full: slot(stat::SLOTS_FULL)?,
             abi_full: slot(stat::ABI_FULL)?,
             denials_full: slot(stat::DENIALS_FULL)?,
+            args_full: slot(stat::ARGS_FULL)?,
             out_of_range: slot(stat::OUT_OF_RANGE)?,
             forks: slot(stat::FORKS)?,
             execs: slot(stat::EXECS)?,

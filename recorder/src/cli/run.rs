@@ -122,6 +122,7 @@ fn learn(args: &RunArgs, command: Command, filter: libseccomp::ScmpFilterContext
         status: false,
         boundary: false,
         learn: true,
+        args: false,
         enforce: Some(program),
     })?;
     let denied = name_denials(Family::host(), &recording.denials);

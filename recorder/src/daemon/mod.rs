@@ -130,6 +130,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         slots: config.slots,
         pin: Some(config.pin_dir.clone()),
         learn: config.learn_denials,
+        args: false,
     })?;
     if probe.adopted {
         tracing::info!("adopted the maps pinned in {}: nothing was lost while no daemon ran", config.pin_dir.display());

@@ -54,6 +54,8 @@ pub struct Options {
     /// Also see the calls a seccomp filter denies (the workload runs under
     /// a profile): `Recording::denials`.
     pub learn: bool,
+    /// Keep the argument values that decide some calls' risk (`--args`).
+    pub args: bool,
     /// For `Source::Command`: a classic-BPF seccomp program (libseccomp's
     /// export) the command is started under, right before its exec.
     pub enforce: Option<Vec<u8>>,
@@ -171,8 +173,14 @@ pub fn record_with_checkpoint(
         Source::Cgroup(_) | Source::Pid(_) => 1024,
         Source::Pod(_) => capacity::RECORD_SLOTS,
     };
-    let probe =
-        Probe::attach(&ProbeConfig { target: cgroup.clone(), boundary, slots, pin: None, learn: options.learn })?;
+    let probe = Probe::attach(&ProbeConfig {
+        target: cgroup.clone(),
+        boundary,
+        slots,
+        pin: None,
+        learn: options.learn,
+        args: options.args,
+    })?;
     runtime
         .block_on(Session { probe, cgroup, owned, options, watch, harvested: Observation::default() }.run(checkpoint))
 }

@@ -81,6 +81,13 @@ pub struct RecordArgs {
     /// profile and listed in the summary.
     #[arg(long)]
     pub learn: bool,
+    /// Argument rules, tighter than runtime/default: keep the values that
+    /// decide how risky some calls are (socket family and type, clone's
+    /// namespace flags, personality, prctl option, ioctl request, fcntl
+    /// command, PROT_EXEC for mmap/mprotect) and allow those calls only
+    /// with them. A call with more than 16 values allows any (said).
+    #[arg(long)]
+    pub args: bool,
     /// Do not add the shutdown set (recorder/data/shutdown) to a profile
     /// whose recording did not see the workload shut down.
     #[arg(long)]

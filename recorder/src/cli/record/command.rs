@@ -1,6 +1,9 @@
 //! `record -- CMD`, `--cgroup`, `--pid` and `--container-id`: one profile.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use super::{RecordArgs, SummarySink, summary};
 use crate::{
@@ -43,6 +46,7 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         status: !args.quiet,
         boundary: args.boundary,
         learn: args.learn,
+        args: args.args,
         enforce: None,
     };
     // With --until-exit the profile is written when --duration ends (the
@@ -102,6 +106,7 @@ fn write(
             shutdown_observed: recording.ending.shutdown_observed(),
             add_shutdown_set: !args.no_shutdown_set,
             enosys_clone3: !args.no_enosys_clone3,
+            args: if args.args { recording.observation.arg_values(family, None) } else { BTreeMap::new() },
         },
     );
     output.clone().commit(&assembled.profile().to_oci_json())?;

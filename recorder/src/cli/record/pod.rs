@@ -2,6 +2,7 @@
 //! directory, a file (single-container pods) or the kubelet's seccomp root.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -60,6 +61,7 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         status: !args.quiet,
         boundary: true,
         learn: args.learn,
+        args: args.args,
         enforce: None,
     };
     let mut checkpoint = |r: &Recording| {
@@ -153,6 +155,11 @@ fn write_all(
                 shutdown_observed: recording.ending.shutdown_observed(),
                 add_shutdown_set: !args.no_shutdown_set,
                 enosys_clone3: !args.no_enosys_clone3,
+                args: if args.args {
+                    recording.observation.arg_values(family, Some(&container.cgroups))
+                } else {
+                    BTreeMap::new()
+                },
             },
         );
         profiles.push(write_one(names, container, &calls, &assembled, destination, args)?);
