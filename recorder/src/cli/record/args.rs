@@ -88,6 +88,12 @@ pub struct RecordArgs {
     /// with them. A call with more than 16 values allows any (said).
     #[arg(long)]
     pub args: bool,
+    /// Also write which executable made each call to FILE (JSON; `-`:
+    /// stderr), and name the makers of risky calls on stderr. Information
+    /// only: the profile is the same (one filter covers the whole process
+    /// tree). `diff --by-exe FILE` shows it next to the risky calls.
+    #[arg(long, value_name = "FILE")]
+    pub by_exe: Option<PathBuf>,
     /// Do not add the shutdown set (recorder/data/shutdown) to a profile
     /// whose recording did not see the workload shut down.
     #[arg(long)]

@@ -5,11 +5,12 @@ use std::{
     time::Duration,
 };
 
-use super::{RecordArgs, SummarySink, summary};
+use super::{RecordArgs, SummarySink, by_exe, summary};
 use crate::{
     bpf::{Select, name_denials, preflight},
     cli::exit::Failure,
     output::Output,
+    profile::attribution::AttributionFile,
     record::{self, Recording, Source, stop::StopPolicy},
     runtime::{
         assemble::{Recorded, assemble},
@@ -22,6 +23,7 @@ use crate::{
 pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -> Result<u8, Failure> {
     let output = Output::prepare(args.output.as_deref())?;
     let summary_sink = SummarySink::prepare(args.json_summary.as_deref(), Some(&output))?;
+    let by_exe_sink = SummarySink::prepare(args.by_exe.as_deref(), Some(&output))?;
     let mut base: Option<BTreeSet<String>> = None;
     let source = if let Some(id) = &args.container_id {
         let cgroup = container::container_cgroup(&Hierarchy::find()?, id)?;
@@ -47,6 +49,7 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         boundary: args.boundary,
         learn: args.learn,
         args: args.args,
+        by_exe: args.by_exe.is_some(),
         enforce: None,
     };
     // With --until-exit the profile is written when --duration ends (the
@@ -58,6 +61,14 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     };
     let recording = record::record_with_checkpoint(options, &mut checkpoint)?;
     let profile = write(&recording, base.as_ref(), &args, &output)?;
+    if let Some(sink) = by_exe_sink {
+        let not_seen = if args.command.is_empty() { crate::bpf::EXEC_NOT_SEEN } else { by_exe::BEFORE_COMMAND_EXEC };
+        let attribution = by_exe::attribution(&recording.observation, None, output.describe(), None, not_seen);
+        if !args.quiet {
+            by_exe::print_risky(&attribution);
+        }
+        sink.write_text(&AttributionFile::new(vec![attribution]).to_json())?;
+    }
     if let Some(sink) = summary_sink {
         sink.write(&summary::json(&recording, target_json(&args), vec![profile]))?;
     }

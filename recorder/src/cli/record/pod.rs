@@ -7,12 +7,13 @@ use std::{
     time::Duration,
 };
 
-use super::{RecordArgs, SummarySink, summary};
+use super::{RecordArgs, SummarySink, by_exe, summary};
 use crate::{
     bpf::{Denied, name_denials, preflight},
     cli::exit::{Code, Failure},
     k8s_name::{Kind, validate},
     output::{self, Output, beneath},
+    profile::attribution::{Attribution, AttributionFile},
     record::{self, Recording, Source, stop::StopPolicy},
     runtime::{
         assemble::{Assembled, Recorded, assemble},
@@ -43,6 +44,7 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     }
     let destination = destination(&args)?;
     let summary_sink = SummarySink::prepare(args.json_summary.as_deref(), None)?;
+    let by_exe_sink = SummarySink::prepare(args.by_exe.as_deref(), None)?;
     preflight::check_privileges()?;
     preflight::check_btf()?;
 
@@ -62,6 +64,7 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         boundary: true,
         learn: args.learn,
         args: args.args,
+        by_exe: args.by_exe.is_some(),
         enforce: None,
     };
     let mut checkpoint = |r: &Recording| {
@@ -71,6 +74,13 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     };
     let recording = record::record_with_checkpoint(options, &mut checkpoint)?;
     let profiles = write_all(&recording, &destination, &args)?;
+    if let Some(sink) = by_exe_sink {
+        let attributions = attributions(&recording, &profiles);
+        if !args.quiet {
+            attributions.iter().for_each(by_exe::print_risky);
+        }
+        sink.write_text(&AttributionFile::new(attributions).to_json())?;
+    }
     if let Some(sink) = summary_sink {
         let pod = recording.pod.as_ref().and_then(|w| w.pod());
         let target = serde_json::json!({
@@ -90,6 +100,27 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         );
     }
     Ok(0)
+}
+
+/// `--by-exe`: one attribution per container, named like its profile.
+fn attributions(recording: &Recording, profiles: &[serde_json::Value]) -> Vec<Attribution> {
+    let Some(watch) = recording.pod.as_ref() else { return Vec::new() };
+    let pod = watch.pod();
+    watch
+        .containers()
+        .iter()
+        .map(|container| {
+            let written = profiles
+                .iter()
+                .find(|p| p["container"] == container.name.as_str())
+                .and_then(|p| p["output"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            let label = pod.map(|p| format!("{}/{}/{}", p.namespace, p.name, container.name));
+            let not_seen = crate::bpf::EXEC_NOT_SEEN;
+            by_exe::attribution(&recording.observation, Some(&container.cgroups), written, label, not_seen)
+        })
+        .collect()
 }
 
 /// Writes one profile per container of the recorded pod; returns their

@@ -176,6 +176,7 @@ pub fn json(r: &Recording, target: serde_json::Value, profiles: Vec<serde_json::
             "ringbuf_drops": r.stats.ringbuf_drops,
             "cgroups_without_slot": r.stats.slots_full,
             "argument_values_not_kept": r.stats.args_full,
+            "attributions_not_kept": r.stats.exe_full,
             "abi_map_full": r.stats.abi_full,
             "out_of_range": r.stats.out_of_range,
         },
