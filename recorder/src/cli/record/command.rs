@@ -19,6 +19,7 @@ use crate::{
 pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -> Result<u8, Failure> {
     let output = Output::prepare(args.output.as_deref())?;
     let summary_sink = SummarySink::prepare(args.json_summary.as_deref(), Some(&output))?;
+    let name = super::object_name(args.format, args.name.as_deref(), args.output.as_deref(), None)?;
     let mut base: Option<BTreeSet<String>> = None;
     let source = if let Some(id) = &args.container_id {
         let cgroup = container::container_cgroup(&Hierarchy::find()?, id)?;
@@ -40,14 +41,17 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     // With --until-exit the profile is written when --duration ends (the
     // workload still running), and again when the workload ends.
     let mut checkpoint = |r: &Recording| {
-        if let Err(e) = write(r, base.as_ref(), &args, &output) {
+        if let Err(e) = write(r, base.as_ref(), &args, &output, name.clone()) {
             eprintln!("recorder: warning: {e}; recording goes on and writes again when the workload ends");
         }
     };
     let recording = record::record_with_checkpoint(options, &mut checkpoint)?;
-    let profile = write(&recording, base.as_ref(), &args, &output)?;
+    let profile = write(&recording, base.as_ref(), &args, &output, name)?;
     if let Some(sink) = summary_sink {
-        sink.write(&summary::json(&recording, target_json(&args), vec![profile]))?;
+        let containers: Vec<&String> = args.container_id.iter().collect();
+        let base_set = summary::base_set_json(base.is_some(), args.runtime.as_deref());
+        let target = summary::Target { what: target_json(&args), containers: serde_json::json!(containers), base_set };
+        sink.write(&summary::json(&recording, target, vec![profile]))?;
     }
     Ok(recording.exit_code())
 }
@@ -73,6 +77,7 @@ fn write(
     base: Option<&BTreeSet<String>>,
     args: &RecordArgs,
     output: &Output,
+    name: Option<String>,
 ) -> Result<serde_json::Value, Failure> {
     let family = Family::host();
     recording.observation.log_phases(family);
@@ -89,9 +94,11 @@ fn write(
             enosys_clone3: !args.no_enosys_clone3,
         },
     );
-    output.clone().commit(&assembled.profile().to_oci_json())?;
+    output.clone().commit(&super::render(assembled.profile(), args, name.clone())?)?;
     if !args.quiet {
         eprintln!("{}", summary::line(recording, &assembled, &output.describe()));
     }
-    Ok(summary::profile_json(&assembled, &by_arch, &output.describe()))
+    let mut json = summary::profile_json(&assembled, &by_arch, &output.describe());
+    summary::add_format(&mut json, args.format, name);
+    Ok(json)
 }
