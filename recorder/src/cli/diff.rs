@@ -6,6 +6,7 @@ use crate::{
     algebra::diff::{self, Side, Treatment},
     cli::exit::{Code, Failure},
     profile::{EvalContext, catalog, evaluate::parse_kernel, runtime_default::RuntimeDefault},
+    text::Paint,
 };
 
 const EXAMPLES: &str = "\
@@ -96,7 +97,7 @@ fn side(spec: &str, ctx: &EvalContext) -> Result<Side, Failure> {
     Ok(Side { label: spec.to_owned(), profile: loaded.profile.evaluate(ctx) })
 }
 
-pub fn execute(args: DiffArgs) -> Result<u8, Failure> {
+pub fn execute(args: DiffArgs, paint: Paint) -> Result<u8, Failure> {
     let ctx = context(&args)?;
     let base = side(&args.against, &ctx)?;
     let profile = side(&args.profile.display().to_string(), &ctx)?;
@@ -104,7 +105,7 @@ pub fn execute(args: DiffArgs) -> Result<u8, Failure> {
     if args.json {
         print!("{}", diff::json(&d));
     } else {
-        print!("{}", diff::human(&d));
+        print!("{}", diff::human(&d, paint));
     }
     let mut added = BTreeSet::new();
     let mut removed = BTreeSet::new();
