@@ -26,6 +26,10 @@ pub const PACKAGES: &[&str] = &[
     "curl",
     // 32-bit (ia32) ground-truth programs: gcc -m32.
     "gcc-multilib",
+    // `cargo xtask deb`: dpkg-shlibdeps for the package's Depends.
+    "dpkg-dev",
+    // script(1): the colour tests run recorder on a pseudo-terminal.
+    "bsdutils",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
