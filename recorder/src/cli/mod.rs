@@ -13,6 +13,7 @@ pub mod explain;
 pub mod merge;
 pub mod record;
 pub mod run;
+pub mod suggest;
 
 use std::io::IsTerminal as _;
 
@@ -76,6 +77,7 @@ pub enum Command {
     Baseline(baseline::BaselineArgs),
     Daemon(Box<daemon::DaemonArgs>),
     Collect(collect::CollectArgs),
+    Suggest(suggest::SuggestArgs),
     Explain(explain::ExplainArgs),
     Completions(completions::CompletionsArgs),
     #[command(hide = true)]
@@ -95,6 +97,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Baseline(args) => baseline::execute(args),
         Command::Daemon(args) => daemon::execute(*args),
         Command::Collect(args) => collect::execute(args),
+        Command::Suggest(args) => suggest::execute(args),
         Command::Explain(args) => explain::execute(args, paint),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),

@@ -2,9 +2,11 @@
 //!
 //! `args` is the command line; `command` records a command, cgroup, process
 //! or container by id into one profile; `pod` records a pod's containers
-//! into one profile each; `summary` is the line printed at the end.
+//! into one profile each; `summary` is the line printed at the end;
+//! `by_exe` attributes calls to executables (`--by-exe`).
 
 mod args;
+mod by_exe;
 mod command;
 mod pod;
 mod summary;
@@ -22,8 +24,8 @@ use crate::{
     },
 };
 
-/// Where `--json-summary` goes: a file checked now, or stdout for `-`
-/// (refused when the profile goes there too).
+/// Where `--json-summary` (or `--by-exe`) goes: a file checked now, or
+/// stdout for `-` (refused when the profile or the other goes there too).
 struct SummarySink(Output);
 
 impl SummarySink {
@@ -40,10 +42,22 @@ impl SummarySink {
         matches!(self.0, Output::Stdout)
     }
 
+    /// Refuses `--json-summary` and `--by-exe` naming the same file.
+    fn ensure_distinct(first: Option<&SummarySink>, second: Option<&SummarySink>) -> Result<(), Failure> {
+        if let (Some(a), Some(b)) = (first, second) {
+            a.0.ensure_distinct(&b.0)?;
+        }
+        Ok(())
+    }
+
     fn write(self, summary: &serde_json::Value) -> Result<(), Failure> {
         let mut text = serde_json::to_string_pretty(summary).map_err(|e| Failure::new(Code::Internal, e))?;
         text.push('\n');
-        self.0.commit(&text)?;
+        self.write_text(&text)
+    }
+
+    fn write_text(self, text: &str) -> Result<(), Failure> {
+        self.0.commit(text)?;
         Ok(())
     }
 }

@@ -2,24 +2,28 @@
 //! directory, a file (single-container pods) or the kubelet's seccomp root.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use super::{RecordArgs, SummarySink, summary};
+use super::{RecordArgs, SummarySink, by_exe, summary};
 use crate::{
-    bpf::preflight,
+    bpf::{Denied, name_denials, preflight},
     cli::exit::{Code, Failure},
     k8s_name::{Kind, validate},
     output::{self, Output, beneath},
-    profile::write::{Format, WriteError},
+    profile::{
+        attribution::{Attribution, AttributionFile},
+        write::{Format, WriteError},
+    },
     record::{self, Recording, Source, stop::StopPolicy},
     runtime::{
         assemble::{Assembled, Recorded, assemble},
         base_set,
         boundary::{ContainerCalls, container_calls},
     },
-    syscalls::Family,
+    syscalls::{Arch, Family},
     target::pod::{ContainerCgroups, PodSpec, names::ContainerNames},
     text,
 };
@@ -43,11 +47,13 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     }
     let destination = destination(&args)?;
     let summary_sink = SummarySink::prepare(args.json_summary.as_deref(), None)?;
+    let by_exe_sink = SummarySink::prepare(args.by_exe.as_deref(), None)?;
+    SummarySink::ensure_distinct(summary_sink.as_ref(), by_exe_sink.as_ref())?;
     if args.install && args.format != Format::Oci {
         return Err(usage("--install writes OCI JSON, the format the kubelet loads; drop --format"));
     }
-    if args.install && summary_sink.as_ref().is_some_and(SummarySink::is_stdout) {
-        return Err(usage("--install prints the securityContext on stdout; give --json-summary a file"));
+    if args.install && [&summary_sink, &by_exe_sink].iter().any(|s| s.as_ref().is_some_and(SummarySink::is_stdout)) {
+        return Err(usage("--install prints the securityContext on stdout; give --json-summary and --by-exe files"));
     }
     if let Some(name) = &args.name
         && !crate::k8s_name::is_subdomain(name)
@@ -65,7 +71,17 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         wait_timeout,
         cgroup_parent: args.cgroup_parent.clone(),
     };
-    let options = record::Options { source: Source::Pod(spec), duration, stop, status: !args.quiet, boundary: true };
+    let options = record::Options {
+        source: Source::Pod(spec),
+        duration,
+        stop,
+        status: !args.quiet,
+        boundary: true,
+        learn: args.learn,
+        args: args.args,
+        by_exe: args.by_exe.is_some(),
+        enforce: None,
+    };
     let mut checkpoint = |r: &Recording| {
         if let Err(e) = write_all(r, &destination, &args) {
             eprintln!("recorder: warning: {e}; recording goes on and writes again when the pod ends");
@@ -73,6 +89,13 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     };
     let recording = record::record_with_checkpoint(options, &mut checkpoint)?;
     let profiles = write_all(&recording, &destination, &args)?;
+    if let Some(sink) = by_exe_sink {
+        let attributions = attributions(&recording, &profiles);
+        if !args.quiet {
+            attributions.iter().for_each(by_exe::print_risky);
+        }
+        sink.write_text(&AttributionFile::new(attributions).to_json())?;
+    }
     if let Some(sink) = summary_sink {
         let pod = recording.pod.as_ref().and_then(|w| w.pod());
         let what = serde_json::json!({
@@ -99,6 +122,27 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         );
     }
     Ok(0)
+}
+
+/// `--by-exe`: one attribution per container, named like its profile.
+fn attributions(recording: &Recording, profiles: &[serde_json::Value]) -> Vec<Attribution> {
+    let Some(watch) = recording.pod.as_ref() else { return Vec::new() };
+    let pod = watch.pod();
+    watch
+        .containers()
+        .iter()
+        .map(|container| {
+            let written = profiles
+                .iter()
+                .find(|p| p["container"] == container.name.as_str())
+                .and_then(|p| p["output"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            let label = pod.map(|p| format!("{}/{}/{}", p.namespace, p.name, container.name));
+            let not_seen = crate::bpf::EXEC_NOT_SEEN;
+            by_exe::attribution(&recording.observation, Some(&container.cgroups), written, label, not_seen)
+        })
+        .collect()
 }
 
 /// Writes one profile per container of the recorded pod; returns their
@@ -153,7 +197,20 @@ fn write_all(
             _ => None,
         };
         let name = super::object_name(args.format, None, file, Some(fallback))?;
-        let calls = container_calls(&recording.observation, &container.cgroups, family);
+        let mut calls = container_calls(&recording.observation, &container.cgroups, family);
+        // Learn mode: what the pod's profile denied, the container needed.
+        let denied: Vec<Denied> = name_denials(family, &recording.denials)
+            .into_iter()
+            .filter(|d| container.cgroups.contains(&d.cgroup_id))
+            .collect();
+        for d in &denied {
+            if let Some(arch) = Arch::from_scmp_name(d.arch) {
+                calls.by_arch.entry(arch).or_default().insert(d.name.clone());
+            }
+        }
+        if !args.quiet {
+            summary::print_denials(&denied);
+        }
         // The base set always: it also covers calls a runtime makes only on
         // some starts (runc's rt_sigreturn).
         let assembled = assemble(
@@ -164,6 +221,11 @@ fn write_all(
                 shutdown_observed: recording.ending.shutdown_observed(),
                 add_shutdown_set: !args.no_shutdown_set,
                 enosys_clone3: !args.no_enosys_clone3,
+                args: if args.args {
+                    recording.observation.arg_values(family, Some(&container.cgroups))
+                } else {
+                    BTreeMap::new()
+                },
             },
         );
         let one = One { names, container, calls: &calls, assembled: &assembled, name };
