@@ -1,4 +1,4 @@
-//! Project automation: `cargo xtask setup|build|test|bench|demo`.
+//! Project automation: `cargo xtask setup|build|test|bench|demo|man|deb`.
 //!
 //! This is the only place that knows toolchain details (nightly, rust-src,
 //! bpf-linker, Debian packages).
@@ -6,11 +6,14 @@
 mod bench;
 mod bench_pod;
 mod bench_stats;
+mod deb;
 mod demo;
 mod floor;
 mod nginx;
 mod setup;
 mod util;
+
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -59,6 +62,16 @@ enum Cmd {
     Lint,
     /// Cross-build recorder (binary and BPF object) for aarch64.
     Cross,
+    /// Build, then write one man page per command (generated from the clap
+    /// definitions by the built binary).
+    Man {
+        /// Where to write the pages (default: target/man).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build, then a Debian package in target/debian: the binary, man pages,
+    /// bash/zsh/fish completions, the shipped base and shutdown sets, docs.
+    Deb,
     /// Attach only an empty program to sys_enter until interrupted: the cost
     /// floor `bench` measures against.
     #[command(hide = true)]
@@ -75,7 +88,9 @@ fn main() -> Result<()> {
         Cmd::Test { args } => {
             setup::run()?;
             util::build_release()?;
-            util::test(&args)
+            // The package test installs this .deb (RECORDER_DEB).
+            let deb = deb::build()?;
+            util::test(&args, &deb)
         }
         Cmd::Bench { iterations, runs, wrk_seconds, only } => {
             setup::run()?;
@@ -98,6 +113,19 @@ fn main() -> Result<()> {
             setup::run()?;
             setup::cross_aarch64()?;
             util::cross_aarch64()
+        }
+        Cmd::Man { dir } => {
+            setup::run()?;
+            util::build_release()?;
+            let dir = dir.unwrap_or_else(deb::default_man_dir);
+            deb::man(&dir)?;
+            eprintln!("xtask man: pages in {}", dir.display());
+            Ok(())
+        }
+        Cmd::Deb => {
+            setup::run()?;
+            util::build_release()?;
+            deb::build().map(drop)
         }
         Cmd::Floor => floor::run(),
     }

@@ -35,6 +35,10 @@ pub const PACKAGES: &[&str] = &[
     "redis-tools",
     "postgresql",
     "tzdata",
+    // `cargo xtask deb`: dpkg-shlibdeps for the package's Depends.
+    "dpkg-dev",
+    // script(1): the colour tests run recorder on a pseudo-terminal.
+    "bsdutils",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -81,9 +81,9 @@ pub fn xtask_floor() -> Command {
     cmd
 }
 
-pub fn test(extra: &[String]) -> Result<()> {
+pub fn test(extra: &[String], deb: &Path) -> Result<()> {
     let mut cmd = cargo();
-    cmd.args(["test", "--no-fail-fast"]).args(extra).env("RECORDER_BIN", recorder_bin());
+    cmd.args(["test", "--no-fail-fast"]).args(extra).env("RECORDER_BIN", recorder_bin()).env("RECORDER_DEB", deb);
     run(&mut cmd)
 }
 

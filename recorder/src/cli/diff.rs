@@ -8,6 +8,7 @@ use crate::{
     profile::{
         EvalContext, attribution::AttributionFile, catalog, evaluate::parse_kernel, runtime_default::RuntimeDefault,
     },
+    text::Paint,
 };
 
 const EXAMPLES: &str = "\
@@ -103,7 +104,7 @@ fn side(spec: &str, ctx: &EvalContext) -> Result<Side, Failure> {
     Ok(Side { label: spec.to_owned(), profile: loaded.profile.evaluate(ctx) })
 }
 
-pub fn execute(args: DiffArgs) -> Result<u8, Failure> {
+pub fn execute(args: DiffArgs, paint: Paint) -> Result<u8, Failure> {
     let ctx = context(&args)?;
     let base = side(&args.against, &ctx)?;
     let profile = side(&args.profile.display().to_string(), &ctx)?;
@@ -114,7 +115,7 @@ pub fn execute(args: DiffArgs) -> Result<u8, Failure> {
     if args.json {
         print!("{}", diff::json(&d));
     } else {
-        print!("{}", diff::human(&d));
+        print!("{}", diff::human(&d, paint));
     }
     let mut added = BTreeSet::new();
     let mut removed = BTreeSet::new();

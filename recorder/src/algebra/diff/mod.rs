@@ -11,7 +11,7 @@ pub mod risky;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use report::{human, json};
+pub use report::{describe, human, json};
 
 use crate::profile::{
     ArgCondition, Profile,
