@@ -79,6 +79,10 @@ ALIAS = re.compile(r"\b(?:weak_alias|strong_alias|libc_hidden_def|libc_hidden_we
                    r"\s*\(([^)]*)\)")
 DEFINITION = re.compile(r"^(?:[A-Za-z_][\w \t\*]*?[\s\*])?([A-Za-z_]\w*)\s*\((?:[^;{}()]|\([^;{}()]*\))*\)\s*(?:__THROW\s*)?\{", re.M)
 ENTRY = re.compile(r"\b(?:ENTRY|ENTRY_P|PSEUDO|PSEUDO_NOERRNO)\s*\(\s*(\w+)")
+# A prototype (`extern int __foo (int);`, `void bar (void) attribute_hidden;`)
+# declares, it does not call: removed before calls are collected.
+PROTOTYPE = re.compile(r"^[ \t]*(?!return\b|else\b|case\b|goto\b)(?:[A-Za-z_]\w*[ \t\*]+)+\**[A-Za-z_]\w*\s*"
+                       r"\((?:[^;{}()]|\([^;{}()]*\))*\)[^;{}=]*;", re.M)
 CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 KEYWORDS = {"if", "while", "for", "switch", "return", "sizeof", "defined", "__attribute__", "__typeof",
             "typeof", "offsetof", "__builtin_expect", "__glibc_unlikely", "__glibc_likely", "do", "void", "int",
@@ -115,7 +119,8 @@ class Unit:
             self.defines.add(base)
         self.defines = {d for d in self.defines - KEYWORDS if not d.isupper() and not ALIAS.match(d + " (")}
         # ALL_CAPS names are macros; programs built from the tree (main) are not libc.
-        self.calls = {c for c in CALL.findall(text) if c not in KEYWORDS and not c.isupper()} - self.defines
+        body = PROTOTYPE.sub(" ", text)
+        self.calls = {c for c in CALL.findall(body) if c not in KEYWORDS and not c.isupper()} - self.defines
         self.program = "main" in self.defines
 
 

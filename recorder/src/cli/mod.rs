@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod diff;
 pub mod duration;
 pub mod exit;
+pub mod likely;
 pub mod merge;
 pub mod record;
 pub mod run;
@@ -40,6 +41,7 @@ pub enum Command {
     Daemon(Box<daemon::DaemonArgs>),
     Collect(collect::CollectArgs),
     Suggest(suggest::SuggestArgs),
+    Likely(likely::LikelyArgs),
 }
 
 /// Runs the chosen subcommand. Returns the process exit status.
@@ -55,5 +57,6 @@ pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Daemon(args) => daemon::execute(*args),
         Command::Collect(args) => collect::execute(args),
         Command::Suggest(args) => suggest::execute(args),
+        Command::Likely(args) => likely::execute(args),
     }
 }
