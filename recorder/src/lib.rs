@@ -20,6 +20,7 @@ pub mod record;
 pub mod runtime;
 
 // Layer 3: the parts they are made of.
+pub mod audit;
 pub mod bpf;
 pub mod output;
 pub mod profile;

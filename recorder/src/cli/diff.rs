@@ -20,6 +20,7 @@ Examples:
   recorder diff new.json --against approved.json --fail-on-added   # CI gate: exit 30 on drift
   recorder diff app.json --cap SYS_ADMIN            # baseline for a container with CAP_SYS_ADMIN
   recorder diff app.json --by-exe app.by-exe.json   # who makes each risky call (record --by-exe)
+  recorder diff app.json --by-exe app.by-exe.json --likely   # and the paths not taken
 
 The table answers: 1. what the profile needs that the base blocks (it would break
 under RuntimeDefault); 2. what the base allows that the profile does not (attack
@@ -59,6 +60,17 @@ pub struct DiffArgs {
     /// FILE` (information only: a profile cannot differ per executable).
     #[arg(long, value_name = "FILE")]
     pub by_exe: Option<PathBuf>,
+    /// Paths not taken: also name the calls the executables in --by-exe can
+    /// make that the profile lacks (`recorder likely`), read in --root or
+    /// as --pid sees them (default: this host's root).
+    #[arg(long, requires = "by_exe")]
+    pub likely: bool,
+    /// With --likely: read the executables inside this root directory.
+    #[arg(long, value_name = "DIR", requires = "likely", conflicts_with = "pid")]
+    pub root: Option<PathBuf>,
+    /// With --likely: read the executables as this process sees them.
+    #[arg(long, value_name = "PID", requires = "likely")]
+    pub pid: Option<i32>,
     /// Exit 30 when the profile permits something the base does not.
     #[arg(long)]
     pub fail_on_added: bool,
@@ -112,10 +124,40 @@ pub fn execute(args: DiffArgs, paint: Paint) -> Result<u8, Failure> {
     if let Some(path) = &args.by_exe {
         d.made_by = AttributionFile::read(path)?.by_syscall();
     }
+    let likely = match (&args.by_exe, args.likely) {
+        (Some(path), true) => {
+            let paths = super::likely::executables(&AttributionFile::read(path)?);
+            let root = super::likely::open_root(args.root.as_deref(), args.pid)?;
+            Some(super::likely::analyze(&paths, &root, &profile.profile, false))
+        }
+        _ => None,
+    };
     if args.json {
-        print!("{}", diff::json(&d));
+        match &likely {
+            Some((found, left_out)) => {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&diff::json(&d)).map_err(|e| Failure::new(Code::Internal, e))?;
+                if let Some(object) = v.as_object_mut() {
+                    object.insert("likely".to_owned(), super::likely::json(found, false, *left_out));
+                }
+                let mut text = serde_json::to_string_pretty(&v).map_err(|e| Failure::new(Code::Internal, e))?;
+                text.push('\n');
+                print!("{text}");
+            }
+            None => print!("{}", diff::json(&d)),
+        }
     } else {
         print!("{}", diff::human(&d, paint));
+        if let Some((found, left_out)) = &likely {
+            println!(
+                "\nPaths not taken: {} the executables can make that the profile lacks, never called while recording:",
+                crate::text::count(found.calls.len() as u64, "likely call", "likely calls")
+            );
+            print!("{}", super::likely::render(found, "", "  "));
+            if *left_out > 0 {
+                println!("  (and {left_out} more that only a library they load imports: `recorder likely --libraries`)");
+            }
+        }
     }
     let mut added = BTreeSet::new();
     let mut removed = BTreeSet::new();

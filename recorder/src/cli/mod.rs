@@ -10,6 +10,7 @@ pub mod diff;
 pub mod duration;
 pub mod exit;
 pub mod explain;
+pub mod likely;
 pub mod merge;
 pub mod record;
 pub mod run;
@@ -82,6 +83,7 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     #[command(hide = true)]
     Man(completions::ManArgs),
+    Likely(likely::LikelyArgs),
 }
 
 /// Runs the chosen subcommand. Returns the process exit status.
@@ -101,5 +103,6 @@ pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Explain(args) => explain::execute(args, paint),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
+        Command::Likely(args) => likely::execute(args),
     }
 }

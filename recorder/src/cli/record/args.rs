@@ -96,6 +96,16 @@ pub struct RecordArgs {
     /// tree). `diff --by-exe FILE` shows it next to the risky calls.
     #[arg(long, value_name = "FILE")]
     pub by_exe: Option<PathBuf>,
+    /// Paths not taken: from the executables the recording saw exec'd, name
+    /// the calls they can make (libc imports, Go syscall wrappers, raw
+    /// syscall sites) that the profile lacks, each with its reason, in the
+    /// summary (and `likely` in the JSON summary). Information only.
+    #[arg(long)]
+    pub likely: bool,
+    /// As --likely, and allow those calls in the profile on purpose; the
+    /// JSON summary lists each as "predicted, not observed".
+    #[arg(long)]
+    pub with_likely: bool,
     /// Do not add the shutdown set (recorder/data/shutdown) to a profile
     /// whose recording did not see the workload shut down.
     #[arg(long)]

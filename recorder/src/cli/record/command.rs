@@ -5,7 +5,7 @@ use std::{
     time::Duration,
 };
 
-use super::{RecordArgs, SummarySink, by_exe, summary};
+use super::{RecordArgs, SummarySink, by_exe, likely, summary};
 use crate::{
     bpf::{Select, name_denials, preflight},
     cli::exit::Failure,
@@ -27,8 +27,10 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     SummarySink::ensure_distinct(summary_sink.as_ref(), by_exe_sink.as_ref())?;
     let name = super::object_name(args.format, args.name.as_deref(), args.output.as_deref(), None)?;
     let mut base: Option<BTreeSet<String>> = None;
+    let mut cgroup_dir = args.cgroup.clone();
     let source = if let Some(id) = &args.container_id {
         let cgroup = container::container_cgroup(&Hierarchy::find()?, id)?;
+        cgroup_dir = Some(cgroup.path.clone());
         // Startup is not observed: the runtime's post-filter calls come from
         // its shipped base set.
         base = Some(base_set::for_runtime(args.runtime.as_deref()));
@@ -51,18 +53,18 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         boundary: args.boundary,
         learn: args.learn,
         args: args.args,
-        by_exe: args.by_exe.is_some(),
+        by_exe: args.by_exe.is_some() || args.likely || args.with_likely,
         enforce: None,
     };
     // With --until-exit the profile is written when --duration ends (the
     // workload still running), and again when the workload ends.
     let mut checkpoint = |r: &Recording| {
-        if let Err(e) = write(r, base.as_ref(), &args, &output, name.clone()) {
+        if let Err(e) = write(r, base.as_ref(), &args, &output, name.clone(), cgroup_dir.as_deref()) {
             eprintln!("recorder: warning: {e}; recording goes on and writes again when the workload ends");
         }
     };
     let recording = record::record_with_checkpoint(options, &mut checkpoint)?;
-    let profile = write(&recording, base.as_ref(), &args, &output, name)?;
+    let profile = write(&recording, base.as_ref(), &args, &output, name, cgroup_dir.as_deref())?;
     if let Some(sink) = by_exe_sink {
         let not_seen = if args.command.is_empty() { crate::bpf::EXEC_NOT_SEEN } else { by_exe::BEFORE_COMMAND_EXEC };
         let attribution = by_exe::attribution(&recording.observation, None, output.describe(), None, not_seen);
@@ -102,6 +104,7 @@ fn write(
     args: &RecordArgs,
     output: &Output,
     name: Option<String>,
+    cgroup_dir: Option<&std::path::Path>,
 ) -> Result<serde_json::Value, Failure> {
     let family = Family::host();
     recording.observation.log_phases(family);
@@ -115,26 +118,45 @@ fn write(
             by_arch.entry(arch).or_default().insert(d.name.clone());
         }
     }
-    let assembled = assemble(
-        family,
-        &Recorded {
-            by_arch: by_arch.clone(),
-            base: base.cloned(),
-            shutdown_observed: recording.ending.shutdown_observed(),
-            add_shutdown_set: !args.no_shutdown_set,
-            enosys_clone3: !args.no_enosys_clone3,
-            args: if args.args { recording.observation.arg_values(family, None) } else { BTreeMap::new() },
-        },
-    );
+    let recorded = |by_arch: BTreeMap<Arch, BTreeSet<String>>| Recorded {
+        by_arch,
+        base: base.cloned(),
+        shutdown_observed: recording.ending.shutdown_observed(),
+        add_shutdown_set: !args.no_shutdown_set,
+        enosys_clone3: !args.no_enosys_clone3,
+        args: if args.args { recording.observation.arg_values(family, None) } else { BTreeMap::new() },
+    };
+    let mut assembled = assemble(family, &recorded(by_arch.clone()));
+    // Paths not taken: judged against the profile as recorded; merged only
+    // when asked (--with-likely).
+    let found = (args.likely || args.with_likely).then(|| {
+        let files = if !args.command.is_empty() {
+            likely::Files::Host { cwd: std::env::current_dir().ok() }
+        } else if let Some(pid) = args.pid.filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists()) {
+            likely::Files::Pid(pid)
+        } else {
+            cgroup_dir.and_then(likely::pid_of_cgroup).map_or(likely::Files::Gone, likely::Files::Pid)
+        };
+        likely::find(&recording.observation, None, &files, assembled.profile())
+    });
+    if let Some(found) = found.as_ref().filter(|f| args.with_likely && !f.likely.calls.is_empty()) {
+        assembled = assemble(family, &recorded(likely::merged(&by_arch, found)));
+    }
     output.clone().commit(&super::render(assembled.profile(), args, name.clone())?)?;
     if !args.quiet {
         eprintln!("{}", summary::line(recording, &assembled, &output.describe()));
         summary::print_denials(&denied);
+        if let Some(found) = &found {
+            likely::print(found, args.with_likely, "");
+        }
     }
     let mut json = summary::profile_json(&assembled, &by_arch, &output.describe());
     summary::add_format(&mut json, args.format, name);
     if let Some(object) = json.as_object_mut() {
         object.insert("denied".to_owned(), serde_json::json!(denied));
+        if let Some(found) = &found {
+            object.insert("likely".to_owned(), likely::json(found, args.with_likely));
+        }
     }
     Ok(json)
 }

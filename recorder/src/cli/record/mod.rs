@@ -3,11 +3,13 @@
 //! `args` is the command line; `command` records a command, cgroup, process
 //! or container by id into one profile; `pod` records a pod's containers
 //! into one profile each; `summary` is the line printed at the end;
-//! `by_exe` attributes calls to executables (`--by-exe`).
+//! `by_exe` attributes calls to executables (`--by-exe`); `likely` names the
+//! paths not taken (`--likely`, `--with-likely`).
 
 mod args;
 mod by_exe;
 mod command;
+mod likely;
 mod pod;
 mod summary;
 

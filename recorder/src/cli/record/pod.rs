@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use super::{RecordArgs, SummarySink, by_exe, summary};
+use super::{RecordArgs, SummarySink, by_exe, likely, summary};
 use crate::{
     bpf::{Denied, name_denials, preflight},
     cli::exit::{Code, Failure},
@@ -79,7 +79,7 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         boundary: true,
         learn: args.learn,
         args: args.args,
-        by_exe: args.by_exe.is_some(),
+        by_exe: args.by_exe.is_some() || args.likely || args.with_likely,
         enforce: None,
     };
     let mut checkpoint = |r: &Recording| {
@@ -213,23 +213,41 @@ fn write_all(
         }
         // The base set always: it also covers calls a runtime makes only on
         // some starts (runc's rt_sigreturn).
-        let assembled = assemble(
-            family,
-            &Recorded {
-                by_arch: calls.by_arch.clone(),
-                base: Some(base.clone()),
-                shutdown_observed: recording.ending.shutdown_observed(),
-                add_shutdown_set: !args.no_shutdown_set,
-                enosys_clone3: !args.no_enosys_clone3,
-                args: if args.args {
-                    recording.observation.arg_values(family, Some(&container.cgroups))
-                } else {
-                    BTreeMap::new()
-                },
+        let recorded = |by_arch| Recorded {
+            by_arch,
+            base: Some(base.clone()),
+            shutdown_observed: recording.ending.shutdown_observed(),
+            add_shutdown_set: !args.no_shutdown_set,
+            enosys_clone3: !args.no_enosys_clone3,
+            args: if args.args {
+                recording.observation.arg_values(family, Some(&container.cgroups))
+            } else {
+                BTreeMap::new()
             },
-        );
+        };
+        let mut assembled = assemble(family, &recorded(calls.by_arch.clone()));
+        // Paths not taken, read through a running process of the container.
+        let found = (args.likely || args.with_likely).then(|| {
+            let pid = crate::target::Hierarchy::find()
+                .ok()
+                .and_then(|h| likely::pid_in(&watch.main_pids(), &container.cgroups, h.mount()));
+            let files = pid.map_or(likely::Files::Gone, likely::Files::Pid);
+            likely::find(&recording.observation, Some(&container.cgroups), &files, assembled.profile())
+        });
+        if let Some(found) = found.as_ref().filter(|f| args.with_likely && !f.likely.calls.is_empty()) {
+            assembled = assemble(family, &recorded(likely::merged(&calls.by_arch, found)));
+        }
         let one = One { names, container, calls: &calls, assembled: &assembled, name };
-        profiles.push(write_one(&one, destination, args)?);
+        let mut json = write_one(&one, destination, args)?;
+        if let Some(found) = &found {
+            if !args.quiet {
+                likely::print(found, args.with_likely, &format!(" ({})", container.name));
+            }
+            if let Some(object) = json.as_object_mut() {
+                object.insert("likely".to_owned(), likely::json(found, args.with_likely));
+            }
+        }
+        profiles.push(json);
     }
     Ok(profiles)
 }
