@@ -139,12 +139,8 @@ fn bgsave_under(profile: &Path, port: u16, dir: &Path) -> (String, bool) {
     let mut status = String::new();
     wait_for("BGSAVE to end", || {
         let info = redis_cli(port, &["info", "persistence"]);
-        status = info
-            .lines()
-            .find_map(|l| l.strip_prefix("rdb_last_bgsave_status:"))
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
+        status =
+            info.lines().find_map(|l| l.strip_prefix("rdb_last_bgsave_status:")).unwrap_or_default().trim().to_owned();
         info.contains("rdb_bgsave_in_progress:0") && !status.is_empty()
     });
     let _ = redis_cli(port, &["shutdown", "nosave"]);
@@ -163,8 +159,11 @@ fn redis_fork_is_named_before_production_and_with_likely_keeps_bgsave_working() 
     assert!(names.contains(&"clone".to_owned()), "clone is likely: {names:?}");
     let clone_reasons = reasons_of(&summary, "clone");
     assert!(
-        clone_reasons.as_array().expect("reasons").iter().any(|r| r["function"] == "fork"
-            && r["object"].as_str().is_some_and(|o| o.ends_with("redis-server"))),
+        clone_reasons
+            .as_array()
+            .expect("reasons")
+            .iter()
+            .any(|r| r["function"] == "fork" && r["object"].as_str().is_some_and(|o| o.ends_with("redis-server"))),
         "redis-server's own fork import is the reason: {clone_reasons}"
     );
     assert_eq!(summary["profiles"][0]["likely"]["merged"], false);

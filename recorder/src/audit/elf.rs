@@ -108,7 +108,8 @@ fn read<'d, H: FileHeader<Endian = Endianness>>(data: &'d [u8]) -> Result<ElfFac
     if !facts.dynamic || facts.go {
         let mut sites = std::collections::BTreeMap::new();
         for section in file.sections() {
-            let exec = matches!(section.flags(), SectionFlags::Elf { sh_flags } if sh_flags & u64::from(SHF_EXECINSTR) != 0);
+            let exec =
+                matches!(section.flags(), SectionFlags::Elf { sh_flags } if sh_flags & u64::from(SHF_EXECINSTR) != 0);
             if !exec {
                 continue;
             }
@@ -153,8 +154,7 @@ pub fn syscall_sites(code: &[u8], arch: Option<Arch>) -> Vec<(u32, usize)> {
             }
         }
         Some(Arch::Aarch64) => {
-            let words: Vec<u32> =
-                code.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let words: Vec<u32> = code.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             for (i, w) in words.iter().enumerate() {
                 if *w != 0xd400_0001 {
                     continue;

@@ -81,9 +81,7 @@ const START_PROCESS: &[&str] =
 /// known process-starting function, on `arch`.
 pub fn calls_of(function: &str, arch: Arch) -> Vec<&'static str> {
     let fixed: Option<&[&str]> = match function {
-        "syscall.forkExec" | "syscall.StartProcess" | "os.StartProcess" | "os/exec.(*Cmd).Start" => {
-            Some(START_PROCESS)
-        }
+        "syscall.forkExec" | "syscall.StartProcess" | "os.StartProcess" | "os/exec.(*Cmd).Start" => Some(START_PROCESS),
         "os.(*Process).wait" | "os.(*Process).Wait" => Some(&["wait4", "waitid"]),
         "os.(*Process).signal" | "os.(*Process).Signal" => Some(&["kill", "pidfd_send_signal"]),
         "plugin.Open" => Some(&["openat", "read", "mmap", "mprotect", "munmap", "close", "newfstatat"]),

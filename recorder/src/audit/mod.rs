@@ -115,10 +115,14 @@ impl Likely {
     /// because only a library it loads imports them. A library imports what
     /// any of its users may need, so that evidence is much weaker.
     pub fn direct(&self) -> (Likely, usize) {
-        let mut direct = Likely { architecture: self.architecture.clone(), examined: self.examined.clone(), ..Likely::default() };
+        let mut direct =
+            Likely { architecture: self.architecture.clone(), examined: self.examined.clone(), ..Likely::default() };
         let mut left_out = 0;
         for (name, reasons) in &self.calls {
-            if reasons.iter().any(|r| r.object == r.executable || r.object == interpreter_of(&self.examined, &r.executable)) {
+            if reasons
+                .iter()
+                .any(|r| r.object == r.executable || r.object == interpreter_of(&self.examined, &r.executable))
+            {
                 direct.calls.insert(name.clone(), reasons.clone());
             } else {
                 left_out += 1;

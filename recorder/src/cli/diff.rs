@@ -155,7 +155,9 @@ pub fn execute(args: DiffArgs, paint: Paint) -> Result<u8, Failure> {
             );
             print!("{}", super::likely::render(found, "", "  "));
             if *left_out > 0 {
-                println!("  (and {left_out} more that only a library they load imports: `recorder likely --libraries`)");
+                println!(
+                    "  (and {left_out} more that only a library they load imports: `recorder likely --libraries`)"
+                );
             }
         }
     }

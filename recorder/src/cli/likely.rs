@@ -69,13 +69,8 @@ pub struct LikelyArgs {
 
 /// Every executable path in a `--by-exe` file (not the "(exec not seen)" kind).
 pub fn executables(file: &AttributionFile) -> Vec<String> {
-    let set: BTreeSet<String> = file
-        .profiles
-        .iter()
-        .flat_map(|p| p.executables.keys())
-        .filter(|e| !e.starts_with('('))
-        .cloned()
-        .collect();
+    let set: BTreeSet<String> =
+        file.profiles.iter().flat_map(|p| p.executables.keys()).filter(|e| !e.starts_with('(')).cloned().collect();
     set.into_iter().collect()
 }
 
@@ -106,10 +101,7 @@ pub fn render(likely: &Likely, _profile_label: &str, indent: &str) -> String {
     let mut out = String::new();
     let width = likely.calls.keys().map(String::len).max().unwrap_or(0);
     for (name, reasons) in &likely.calls {
-        out.push_str(&format!(
-            "{indent}{name:width$}  {}\n",
-            summarize(reasons)
-        ));
+        out.push_str(&format!("{indent}{name:width$}  {}\n", summarize(reasons)));
     }
     out
 }
@@ -162,7 +154,8 @@ pub fn render_examined(likely: &Likely, indent: &str) -> String {
         .examined
         .iter()
         .map(|e| {
-            let libs = if e.libraries.is_empty() { String::new() } else { format!(", {} libraries", e.libraries.len()) };
+            let libs =
+                if e.libraries.is_empty() { String::new() } else { format!(", {} libraries", e.libraries.len()) };
             format!("{indent}{} ({}{libs}): {}\n", e.executable, e.kind, e.note)
         })
         .collect()
