@@ -31,11 +31,28 @@ enum Scenario {
     Recorded,
     Unrecorded,
     Strace,
+    // The second table: recording modes, and 32-bit (ia32) tasks.
+    RecordedArgs,
+    RecordedByExe,
+    RecordedLearn,
+    NoTracing32,
+    Floor32,
+    Recorded32,
 }
 
 impl Scenario {
     const ALL: [Scenario; 5] =
         [Scenario::NoTracing, Scenario::Floor, Scenario::Recorded, Scenario::Unrecorded, Scenario::Strace];
+    /// What each recording mode adds, and what a 32-bit task costs (its
+    /// ABI is classified only on a miss of the per-CPU task cache).
+    const MODES: [Scenario; 6] = [
+        Scenario::RecordedArgs,
+        Scenario::RecordedByExe,
+        Scenario::RecordedLearn,
+        Scenario::NoTracing32,
+        Scenario::Floor32,
+        Scenario::Recorded32,
+    ];
 
     fn label(self) -> &'static str {
         match self {
@@ -44,7 +61,27 @@ impl Scenario {
             Scenario::Recorded => "recorder, loop recorded",
             Scenario::Unrecorded => "recorder loaded, loop in another cgroup",
             Scenario::Strace => "strace -f",
+            Scenario::RecordedArgs => "recorder --args, loop recorded",
+            Scenario::RecordedByExe => "recorder --by-exe, loop recorded",
+            Scenario::RecordedLearn => "recorder --learn (sys_exit too), loop recorded",
+            Scenario::NoTracing32 => "32-bit loop, no tracing",
+            Scenario::Floor32 => "32-bit loop, empty program on sys_enter (floor)",
+            Scenario::Recorded32 => "32-bit loop, recorder, loop recorded",
         }
+    }
+
+    /// The flags `record` gets in this scenario.
+    fn record_flags(self) -> &'static [&'static str] {
+        match self {
+            Scenario::RecordedArgs => &["--args"],
+            Scenario::RecordedByExe => &["--by-exe", "/dev/null"],
+            Scenario::RecordedLearn => &["--learn"],
+            _ => &[],
+        }
+    }
+
+    fn is_32bit(self) -> bool {
+        matches!(self, Scenario::NoTracing32 | Scenario::Floor32 | Scenario::Recorded32)
     }
 }
 
@@ -56,14 +93,20 @@ struct Sample {
 pub fn run(iterations: u64, runs: usize, wrk_seconds: u64) -> Result<()> {
     let scratch = tempfile::Builder::new().prefix("recorder-bench.").tempdir()?;
     let program = scratch.path().join("null_syscall");
-    util::compile_c(&util::workspace_root().join("xtask/bench/null_syscall.c"), &program, &["-O2"])?;
+    let source = util::workspace_root().join("xtask/bench/null_syscall.c");
+    util::compile_c(&source, &program, &["-O2"])?;
+    // The same loop as an ia32 program (gcc-multilib): getppid through the
+    // compat entry.
+    let program32 = scratch.path().join("null_syscall32");
+    util::compile_c(&source, &program32, &["-O2", "-m32"])?;
 
-    let mut samples: Vec<(Scenario, Vec<Sample>)> = Scenario::ALL.iter().map(|s| (*s, Vec::new())).collect();
+    let mut samples: Vec<(Scenario, Vec<Sample>)> =
+        Scenario::ALL.iter().chain(Scenario::MODES.iter()).map(|s| (*s, Vec::new())).collect();
     for round in 0..runs {
         for (scenario, list) in &mut samples {
             // strace is ~500x slower; fewer iterations give the same per-call mean.
             let n = if *scenario == Scenario::Strace { (iterations / 200).max(1000) } else { iterations };
-            let sample = loop_once(*scenario, &program, n)?;
+            let sample = loop_once(*scenario, if scenario.is_32bit() { &program32 } else { &program }, n)?;
             eprintln!("bench round {}/{runs}: {:<42} {:>10.1} ns/call", round + 1, scenario.label(), sample.ns);
             list.push(sample);
         }
@@ -94,16 +137,24 @@ fn loop_once(scenario: Scenario, program: &Path, n: u64) -> Result<Sample> {
         text.trim().lines().last().context("no output from the loop")?.trim().parse::<f64>().context("loop output")
     };
     match scenario {
-        Scenario::NoTracing => Ok(Sample { ns: parse(&util::output(&mut loop_cmd())?)?, daemon_cpu: None }),
-        Scenario::Floor => {
+        Scenario::NoTracing | Scenario::NoTracing32 => {
+            Ok(Sample { ns: parse(&util::output(&mut loop_cmd())?)?, daemon_cpu: None })
+        }
+        Scenario::Floor | Scenario::Floor32 => {
             let floor = Background::start(&mut util::xtask_floor(), true)?;
             let ns = parse(&util::output(&mut loop_cmd())?)?;
             floor.stop()?;
             Ok(Sample { ns, daemon_cpu: None })
         }
-        Scenario::Recorded => {
+        Scenario::Recorded
+        | Scenario::RecordedArgs
+        | Scenario::RecordedByExe
+        | Scenario::RecordedLearn
+        | Scenario::Recorded32 => {
             let out = Command::new(&recorder)
-                .args(["record", "-o", "/dev/null", "--", "taskset", "-c", LOOP_CPU])
+                .args(["record", "-o", "/dev/null"])
+                .args(scenario.record_flags())
+                .args(["--", "taskset", "-c", LOOP_CPU])
                 .arg(program)
                 .arg(&n_arg)
                 .output()?;
@@ -365,6 +416,20 @@ fn render(
         let added = ns - base;
         let ratio = if s == Scenario::NoTracing { "-".to_owned() } else { format!("{:.2}x", added / floor_added) };
         writeln!(md, "| {} | {ns:.1} | {added:+.1} | {ratio} |", s.label())?;
+    }
+    writeln!(
+        md,
+        "\n### Recording modes and 32-bit tasks\n\nThe same runs, interleaved with the rows above. The 32-bit rows run the loop built with `gcc -m32` (getppid through the ia32 compat entry); the recorder classifies a task's ABI only when its per-CPU task cache misses, so a 32-bit loop should cost what a 64-bit one does. `--learn` adds a program on `sys_exit`.\n"
+    )?;
+    writeln!(md, "| scenario | ns per syscall | added vs. no tracing (same ABI) | added / floor's added (same ABI) |")?;
+    writeln!(md, "|---|---:|---:|---:|")?;
+    let base32 = med(Scenario::NoTracing32);
+    let floor32_added = med(Scenario::Floor32) - base32;
+    for s in Scenario::MODES {
+        let ns = med(s);
+        let (b, f) = if s.is_32bit() { (base32, floor32_added) } else { (base, floor_added) };
+        let ratio = if s == Scenario::NoTracing32 { "-".to_owned() } else { format!("{:.2}x", (ns - b) / f) };
+        writeln!(md, "| {} | {ns:.1} | {:+.1} | {ratio} |", s.label(), ns - b)?;
     }
     let rec_ratio = (med(Scenario::Recorded) - base) / floor_added;
     let unrec_ratio = (med(Scenario::Unrecorded) - base) / floor_added;
