@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use crate::{
     cli::exit::{Code, Failure},
-    profile::{self, ProfileError, Severity},
+    profile::{self, Severity},
+    text,
 };
 
 const EXAMPLES: &str = "\
@@ -37,13 +38,15 @@ pub struct CheckArgs {
 pub fn execute(args: CheckArgs) -> Result<u8, Failure> {
     let mut failed = false;
     let mut too_large = false;
+    let mut unreadable = false;
     for path in &args.profiles {
         let shown = if path.as_os_str() == "-" { "<stdin>".to_owned() } else { path.display().to_string() };
         let report = profile::read_text(path).and_then(|text| profile::check_str(&text, &shown));
         let report = match report {
             Ok(r) => r,
             Err(e) => {
-                too_large |= matches!(e, ProfileError::TooLarge { .. } | ProfileError::TooDeep { .. });
+                too_large |= e.is_too_large();
+                unreadable |= e.is_unreadable();
                 for d in e.diagnostics() {
                     println!("{d}");
                 }
@@ -62,7 +65,11 @@ pub fn execute(args: CheckArgs) -> Result<u8, Failure> {
         if !args.quiet {
             let dialect = report.dialect.map_or("unrecognised", |d| d.describe());
             let verdict = if errors > 0 { "INVALID" } else { "ok" };
-            eprintln!("{shown}: {verdict} ({dialect}; {errors} errors, {warnings} warnings)");
+            eprintln!(
+                "{shown}: {verdict} ({dialect}; {}, {})",
+                text::count(errors as u64, "error", "errors"),
+                text::count(warnings as u64, "warning", "warnings")
+            );
             if let Some(l) = &report.loaded
                 && l.profile.is_template()
             {
@@ -72,10 +79,16 @@ pub fn execute(args: CheckArgs) -> Result<u8, Failure> {
             }
         }
     }
-    Ok(match (too_large, failed) {
-        (true, _) => Code::InputTooLarge,
-        (false, true) => Code::CheckFailed,
-        (false, false) => Code::Ok,
+    // The gravest first: a file that could not be read at all, then one too
+    // large to look at, then errors found.
+    Ok(if unreadable {
+        Code::InputUnreadable
+    } else if too_large {
+        Code::InputTooLarge
+    } else if failed {
+        Code::CheckFailed
+    } else {
+        Code::Ok
     }
     .as_u8())
 }

@@ -235,7 +235,7 @@ fn resolve_symlinks(path: &Path) -> Result<PathBuf, OutputError> {
 /// `/proc/<our pid>/fd/N` name a descriptor of this process, which must be
 /// written as it is (a pipe, a terminal, or a file the shell opened for
 /// appending) rather than reopened or renamed over.
-fn own_descriptor(path: &Path) -> Option<i32> {
+pub fn own_descriptor(path: &Path) -> Option<i32> {
     let parts: Vec<&str> = path
         .components()
         .filter_map(|c| match c {

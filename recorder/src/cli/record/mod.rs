@@ -52,6 +52,7 @@ use super::{
 use crate::record::stop::{Exercise, StopPolicy};
 
 pub fn execute(args: RecordArgs) -> Result<u8, Failure> {
+    crate::bpf::preflight::check_open_files(crate::bpf::preflight::MIN_OPEN_FILES)?;
     let duration = args.duration.as_deref().map(duration::parse).transpose()?;
     let stop = StopPolicy {
         signal: args.stop_signal.parse().map_err(|e| Failure::new(Code::Usage, e))?,

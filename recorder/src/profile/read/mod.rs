@@ -89,7 +89,7 @@ pub fn read_text(path: &Path) -> Result<String, ProfileError> {
     if path == Path::new("-") {
         std::io::stdin().lock().take(limit + 1).read_to_end(&mut bytes).map_err(read_err)?;
     } else {
-        let file = std::fs::File::open(path).map_err(read_err)?;
+        let file = open_input(path, &shown)?;
         let size = file.metadata().map_err(read_err)?.len();
         if size > limit {
             return Err(ProfileError::TooLarge { path: shown, size });
@@ -112,6 +112,36 @@ pub fn read_text(path: &Path) -> Result<String, ProfileError> {
             message: "not UTF-8 text; is this a binary file?".to_owned(),
         }
     })
+}
+
+/// Opens an input for reading without ever blocking in open(2): a FIFO
+/// with no writer would otherwise hang here. Regular files are read; a
+/// descriptor this process already holds (`/dev/stdin`, `/dev/fd/N`, as
+/// `<(cat p.json)` gives) is read as it is; anything else is refused.
+fn open_input(path: &Path, shown: &str) -> Result<std::fs::File, ProfileError> {
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+
+    let read_err = |source| ProfileError::Read { path: shown.to_owned(), source };
+    if crate::output::own_descriptor(path).is_some() {
+        return std::fs::File::open(path).map_err(read_err);
+    }
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(read_err)?;
+    let kind = file.metadata().map_err(read_err)?.file_type();
+    let not_regular = |kind| Err(ProfileError::NotRegular { path: shown.to_owned(), kind });
+    if kind.is_file() {
+        // O_NONBLOCK means nothing for a regular file's reads.
+        Ok(file)
+    } else if kind.is_dir() {
+        not_regular("directory")
+    } else if kind.is_fifo() {
+        not_regular("FIFO")
+    } else if kind.is_char_device() {
+        not_regular("character device")
+    } else if kind.is_block_device() {
+        not_regular("block device")
+    } else {
+        not_regular("socket")
+    }
 }
 
 /// Parses a profile of any dialect. `source` names it in messages. Warnings

@@ -1,0 +1,151 @@
+//! A strict, honest command line (issue 17): every hostile case gets one
+//! clear line and a documented exit code, nothing hangs, crashes or
+//! silently ignores what the user asked for.
+
+use std::{
+    os::unix::process::CommandExt as _,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use recorder_tests::{assert_exit, recorder, recorder_bin, skip_bpf_tests};
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("recorder-strict.").tempdir().expect("tempdir")
+}
+
+/// The one line on stderr (panics when there are more, or none).
+fn one_line(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "expected a one-line error, got:\n{text}");
+    lines[0].to_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf8 path")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+/// Runs `recorder ARGS` and kills it if it has not finished after `limit`
+/// (a hang is a failure, reported as such rather than as a stuck test).
+fn recorder_within(args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(recorder_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("recorder runs");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("reap");
+            panic!("recorder {args:?} hung (killed after {limit:?}); stderr: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+const PROFILE: &str = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#;
+
+#[test]
+fn a_missing_input_file_is_33_for_every_command() {
+    let dir = tempdir();
+    let missing = dir.path().join("missing.json");
+    let cases: [&[&str]; 5] = [
+        &["check", s(&missing)],
+        &["diff", s(&missing)],
+        &["convert", s(&missing)],
+        &["merge", s(&missing)],
+        &["run", "--profile", s(&missing), "--", "true"],
+    ];
+    for args in cases {
+        let out = recorder(args);
+        assert_exit(&out, 33, &format!("{args:?}"));
+        // check lists problems on stdout, the others fail on stderr.
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("no such file or directory"), "{args:?}: {text}");
+        assert!(!text.contains("os error"), "{args:?}: {text}");
+    }
+}
+
+#[test]
+fn a_fifo_without_a_writer_is_refused_at_once_not_waited_on() {
+    let dir = tempdir();
+    let fifo = dir.path().join("p.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    for args in [vec!["check", s(&fifo)], vec!["diff", s(&fifo)], vec!["convert", s(&fifo)]] {
+        let out = recorder_within(&args, Duration::from_secs(30));
+        assert_exit(&out, 33, &format!("{args:?}"));
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("it is a FIFO"), "{text}");
+    }
+    let out = recorder_within(&["diff", s(dir.path())], Duration::from_secs(30));
+    assert_exit(&out, 33, "diff DIR");
+    assert!(one_line(&out).contains("it is a directory"));
+}
+
+#[test]
+fn process_substitution_and_stdin_still_work() {
+    let dir = tempdir();
+    let p = write(dir.path(), "p.json", PROFILE);
+    let script = format!("{} check <(cat {})", recorder_bin().display(), p.display());
+    let out = Command::new("bash").args(["-c", &script]).output().expect("bash");
+    assert_exit(&out, 0, "check <(cat p.json)");
+    let out = Command::new(recorder_bin())
+        .args(["check", "-"])
+        .stdin(std::fs::File::open(&p).expect("open"))
+        .output()
+        .expect("runs");
+    assert_exit(&out, 0, "check - < p.json");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(OCI seccomp JSON; 0 errors, 0 warnings)"));
+}
+
+#[test]
+fn check_counts_in_words() {
+    let dir = tempdir();
+    let p = write(
+        dir.path(),
+        "p.json",
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["opnat"],"action":"SCMP_ACT_ALLOW"}]}"#,
+    );
+    let out = recorder(&["check", s(&p)]);
+    assert_exit(&out, 0, "a warning only");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 errors, 1 warning)"), "{out:?}");
+}
+
+#[test]
+fn a_low_open_file_limit_is_named_as_such() {
+    if skip_bpf_tests() {
+        return;
+    }
+    for limit in [4u64, 8, 16, 32] {
+        let mut cmd = Command::new(recorder_bin());
+        cmd.args(["record", "-q", "-o", "/dev/null", "--", "true"]);
+        // SAFETY: setrlimit only, in the child before exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let rl = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let out = cmd.output().expect("runs");
+        assert_exit(&out, 27, &format!("ulimit -n {limit}"));
+        let line = one_line(&out);
+        assert!(line.contains(&format!("too many open files (limit {limit})")), "{line}");
+        assert!(line.contains("ulimit -n"), "{line}");
+    }
+}
