@@ -149,3 +149,62 @@ fn a_low_open_file_limit_is_named_as_such() {
         assert!(line.contains("ulimit -n"), "{line}");
     }
 }
+
+#[test]
+fn zero_durations_follow_one_rule() {
+    for zero in ["0", "0s", "0ms"] {
+        let out = recorder(&["record", "--duration", zero, "--", "true"]);
+        assert_exit(&out, 10, &format!("--duration {zero}"));
+        assert!(one_line(&out).contains("must be longer than zero"));
+    }
+    if skip_bpf_tests() {
+        return;
+    }
+    for zero in ["0", "0s"] {
+        let out = recorder(&["record", "-q", "--grace", zero, "-o", "/dev/null", "--", "true"]);
+        assert_exit(&out, 0, &format!("--grace {zero} means kill at once"));
+    }
+}
+
+#[test]
+fn profile_messages_are_the_users_words() {
+    let dir = tempdir();
+    let errno = write(
+        dir.path(),
+        "errno.json",
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","errnoRet":-1}]}"#,
+    );
+    let arch =
+        write(dir.path(), "arch.json", r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X8664"]}"#);
+    let cases = [
+        (errno, "errnoRet is -1; errno values run from 0 to 4095", 12),
+        (arch, "did you mean SCMP_ARCH_X86_64?", 12),
+        (write(dir.path(), "dup.yaml", "a: 1\na: 2\n"), "duplicate key \"a\"", 12),
+        (write(dir.path(), "rec.yaml", "a: &x\n  b: *x\n"), "refers to the anchor it is inside", 12),
+        (write(dir.path(), "two.yaml", "a: 1\n---\nb: 2\n"), "more than one YAML document", 12),
+        (write(dir.path(), "big.yaml", &format!("a:\n{}", "  - 0\n".repeat(200_001))), "more than 200000 values", 32),
+    ];
+    for (path, expected, code) in cases {
+        let out = recorder(&["convert", s(&path)]);
+        assert_exit(&out, code, expected);
+        let line = one_line(&out);
+        assert!(line.contains(expected), "{line}");
+        for internal in ["budget", "Options", "Policy", "Nodes {", "weak recursion", "18446744073709551615"] {
+            assert!(!line.contains(internal), "{line}");
+        }
+    }
+}
+
+#[test]
+fn a_directory_output_suggests_a_file_inside_it() {
+    let dir = tempdir();
+    let p = write(dir.path(), "p.json", PROFILE);
+    let sub = dir.path().join("pods");
+    std::fs::create_dir(&sub).expect("mkdir");
+    for typed in ["pods/", "pods//"] {
+        let out = recorder(&["convert", s(&p), "-o", &format!("{}/{typed}", dir.path().display())]);
+        assert_exit(&out, 11, typed);
+        let line = one_line(&out);
+        assert!(line.ends_with(&format!("-o {}/profile.json", sub.display())), "{line}");
+    }
+}

@@ -42,7 +42,7 @@ pub enum OutputError {
         #[source]
         source: io::Error,
     },
-    #[error("{} is a directory; name a file inside it, e.g. -o {}", .0.display(), .0.join("profile.json").display())]
+    #[error("{} is a directory; name a file inside it, e.g. -o {}", .0.display(), inside(.0).display())]
     IsDirectory(PathBuf),
     #[error("directory {0} does not exist; create it first (mkdir -p) or choose another -o")]
     NoParent(PathBuf),
@@ -203,6 +203,11 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
 
 fn persist(tmp: NamedTempFile, path: &Path) -> io::Result<()> {
     tmp.persist(path).map(drop).map_err(|e| e.error)
+}
+
+/// `dir/profile.json`, however many slashes `dir` was typed with.
+fn inside(dir: &Path) -> PathBuf {
+    dir.components().collect::<PathBuf>().join("profile.json")
 }
 
 /// The directory a path is in (`.` for a bare name).

@@ -46,7 +46,7 @@ pub struct RecordArgs {
     /// Write the profile here (atomically). `-` or no -o: stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Stop after this long, e.g. 30s, 5m, 1h30m.
+    /// Stop after this long, e.g. 30s, 5m, 1h30m (more than zero).
     #[arg(short, long, value_name = "DURATION")]
     pub duration: Option<String>,
     /// When the recording is stopped (Ctrl-C, SIGTERM, --duration), the
@@ -57,7 +57,7 @@ pub struct RecordArgs {
     pub stop_signal: String,
     /// How long the workload gets to shut down after the stop signal, still
     /// recorded. Then what is left of a command recorder started is killed
-    /// (and the summary says the shutdown was not clean).
+    /// (and the summary says the shutdown was not clean). 0: kill at once.
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub grace: String,
     /// Operator signals to send to the main process near the end of the

@@ -56,7 +56,7 @@ pub fn execute(args: RecordArgs) -> Result<u8, Failure> {
     let duration = args.duration.as_deref().map(duration::parse).transpose()?;
     let stop = StopPolicy {
         signal: args.stop_signal.parse().map_err(|e| Failure::new(Code::Usage, e))?,
-        grace: duration::parse(&args.grace)?,
+        grace: duration::parse_grace(&args.grace)?,
         exercises: match &args.exercise {
             Some(list) => Exercise::parse_list(list).map_err(|e| Failure::new(Code::Usage, e))?,
             None => Vec::new(),

@@ -421,8 +421,8 @@ impl Reader {
     /// errnoRet as a string) or a name such as "ENOSYS" (containers/common).
     fn errno(&mut self, node: &Node, what: &str) -> Option<u32> {
         if let Value::Str(s) = &node.value {
-            if let Ok(n) = s.parse::<u32>() {
-                return self.errno_in_range(node.pos, what, n.into());
+            if let Ok(n) = s.parse::<i128>() {
+                return self.errno_in_range(node.pos, what, n);
             }
             if let Some(n) = catalog::errno_from_name(s) {
                 self.common = true;
@@ -434,11 +434,18 @@ impl Reader {
             self.err(node.pos, format!("{what}: unknown errno name {s:?}{hint}"));
             return None;
         }
-        let n = self.uint(node, what, u64::MAX)?;
-        self.errno_in_range(node.pos, what, n)
+        if let Value::Int(n) = node.value {
+            return self.errno_in_range(node.pos, what, n);
+        }
+        self.err(
+            node.pos,
+            format!("{what} must be an errno number (0 to {}), found {}", catalog::MAX_ERRNO, node.kind()),
+        );
+        None
     }
 
-    fn errno_in_range(&mut self, pos: Pos, what: &str, n: u64) -> Option<u32> {
+    fn errno_in_range(&mut self, pos: Pos, what: &str, n: impl Into<i128>) -> Option<u32> {
+        let n = n.into();
         match u32::try_from(n) {
             Ok(v) if v <= catalog::MAX_ERRNO => Some(v),
             _ => {

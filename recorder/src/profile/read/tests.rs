@@ -285,3 +285,18 @@ fn many_unknown_names_stay_fast() {
     let report = check_str(&text, "many").expect("well-formed");
     assert!(report.problems.last().expect("summary").message.contains("149000 more warnings"));
 }
+
+#[test]
+fn errno_out_of_range_names_the_real_range() {
+    for (value, shown) in
+        [("-1", "-1"), ("4096", "4096"), ("18446744073709551616", "18446744073709551616"), ("\"-1\"", "-1")]
+    {
+        let text = format!(
+            r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": {value}}}]}}"#
+        );
+        let p = problems(&text);
+        assert!(has(&p, &format!("errnoRet is {shown}; errno values run from 0 to 4095")), "{value}: {p:?}");
+    }
+    let p = problems(r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1.5}"#);
+    assert!(has(&p, "defaultErrnoRet must be an errno number (0 to 4095), found a number with a fraction"), "{p:?}");
+}
