@@ -8,7 +8,7 @@ use std::{
 
 use crate::{
     cli::exit::{Code, Failure},
-    enforce, profile,
+    enforce,
     target::Command,
 };
 
@@ -36,11 +36,7 @@ pub struct RunArgs {
 }
 
 pub fn execute(args: RunArgs) -> Result<u8, Failure> {
-    let loaded = profile::read_file(&args.profile)?;
-    for warning in &loaded.warnings {
-        eprintln!("recorder: {warning}");
-    }
-    let profile = loaded.profile;
+    let profile = super::convert::load(&args.profile)?.profile;
     let command = Command::resolve(&args.command)?;
     let (filter, skipped) = enforce::build_filter(&profile)?;
     for name in skipped.unknown_names {
