@@ -247,3 +247,68 @@ fn diff_lists_no_name_an_architecture_does_not_have() {
     assert!(!x86_64.iter().any(|n| n == "_llseek"), "x86_64 has no _llseek");
     assert!(v["only_in_base"]["SCMP_ARCH_X86"].as_array().expect("ia32").iter().any(|n| n == "_llseek"));
 }
+
+#[test]
+fn a_mistyped_flag_is_an_error_not_the_command() {
+    let dir = tempdir();
+    let p = write(dir.path(), "p.json", r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#);
+    for args in [
+        vec!["record", "--duraton", "5s", "--", "true"],
+        vec!["record", "-q", "--duraton", "5s", "true"],
+        vec!["run", "--profile", s(&p), "--lern", "--", "true"],
+        vec!["run", "--profile", s(&p), "--lern", "true"],
+    ] {
+        let out = recorder(&args);
+        assert_exit(&out, 2, &format!("{args:?}"));
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("unexpected argument '--"), "{args:?}: {text}");
+        assert!(!text.contains("command not found"), "{args:?}: {text}");
+    }
+    let out = recorder(&["record", "--duraton", "5s", "--", "true"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a similar argument exists: '--duration'"));
+    // After the command's first word, everything is the command's.
+    let out = recorder(&["run", "--profile", s(&p), "sh", "-c", "exit 4", "--lern"]);
+    assert_exit(&out, 4, "flags after CMD belong to CMD");
+    let out = recorder(&["run", "--profile", s(&p), "--", "ls", "-d", "/"]);
+    assert_exit(&out, 0, "flags after -- belong to CMD");
+}
+
+#[test]
+fn pod_only_flags_are_refused_with_other_targets() {
+    let flags: [&[&str]; 8] = [
+        &["--install"],
+        &["--seccomp-root", "/tmp"],
+        &["-n", "default"],
+        &["--container", "web"],
+        &["--wait-timeout", "1s"],
+        &["--cgroup-parent", "kubepods"],
+        &["--runtime-endpoint", "/run/containerd/containerd.sock"],
+        &["--runtime", "runc"],
+    ];
+    let targets: [&[&str]; 4] =
+        [&["--", "true"], &["--pid", "1"], &["--cgroup", "/sys/fs/cgroup"], &["--container-id", "0123456789ab"]];
+    for flag in flags {
+        for target in targets {
+            // --runtime picks a container's base set: it goes with --container-id.
+            if flag[0] == "--runtime" && target[0] == "--container-id" {
+                continue;
+            }
+            let mut args = vec!["record", "-q", "-o", "/dev/null"];
+            args.extend_from_slice(flag);
+            args.extend_from_slice(target);
+            let out = recorder(&args);
+            assert_exit(&out, 2, &format!("{args:?}"));
+            let text = String::from_utf8_lossy(&out.stderr);
+            assert!(text.contains("cannot be used with") || text.contains("required arguments"), "{args:?}: {text}");
+        }
+    }
+}
+
+#[test]
+fn record_help_says_where_pod_profiles_go() {
+    let out = recorder(&["record", "--help"]);
+    assert_exit(&out, 0, "record --help");
+    let help = String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("`-` or no -o: stdout. With --pod: a directory"), "{help}");
+    assert!(help.contains("(no -o: the current directory)"), "{help}");
+}

@@ -30,8 +30,9 @@ pub struct RunArgs {
     /// an SPO SeccompProfile (detected from the content).
     #[arg(short, long, value_name = "FILE")]
     pub profile: PathBuf,
-    /// The command to run (put it after `--`).
-    #[arg(value_name = "CMD", required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    /// The command to run (after `--`, or after the last option; an
+    /// unknown option before it is an error, not a command).
+    #[arg(value_name = "CMD", required = true, trailing_var_arg = true)]
     pub command: Vec<OsString>,
 }
 

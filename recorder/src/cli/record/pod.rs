@@ -97,7 +97,7 @@ fn write_all(
     };
     let family = Family::host();
     recording.observation.log_phases(family);
-    let base = base_set::for_runtime(watch.runtime());
+    let base = base_set::for_runtime(args.runtime.as_deref().or(watch.runtime()));
     let containers = watch.containers();
     if containers.is_empty() {
         return Err(Failure::new(
