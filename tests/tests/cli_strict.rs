@@ -312,3 +312,64 @@ fn record_help_says_where_pod_profiles_go() {
     assert!(help.contains("`-` or no -o: stdout. With --pod: a directory"), "{help}");
     assert!(help.contains("(no -o: the current directory)"), "{help}");
 }
+
+/// Profiles under which nothing can start or end: refused before the
+/// filter is loaded, with one line and exit 24, instead of a silent
+/// SIGSEGV (139) or SIGSYS (159).
+#[test]
+fn run_refuses_a_profile_that_cannot_start_or_end_anything() {
+    let dir = tempdir();
+    let cases = [
+        ("errno.json", r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#, "does not allow execve"),
+        ("kill.json", r#"{"defaultAction":"SCMP_ACT_KILL"}"#, "does not allow execve"),
+        (
+            "no-execve.json",
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["execve"],"action":"SCMP_ACT_ERRNO"}]}"#,
+            "does not allow execve",
+        ),
+        (
+            "ia32-names.json",
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86"],"syscalls":[{"names":["socketcall","_llseek"],"action":"SCMP_ACT_ALLOW"}]}"#,
+            "does not allow execve",
+        ),
+        (
+            "no-exit.json",
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["exit","exit_group"],"action":"SCMP_ACT_ERRNO"}]}"#,
+            "allows neither exit_group nor exit",
+        ),
+        (
+            "notify.json",
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/agent.sock","syscalls":[{"names":["mount"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+            "seccomp agent",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let p = write(dir.path(), name, text);
+        let out = recorder(&["run", "--profile", s(&p), "--", "true"]);
+        assert_exit(&out, 24, name);
+        let line = one_line(&out);
+        assert!(line.contains(expected), "{name}: {line}");
+        // check says so too (a warning: the profile is well-formed).
+        if name != "notify.json" {
+            let out = recorder(&["check", "--strict", s(&p)]);
+            assert_exit(&out, 31, name);
+            assert!(String::from_utf8_lossy(&out.stdout).contains(expected), "{name}: {out:?}");
+        }
+    }
+}
+
+#[test]
+fn run_applies_flags_and_says_what_it_ignores() {
+    let dir = tempdir();
+    let p = write(
+        dir.path(),
+        "flags.json",
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_LOG","SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],"listenerPath":"/run/agent.sock","syscalls":[{"names":["getpid"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    );
+    let out = recorder(&["run", "--profile", s(&p), "--", "true"]);
+    assert_exit(&out, 0, "a profile with flags");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is ignored"), "{stderr}");
+    assert!(stderr.contains("listenerPath and listenerMetadata are ignored"), "{stderr}");
+    assert!(!stderr.contains("SECCOMP_FILTER_FLAG_LOG"), "LOG is applied: {stderr}");
+}

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use crate::{
     cli::exit::{Code, Failure},
-    profile::{self, Severity},
+    enforce,
+    profile::{self, Diagnostic, EvalContext, Severity, node::Pos},
+    syscalls::{Arch, Family},
     text,
 };
 
@@ -54,6 +56,10 @@ pub fn execute(args: CheckArgs) -> Result<u8, Failure> {
                 continue;
             }
         };
+        let mut report = report;
+        if let Some(d) = cannot_run(&report, &shown) {
+            report.problems.push(d);
+        }
         for d in &report.problems {
             println!("{d}");
         }
@@ -91,4 +97,20 @@ pub fn execute(args: CheckArgs) -> Result<u8, Failure> {
         Code::Ok
     }
     .as_u8())
+}
+
+/// A warning when nothing could start or end under a well-formed profile
+/// (no execve: recorded by --pid or --cgroup, which do not see the start),
+/// on the first architecture it lists, else this host's.
+fn cannot_run(report: &profile::Report, shown: &str) -> Option<Diagnostic> {
+    let loaded = report.loaded.as_ref().filter(|_| report.errors() == 0)?;
+    let profile = loaded.profile.evaluate(&EvalContext::host());
+    let arch = profile.architectures.iter().find_map(|a| Arch::from_scmp_name(a)).unwrap_or(Family::host().native);
+    let why = enforce::viability(&profile, arch)?;
+    Some(Diagnostic {
+        severity: Severity::Warning,
+        path: shown.to_owned(),
+        pos: Pos { line: 1, column: 1 },
+        message: why.to_string(),
+    })
 }

@@ -39,9 +39,14 @@ pub struct RunArgs {
 pub fn execute(args: RunArgs) -> Result<u8, Failure> {
     let profile = super::convert::load(&args.profile)?.profile;
     let command = Command::resolve(&args.command)?;
+    enforce::check_viable(&profile)
+        .map_err(|e| Failure::new(Code::EnforceFailed, anyhow::anyhow!("{}: {e}", args.profile.display())))?;
     let (filter, skipped) = enforce::build_filter(&profile)?;
     for name in skipped.unknown_names {
         tracing::warn!("{name}: not a syscall libseccomp knows on this machine; rule skipped");
+    }
+    for ignored in skipped.ignored {
+        eprintln!("recorder: warning: {}: {ignored}", args.profile.display());
     }
     // Everything exec needs is prepared before the filter goes on: after
     // load(), the only syscall we make is execve.

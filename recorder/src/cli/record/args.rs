@@ -131,6 +131,11 @@ pub struct RecordArgs {
     /// The kubelet's seccomp root, for --install.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/kubelet/seccomp", requires = "install", conflicts_with_all = NOT_POD)]
     pub seccomp_root: PathBuf,
+    /// Also allow these syscalls (a comma list), e.g. `--add execve` when
+    /// attaching to a running workload (--pid, --cgroup), which does not see
+    /// it start.
+    #[arg(long, value_name = "SYSCALLS", value_delimiter = ',')]
+    pub add: Vec<String>,
     /// Do not add the `clone3` rule that returns ENOSYS when clone3 was not
     /// recorded (it makes glibc fall back to clone, as runtime defaults do).
     #[arg(long)]

@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use super::{RecordArgs, SummarySink, summary};
+use super::{RecordArgs, SummarySink, summary, with_added};
 use crate::{
     bpf::{Select, preflight},
     cli::exit::Failure,
@@ -82,7 +82,7 @@ fn write(
     let assembled = assemble(
         family,
         &Recorded {
-            by_arch: by_arch.clone(),
+            by_arch: with_added(&by_arch, family, &args.add),
             base: base.cloned(),
             shutdown_observed: recording.ending.shutdown_observed(),
             add_shutdown_set: !args.no_shutdown_set,

@@ -127,7 +127,7 @@ fn write_all(
         let assembled = assemble(
             family,
             &Recorded {
-                by_arch: calls.by_arch.clone(),
+                by_arch: super::with_added(&calls.by_arch, family, &args.add),
                 base: Some(base.clone()),
                 shutdown_observed: recording.ending.shutdown_observed(),
                 add_shutdown_set: !args.no_shutdown_set,

@@ -32,6 +32,11 @@ pub fn line(r: &Recording, assembled: &Assembled, destination: &str) -> String {
     if !r.startup_observed {
         line.push_str("; startup was not observed (attached to a running workload)");
     }
+    if !assembled.profile().allowed_names().contains("execve") {
+        line.push_str(
+            "\nrecorder: execve was not observed (attached to a running workload), so nothing can start under this profile; add it with `--add execve`, or record the start (`recorder record -- CMD`)",
+        );
+    }
     if r.stats.ringbuf_drops > 0 {
         line.push_str(&format!("; {} events dropped (profile complete: read from the map)", r.stats.ringbuf_drops));
     }
