@@ -168,6 +168,27 @@ pub struct Pod {
     pub created_at: i64,
 }
 
+impl Pod {
+    /// A listed sandbox; names fall back to the kubelet's labels when the
+    /// metadata lacks them.
+    pub(crate) fn from_sandbox(sandbox: &api::PodSandbox) -> Pod {
+        let label = |key: &str| sandbox.labels.get(key).cloned().unwrap_or_default();
+        let meta = sandbox.metadata.clone().unwrap_or_default();
+        Pod {
+            name: non_empty_or(meta.name, || label(POD_NAME_LABEL)),
+            namespace: non_empty_or(meta.namespace, || label(POD_NAMESPACE_LABEL)),
+            uid: non_empty_or(meta.uid, || label(POD_UID_LABEL)),
+            state: match sandbox.state() {
+                api::PodSandboxState::SandboxReady => PodState::Ready,
+                api::PodSandboxState::SandboxNotready => PodState::NotReady,
+            },
+            runtime_handler: sandbox.runtime_handler.clone(),
+            created_at: sandbox.created_at,
+            id: sandbox.id.clone(),
+        }
+    }
+}
+
 /// A container's state, as the CRI reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContainerState {
@@ -248,25 +269,7 @@ impl Cri {
             .map_err(call_error("ListPodSandbox"))?
             .into_inner()
             .items;
-        let mut pods: Vec<Pod> = items
-            .into_iter()
-            .map(|sandbox| {
-                let label = |key: &str| sandbox.labels.get(key).cloned().unwrap_or_default();
-                let meta = sandbox.metadata.clone().unwrap_or_default();
-                Pod {
-                    name: non_empty_or(meta.name, || label(POD_NAME_LABEL)),
-                    namespace: non_empty_or(meta.namespace, || label(POD_NAMESPACE_LABEL)),
-                    uid: non_empty_or(meta.uid, || label(POD_UID_LABEL)),
-                    state: match sandbox.state() {
-                        api::PodSandboxState::SandboxReady => PodState::Ready,
-                        api::PodSandboxState::SandboxNotready => PodState::NotReady,
-                    },
-                    runtime_handler: sandbox.runtime_handler,
-                    created_at: sandbox.created_at,
-                    id: sandbox.id,
-                }
-            })
-            .collect();
+        let mut pods: Vec<Pod> = items.iter().map(Pod::from_sandbox).collect();
         pods.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
         Ok(pods)
     }

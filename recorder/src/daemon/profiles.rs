@@ -57,6 +57,8 @@ pub fn profile(learned: &Learned<'_>) -> Assembled {
             shutdown_observed: learned.clean_stop_seen,
             add_shutdown_set: true,
             enosys_clone3: true,
+            // The daemon does not keep argument values (`record --args` does).
+            args: BTreeMap::new(),
         },
     )
 }

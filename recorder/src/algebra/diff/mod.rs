@@ -75,6 +75,9 @@ pub struct Diff {
     /// Architectures compared, in canonical order.
     pub arches: Vec<String>,
     pub per_arch: BTreeMap<String, ArchDiff>,
+    /// `diff --by-exe`: call -> the executables that made it (from
+    /// `record --by-exe`); shown for risky calls.
+    pub made_by: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Diff {
@@ -217,7 +220,14 @@ fn diff_counting(base: &Side, profile: &Side) -> (Diff, usize) {
         per_arch.insert(arch.clone(), d);
     }
     let visits = base_rules.visits.get() + prof_rules.visits.get();
-    (Diff { base_label: base.label.clone(), profile_label: profile.label.clone(), arches, per_arch }, visits)
+    let diff = Diff {
+        base_label: base.label.clone(),
+        profile_label: profile.label.clone(),
+        arches,
+        per_arch,
+        made_by: BTreeMap::new(),
+    };
+    (diff, visits)
 }
 
 #[cfg(test)]

@@ -84,6 +84,25 @@ pub struct RecordArgs {
     /// its real shutdown (the --install'ed files too).
     #[arg(long, requires = "duration", conflicts_with = "command")]
     pub until_exit: bool,
+    /// For a workload that already runs under a seccomp profile (a pod with
+    /// a Localhost profile): also see the calls that profile denies
+    /// (`sys_exit` without `sys_enter`). They are added to the written
+    /// profile and listed in the summary.
+    #[arg(long)]
+    pub learn: bool,
+    /// Argument rules, tighter than runtime/default: keep the values that
+    /// decide how risky some calls are (socket family and type, clone's
+    /// namespace flags, personality, prctl option, ioctl request, fcntl
+    /// command, PROT_EXEC for mmap/mprotect) and allow those calls only
+    /// with them. A call with more than 16 values allows any (said).
+    #[arg(long)]
+    pub args: bool,
+    /// Also write which executable made each call to FILE (JSON; `-`:
+    /// stderr), and name the makers of risky calls on stderr. Information
+    /// only: the profile is the same (one filter covers the whole process
+    /// tree). `diff --by-exe FILE` shows it next to the risky calls.
+    #[arg(long, value_name = "FILE")]
+    pub by_exe: Option<PathBuf>,
     /// Do not add the shutdown set (recorder/data/shutdown) to a profile
     /// whose recording did not see the workload shut down.
     #[arg(long)]

@@ -1,24 +1,29 @@
 //! `record -- CMD`, `--cgroup`, `--pid` and `--container-id`: one profile.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
-use super::{RecordArgs, SummarySink, summary, with_added};
+use super::{RecordArgs, SummarySink, by_exe, summary, with_added};
 use crate::{
-    bpf::{Select, preflight},
+    bpf::{Select, name_denials, preflight},
     cli::exit::Failure,
     output::Output,
+    profile::attribution::AttributionFile,
     record::{self, Recording, Source, stop::StopPolicy},
     runtime::{
         assemble::{Recorded, assemble},
         base_set,
     },
-    syscalls::Family,
+    syscalls::{Arch, Family},
     target::{Command, Hierarchy, container},
 };
 
 pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -> Result<u8, Failure> {
     let output = Output::prepare(args.output.as_deref())?;
     let summary_sink = SummarySink::prepare(args.json_summary.as_deref(), Some(&output))?;
+    let by_exe_sink = SummarySink::prepare(args.by_exe.as_deref(), Some(&output))?;
     let mut base: Option<BTreeSet<String>> = None;
     let source = if let Some(id) = &args.container_id {
         let cgroup = container::container_cgroup(&Hierarchy::find()?, id)?;
@@ -36,7 +41,17 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     preflight::check_privileges()?;
     preflight::check_btf()?;
 
-    let options = record::Options { source, duration, stop, status: !args.quiet, boundary: args.boundary };
+    let options = record::Options {
+        source,
+        duration,
+        stop,
+        status: !args.quiet,
+        boundary: args.boundary,
+        learn: args.learn,
+        args: args.args,
+        by_exe: args.by_exe.is_some(),
+        enforce: None,
+    };
     // With --until-exit the profile is written when --duration ends (the
     // workload still running), and again when the workload ends.
     let mut checkpoint = |r: &Recording| {
@@ -46,6 +61,14 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     };
     let recording = record::record_with_checkpoint(options, &mut checkpoint)?;
     let profile = write(&recording, base.as_ref(), &args, &output)?;
+    if let Some(sink) = by_exe_sink {
+        let not_seen = if args.command.is_empty() { crate::bpf::EXEC_NOT_SEEN } else { by_exe::BEFORE_COMMAND_EXEC };
+        let attribution = by_exe::attribution(&recording.observation, None, output.describe(), None, not_seen);
+        if !args.quiet {
+            by_exe::print_risky(&attribution);
+        }
+        sink.write_text(&AttributionFile::new(vec![attribution]).to_json())?;
+    }
     if let Some(sink) = summary_sink {
         sink.write(&summary::json(&recording, target_json(&args), vec![profile]))?;
     }
@@ -78,7 +101,14 @@ fn write(
     recording.observation.log_phases(family);
     let named = recording.observation.names(family, Select::PROFILE);
     named.warn_unknown();
-    let by_arch = named.by_arch_owned();
+    let mut by_arch = named.by_arch_owned();
+    // Learn mode: what the profile the workload runs under denied, it needed.
+    let denied = name_denials(family, &recording.denials);
+    for d in &denied {
+        if let Some(arch) = Arch::from_scmp_name(d.arch) {
+            by_arch.entry(arch).or_default().insert(d.name.clone());
+        }
+    }
     let assembled = assemble(
         family,
         &Recorded {
@@ -87,11 +117,17 @@ fn write(
             shutdown_observed: recording.ending.shutdown_observed(),
             add_shutdown_set: !args.no_shutdown_set,
             enosys_clone3: !args.no_enosys_clone3,
+            args: if args.args { recording.observation.arg_values(family, None) } else { BTreeMap::new() },
         },
     );
     output.clone().commit(&assembled.profile().to_oci_json())?;
     if !args.quiet {
         eprintln!("{}", summary::line(recording, &assembled, &output.describe()));
+        summary::print_denials(&denied);
     }
-    Ok(summary::profile_json(&assembled, &by_arch, &output.describe()))
+    let mut json = summary::profile_json(&assembled, &by_arch, &output.describe());
+    if let Some(object) = json.as_object_mut() {
+        object.insert("denied".to_owned(), serde_json::json!(denied));
+    }
+    Ok(json)
 }

@@ -2,9 +2,11 @@
 //!
 //! `args` is the command line; `command` records a command, cgroup, process
 //! or container by id into one profile; `pod` records a pod's containers
-//! into one profile each; `summary` is the line printed at the end.
+//! into one profile each; `summary` is the line printed at the end;
+//! `by_exe` attributes calls to executables (`--by-exe`).
 
 mod args;
+mod by_exe;
 mod command;
 mod pod;
 mod summary;
@@ -15,7 +17,8 @@ use std::path::Path;
 
 use crate::output::Output;
 
-/// Where `--json-summary` goes: stderr for `-`, else a file checked now.
+/// Where `--json-summary` (or `--by-exe`) goes: stderr for `-`, else a
+/// file checked now.
 enum SummarySink {
     Stderr,
     File(Output),
@@ -37,9 +40,13 @@ impl SummarySink {
     fn write(self, summary: &serde_json::Value) -> Result<(), Failure> {
         let mut text = serde_json::to_string_pretty(summary).map_err(|e| Failure::new(Code::Internal, e))?;
         text.push('\n');
+        self.write_text(&text)
+    }
+
+    fn write_text(self, text: &str) -> Result<(), Failure> {
         match self {
             SummarySink::Stderr => eprint!("{text}"),
-            SummarySink::File(out) => out.commit(&text)?,
+            SummarySink::File(out) => out.commit(text)?,
         }
         Ok(())
     }

@@ -56,6 +56,16 @@ pub fn line(r: &Recording, assembled: &Assembled, destination: &str) -> String {
             ));
         }
     }
+    if !assembled.conditioned.is_empty() {
+        let calls: Vec<String> = assembled.conditioned.iter().map(|(name, n)| format!("{name} ({n})")).collect();
+        line.push_str(&format!("\nrecorder: allowed only with the recorded argument values: {}", calls.join(", ")));
+    }
+    if !assembled.unconditioned.is_empty() {
+        line.push_str(&format!(
+            "\nrecorder: allowed with any arguments (more than 16 values, the value map was full, or the runtime, the shutdown set or a 32-bit task needs the call too): {}",
+            names(&assembled.unconditioned)
+        ));
+    }
     if completed.shutdown_set_applied {
         line.push_str(&format!(
             "\nrecorder: the workload's shutdown was not recorded; added the shipped shutdown set ({} not recorded: {}) so it can still stop under the profile. --until-exit or --exercise stop records the real one",
@@ -85,6 +95,17 @@ pub fn ending(ending: Ending) -> String {
 
 fn names(set: &std::collections::BTreeSet<String>) -> String {
     if set.is_empty() { "none".to_owned() } else { set.iter().cloned().collect::<Vec<_>>().join(" ") }
+}
+
+/// The calls the workload's current profile denied (learn mode), on
+/// stderr: they are in the written profile now.
+pub fn print_denials(denied: &[crate::bpf::Denied]) {
+    if denied.is_empty() {
+        return;
+    }
+    let list: Vec<String> =
+        denied.iter().map(|d| format!("{} ({}, {}x by {})", d.name, d.arch, d.count, d.process)).collect();
+    eprintln!("recorder: the profile it runs under denied: {}; added to this profile", list.join(", "));
 }
 
 /// How the workload ended, as JSON.
@@ -135,6 +156,10 @@ pub fn profile_json(
             "shutdown_set": c.shutdown_added,
             "shutdown_set_applied": c.shutdown_set_applied,
         },
+        "arguments": {
+            "conditioned": assembled.conditioned,
+            "unconditioned": assembled.unconditioned,
+        },
     })
 }
 
@@ -155,6 +180,8 @@ pub fn json(r: &Recording, target: serde_json::Value, profiles: Vec<serde_json::
             "shutdown_observed": r.ending.shutdown_observed(),
             "ringbuf_drops": r.stats.ringbuf_drops,
             "cgroups_without_slot": r.stats.slots_full,
+            "argument_values_not_kept": r.stats.args_full,
+            "attributions_not_kept": r.stats.exe_full,
             "abi_map_full": r.stats.abi_full,
             "out_of_range": r.stats.out_of_range,
         },
