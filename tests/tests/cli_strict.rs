@@ -373,3 +373,69 @@ fn run_applies_flags_and_says_what_it_ignores() {
     assert!(stderr.contains("listenerPath and listenerMetadata are ignored"), "{stderr}");
     assert!(!stderr.contains("SECCOMP_FILTER_FLAG_LOG"), "LOG is applied: {stderr}");
 }
+
+/// The cgroup v2 mount, from mountinfo.
+fn cgroup2() -> PathBuf {
+    recorder_tests::containers::cgroup2_mount().expect("mountinfo").expect("a cgroup2 mount")
+}
+
+/// A cgroup of the test's own with `sleep 600` in it (started there, so its
+/// execve happened before any recording), removed on drop.
+struct Sleeper {
+    dir: PathBuf,
+    child: std::process::Child,
+}
+
+impl Sleeper {
+    fn start(name: &str) -> Sleeper {
+        let dir = cgroup2().join(format!("recorder-strict-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir cgroup");
+        let procs = std::fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs")).expect("cgroup.procs");
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&procs);
+        let mut cmd = Command::new("sleep");
+        cmd.arg("600");
+        // SAFETY: only write(2) in the child before exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let child = cmd.spawn().expect("sleep starts");
+        Sleeper { dir, child }
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+#[test]
+fn the_root_cgroup_and_kernel_threads_are_refused_with_exit_13() {
+    if skip_bpf_tests() {
+        return;
+    }
+    let out = recorder(&["record", "--pid", "2", "--duration", "1s"]);
+    assert_exit(&out, 13, "--pid 2");
+    assert!(one_line(&out).contains("PID 2 is a kernel thread (kthreadd)"));
+    let root = cgroup2();
+    let out = recorder(&["record", "--cgroup", s(&root), "--duration", "1s"]);
+    assert_exit(&out, 13, "--cgroup <the v2 mount>");
+    assert!(one_line(&out).contains("would record the whole machine; pass a cgroup below it"));
+    // A process in the root cgroup (a shell on a hybrid host, init).
+    let mut sleeper = Sleeper::start("root");
+    std::fs::write(root.join("cgroup.procs"), sleeper.child.id().to_string()).expect("move to the root cgroup");
+    let out = recorder(&["record", "--pid", &sleeper.child.id().to_string(), "--duration", "1s"]);
+    assert_exit(&out, 13, "--pid <in the root cgroup>");
+    let line = one_line(&out);
+    assert!(line.contains("(sleep) is in the root cgroup"), "{line}");
+    let _ = sleeper.child.kill();
+}
+

@@ -138,6 +138,7 @@ Exit codes:
   1    internal error             2    bad command line
   10   malformed --duration      11   output path not writable
   12   invalid profile           13   cgroup, PID or container not found
+                                 (or unfit: the root cgroup, a kernel thread)
   14   pod not found in time     15   several pods match (pass -n)
   16   name unusable as a path
   20   not root / missing CAP_BPF, CAP_PERFMON
@@ -220,9 +221,11 @@ pub fn profile_code(e: &ProfileError) -> Code {
 fn cgroup_code(e: &CgroupError) -> Code {
     match e {
         CgroupError::NoV2 => Code::NoCgroupV2,
-        CgroupError::NotACgroup { .. } | CgroupError::NoSuchPid(_) | CgroupError::NoV2Membership { .. } => {
-            Code::TargetNotFound
-        }
+        CgroupError::NotACgroup { .. }
+        | CgroupError::NoSuchPid(_)
+        | CgroupError::NoV2Membership { .. }
+        | CgroupError::KernelThread { .. }
+        | CgroupError::WholeMachine { .. } => Code::TargetNotFound,
         _ => Code::Internal,
     }
 }
