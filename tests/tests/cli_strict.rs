@@ -439,3 +439,28 @@ fn the_root_cgroup_and_kernel_threads_are_refused_with_exit_13() {
     let _ = sleeper.child.kill();
 }
 
+#[test]
+fn an_empty_recording_and_a_missing_execve_are_said() {
+    if skip_bpf_tests() {
+        return;
+    }
+    let sleeper = Sleeper::start("empty");
+    let dir = tempdir();
+    let profile = dir.path().join("p.json");
+    let out = recorder(&["record", "--cgroup", s(&sleeper.dir), "--duration", "1s", "-o", s(&profile)]);
+    assert_exit(&out, 0, "record a sleeping cgroup");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WARNING: no syscalls were recorded"), "{stderr}");
+    assert!(stderr.contains("execve was not observed"), "{stderr}");
+    assert!(stderr.contains("--add execve"), "{stderr}");
+    // And --add does what it offers.
+    let out =
+        recorder(&["record", "--cgroup", s(&sleeper.dir), "--duration", "1s", "--add", "execve", "-o", s(&profile)]);
+    assert_exit(&out, 0, "--add execve");
+    assert!(recorder_tests::allowed_names(&profile).contains("execve"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("execve was not observed"));
+    let out = recorder(&["record", "--cgroup", s(&sleeper.dir), "--duration", "1s", "--add", "execv"]);
+    assert_exit(&out, 2, "--add of a name that is no syscall");
+    assert!(one_line(&out).contains("did you mean execve?"));
+}
+

@@ -122,7 +122,8 @@ fn write(
     );
     output.clone().commit(&assembled.profile().to_oci_json())?;
     if !args.quiet {
-        eprintln!("{}", summary::line(recording, &assembled, &output.describe()));
+        let recorded_nothing = by_arch.values().all(BTreeSet::is_empty);
+        eprintln!("{}", summary::line(recording, &assembled, &output.describe(), recorded_nothing));
         summary::print_denials(&denied);
     }
     let mut json = summary::profile_json(&assembled, &by_arch, &output.describe());

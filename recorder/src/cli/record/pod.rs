@@ -240,29 +240,17 @@ fn write_one(
         Destination::Install(root) => beneath::write(root, &names.install_path()?, json.as_bytes())?,
     };
     if !args.quiet {
-        let startup = if calls.startup_observed {
-            format!("startup observed, {} runtime setup calls left out", calls.setup_excluded.len())
-        } else {
-            "startup was not observed (the pod was already running): the runtime's base set was added".to_owned()
+        let line = summary::ContainerLine {
+            names,
+            syscalls: completed.names.len(),
+            startup_observed: calls.startup_observed,
+            setup_excluded: calls.setup_excluded.len(),
+            attempts: container.attempts,
+            shutdown_added: completed.shutdown_set_applied.then_some(completed.shutdown_added.len()),
+            recorded_nothing: calls.by_arch.values().all(|n| n.is_empty()),
+            destination: &path,
         };
-        let shutdown = if completed.shutdown_set_applied {
-            format!("; shutdown not recorded: shutdown set added ({} new)", completed.shutdown_added.len())
-        } else {
-            String::new()
-        };
-        eprintln!(
-            "recorder: {}/{} container {}: {} ({startup}; {}{shutdown}) -> {}",
-            names.namespace,
-            names.pod,
-            names.container,
-            text::count(completed.names.len() as u64, "syscall", "syscalls"),
-            if container.attempts == 1 {
-                "1 run".to_owned()
-            } else {
-                format!("{} runs, restarts merged", container.attempts)
-            },
-            path.display()
-        );
+        eprintln!("{line}");
     }
     if matches!(destination, Destination::Install(_)) {
         print!("{}", names.snippet()?);
