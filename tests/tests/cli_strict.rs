@@ -464,3 +464,36 @@ fn an_empty_recording_and_a_missing_execve_are_said() {
     assert!(one_line(&out).contains("did you mean execve?"));
 }
 
+#[test]
+fn a_command_that_makes_its_own_sub_cgroup_leaves_nothing_behind() {
+    if skip_bpf_tests() {
+        return;
+    }
+    let mount = cgroup2();
+    let script = format!(
+        "cg={}$(sed -n 's/^0:://p' /proc/self/cgroup); mkdir \"$cg/sub\" && echo $$ > \"$cg/sub/cgroup.procs\" && mkdir \"$cg/sub/deeper\"",
+        mount.display()
+    );
+    let child = Command::new(recorder_bin())
+        .args(["record", "-o", "/dev/null", "--", "sh", "-c", &script])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("record");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait");
+    assert_exit(&out, 0, "a command that creates sub-cgroups");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("cannot remove") && !stderr.contains("busy"), "{stderr}");
+    let left: Vec<String> = std::fs::read_dir(mount.join("recorder"))
+        .expect("recorder/")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("rec-{pid}-")))
+        .collect();
+    assert!(left.is_empty(), "the rec-* tree is gone: {left:?}");
+    let out = recorder(&["record", "-o", "/dev/null", "--", "true"]);
+    assert_exit(&out, 0, "record true");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("from 1 process in"), "one process, in the singular: {stderr}");
+}
+
