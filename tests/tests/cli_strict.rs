@@ -497,3 +497,23 @@ fn a_command_that_makes_its_own_sub_cgroup_leaves_nothing_behind() {
     assert!(stderr.contains("from 1 process in"), "one process, in the singular: {stderr}");
 }
 
+#[test]
+fn a_closed_stdout_is_refused_before_recording() {
+    let mut cmd = Command::new(recorder_bin());
+    cmd.args(["record", "--", "true"]).stdout(Stdio::null()).stderr(Stdio::piped());
+    // SAFETY: close(2) only, in the child before exec: `record >&-`.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close(1);
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("runs");
+    assert_exit(&out, 11, "record >&-");
+    assert!(one_line(&out).contains("standard output is closed"));
+    // Writing to /dev/null on purpose still works.
+    let dir = tempdir();
+    let p = write(dir.path(), "p.json", PROFILE);
+    let out = Command::new(recorder_bin()).args(["convert", s(&p)]).stdout(Stdio::null()).output().expect("runs");
+    assert_exit(&out, 0, "convert > /dev/null");
+}

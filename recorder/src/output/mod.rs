@@ -30,6 +30,7 @@ use std::{
         fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _},
     },
     path::{Component, Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
 };
 
 use tempfile::NamedTempFile;
@@ -262,7 +263,20 @@ pub fn own_descriptor(path: &Path) -> Option<i32> {
     }
 }
 
+/// Set when stdout was closed at exec (`>&-`) and the runtime put
+/// /dev/null there: stdout counts as closed.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Tells this module that stdout was closed when the process started
+/// (`main` learns it before Rust's runtime reopens it on /dev/null).
+pub fn stdout_was_closed() {
+    STDOUT_CLOSED.store(true, Ordering::Relaxed);
+}
+
 fn fd_is_open(fd: i32) -> bool {
+    if fd == 1 && STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return false;
+    }
     // SAFETY: F_GETFD only reads the descriptor table; any fd value is fine.
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
 }
