@@ -129,7 +129,7 @@ pub struct RecordArgs {
     pub container_id: Option<String>,
     /// The container's runtime, for its base set when startup was not
     /// observed (default: the pod's runtime handler, else the union of the
-    /// shipped runc and crun sets). Other runtimes: --base-set.
+    /// shipped runc and crun sets). Only runc and crun have a shipped set.
     #[arg(long, value_name = "RUNTIME", value_parser = ["runc", "crun"], conflicts_with_all = ["command", "cgroup", "pid"])]
     pub runtime: Option<String>,
     /// CRI socket (default: containerd's, then CRI-O's).
