@@ -517,3 +517,36 @@ fn a_closed_stdout_is_refused_before_recording() {
     let out = Command::new(recorder_bin()).args(["convert", s(&p)]).stdout(Stdio::null()).output().expect("runs");
     assert_exit(&out, 0, "convert > /dev/null");
 }
+
+/// Cgroup directories of the test's own, removed (deepest first) on drop.
+struct Dirs(Vec<PathBuf>);
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        for dir in self.0.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+#[test]
+fn a_short_container_id_is_told_to_give_twelve_characters() {
+    if skip_bpf_tests() {
+        return;
+    }
+    let parent = cgroup2().join(format!("recorder-strict-{}-ids", std::process::id()));
+    let id = format!("feed{:012x}", std::process::id()).repeat(4);
+    let dirs = Dirs(vec![parent.clone(), parent.join(format!("cri-containerd-{id}.scope"))]);
+    for dir in &dirs.0 {
+        std::fs::create_dir(dir).expect("mkdir cgroup");
+    }
+    let out = recorder(&["record", "--container-id", &id[..8], "--duration", "1s", "-o", "/dev/null"]);
+    assert_exit(&out, 2, "an 8-character container id");
+    let line = one_line(&out);
+    assert!(line.contains("at least 12 characters"), "{line}");
+    assert!(!line.contains("is it running?"), "{line}");
+    // An id no container starts with is still "not found".
+    let out = recorder(&["record", "--container-id", "0badc0de", "--duration", "1s", "-o", "/dev/null"]);
+    assert_exit(&out, 13, "an 8-character id of no container");
+    assert!(one_line(&out).contains("is it running?"));
+}

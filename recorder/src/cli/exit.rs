@@ -184,7 +184,7 @@ failure_from! {
     CgroupError => |e| cgroup_code(&e);
     BpfError => |e| bpf_code(&e);
     FindError => |e| match &e {
-        FindError::BadId(_) => Code::Usage,
+        FindError::BadId(_) | FindError::TooShort { .. } => Code::Usage,
         FindError::Cgroup(c) => cgroup_code(c),
         _ => Code::TargetNotFound,
     };
