@@ -550,3 +550,31 @@ fn a_short_container_id_is_told_to_give_twelve_characters() {
     assert_exit(&out, 13, "an 8-character id of no container");
     assert!(one_line(&out).contains("is it running?"));
 }
+
+#[test]
+fn convert_to_oci_resolves_scmp_arch_native_and_check_strict_flags_it() {
+    let dir = tempdir();
+    let p = write(
+        dir.path(),
+        "common.json",
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_NATIVE"],"syscalls":[{"names":["execve","exit_group","read"],"action":"SCMP_ACT_ALLOW"}]}"#,
+    );
+    let out = recorder(&["check", "--strict", s(&p)]);
+    assert_ne!(out.status.code(), Some(0), "check --strict accepts SCMP_ARCH_NATIVE");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("runc refuses it"), "{said}");
+    let converted = dir.path().join("oci.json");
+    let out = recorder(&["convert", "--format", "oci", s(&p), "-o", s(&converted)]);
+    assert_exit(&out, 0, "convert --format oci");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SCMP_ARCH_NATIVE was resolved"), "{out:?}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&converted).expect("read")).expect("json");
+    let native = match std::env::consts::ARCH {
+        "x86_64" => "SCMP_ARCH_X86_64",
+        "aarch64" => "SCMP_ARCH_AARCH64",
+        other => panic!("add {other} here"),
+    };
+    assert_eq!(json["architectures"], serde_json::json!([native]));
+    let out = recorder(&["check", "--strict", s(&converted)]);
+    assert_exit(&out, 0, "the converted profile is pure OCI");
+}

@@ -471,6 +471,10 @@ impl Reader {
         if catalog::SCMP_ARCHES.contains(&name) {
             if name == "SCMP_ARCH_NATIVE" {
                 self.common = true;
+                self.warn(
+                    pos,
+                    "SCMP_ARCH_NATIVE is libseccomp's, not OCI's: runc refuses it; `recorder convert --format oci` resolves it to this host's architecture",
+                );
             }
             return true;
         }
