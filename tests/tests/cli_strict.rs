@@ -578,3 +578,34 @@ fn convert_to_oci_resolves_scmp_arch_native_and_check_strict_flags_it() {
     let out = recorder(&["check", "--strict", s(&converted)]);
     assert_exit(&out, 0, "the converted profile is pure OCI");
 }
+
+/// The README's table of shipped base sets, and the base-set counts
+/// docs/containers-harness.md gives, agree with recorder/data/baseline.
+#[test]
+fn the_documented_base_sets_are_the_shipped_ones() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let harness = std::fs::read_to_string(root.join("docs/containers-harness.md")).expect("harness doc");
+    for runtime in ["runc", "crun"] {
+        let data = std::fs::read_to_string(root.join(format!("recorder/data/baseline/{runtime}.json"))).expect("data");
+        let data: serde_json::Value = serde_json::from_str(&data).expect("json");
+        let shipped: std::collections::BTreeSet<String> = data["syscalls"]
+            .as_array()
+            .expect("syscalls")
+            .iter()
+            .map(|n| n.as_str().expect("a name").to_owned())
+            .collect();
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| {runtime} |")))
+            .unwrap_or_else(|| panic!("README has no base-set row for {runtime}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        // | runtime | version | starts | base set |
+        let documented: std::collections::BTreeSet<String> = cells[4].split_whitespace().map(str::to_owned).collect();
+        assert_eq!(documented, shipped, "README's {runtime} base set");
+        assert_eq!(cells[3], data["runs"].to_string(), "README's {runtime} starts");
+        let count = format!("{} names for {runtime}", shipped.len());
+        let count_alt = format!("{} for {runtime}", shipped.len());
+        assert!(harness.contains(&count) || harness.contains(&count_alt), "containers-harness.md: {count}");
+    }
+}
