@@ -1,10 +1,34 @@
-use std::process::ExitCode;
+use std::{
+    process::ExitCode,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use clap::Parser as _;
 use recorder::cli::{self, exit::Code};
 use tracing_subscriber::EnvFilter;
 
+/// Whether stdout was open when the process was exec'd. Rust's runtime
+/// reopens a closed stdout on /dev/null before `main`, so `record >&-`
+/// would write the profile nowhere; this runs earlier (.init_array).
+static STDOUT_OPEN_AT_EXEC: AtomicBool = AtomicBool::new(true);
+
+extern "C" fn note_stdout_at_exec() {
+    // SAFETY: F_GETFD only reads the descriptor table.
+    let open = unsafe { libc::fcntl(1, libc::F_GETFD) } != -1;
+    STDOUT_OPEN_AT_EXEC.store(open, Ordering::Relaxed);
+}
+
+// SAFETY: glibc calls each .init_array entry once, before `main` and before
+// Rust's runtime sanitizes fds 0-2; the function only reads a descriptor flag
+// and stores an atomic, so running that early is sound.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static NOTE_STDOUT_AT_EXEC: extern "C" fn() = note_stdout_at_exec;
+
 fn main() -> ExitCode {
+    if !STDOUT_OPEN_AT_EXEC.load(Ordering::Relaxed) {
+        recorder::output::stdout_was_closed();
+    }
     let cli = cli::Cli::parse();
     let level = match cli.verbose {
         0 => "warn",

@@ -1,5 +1,6 @@
-//! Words for numbers and durations in messages (`1m05s`, `3.2s`,
-//! `1 process`, `2 processes`), and colour for a terminal (`Paint`).
+//! Words for numbers, durations and I/O errors in messages (`1m05s`,
+//! `3.2s`, `1 process`, `no such file or directory`), and colour for a
+//! terminal (`Paint`).
 
 use std::time::Duration;
 
@@ -57,9 +58,31 @@ impl Paint {
     }
 }
 
+/// An I/O error in words, without the `(os error N)` tail:
+/// `no such file or directory`, `permission denied`.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => &text[..i],
+        _ => text.as_str(),
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn io_errors_read_as_words() {
+        let e = std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(io_reason(&e), "no such file or directory");
+        assert_eq!(io_reason(&std::io::Error::other("Custom thing")), "custom thing");
+    }
 
     #[test]
     fn durations_read_naturally() {

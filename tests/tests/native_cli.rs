@@ -111,16 +111,16 @@ fn explain_says_what_where_how_and_why() {
 }
 
 #[test]
-fn explain_refuses_an_unknown_name_with_a_suggestion_and_exit_33() {
+fn explain_refuses_an_unknown_name_with_a_suggestion_and_exit_34() {
     let out = recorder(&["explain", "opnat"]);
-    assert_exit(&out, 33, "explain opnat");
+    assert_exit(&out, 34, "explain opnat");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("unknown syscall \"opnat\"; did you mean \"openat\"?"), "{stderr}");
     assert!(out.stdout.is_empty());
     // A known name next to an unknown one is still explained.
     let out = recorder(&["explain", "read", "opnat"]);
-    assert_exit(&out, 33, "explain read opnat");
+    assert_exit(&out, 34, "explain read opnat");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("read: "));
 }
 

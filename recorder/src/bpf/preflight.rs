@@ -17,6 +17,32 @@ pub enum PreflightError {
     NoBtf,
     #[error("cannot read this process's capabilities: {0}")]
     Caps(#[source] procfs::ProcError),
+    #[error(
+        "too many open files (limit {limit}): recording needs at least {needed}; raise `ulimit -n`, e.g. `ulimit -n 1024`"
+    )]
+    TooManyFiles { limit: u64, needed: u64 },
+}
+
+/// Descriptors a recording needs: `record -- CMD` holds about 40 (BPF maps,
+/// programs and links, BTF, the event loop, the child's pipes), a pod or
+/// the daemon a few more (CRI connection, HTTP); twice that leaves room.
+pub const MIN_OPEN_FILES: u64 = 64;
+
+/// The soft open-file limit (RLIMIT_NOFILE), when it can be read.
+pub fn open_files_limit() -> Option<u64> {
+    // SAFETY: a zeroed rlimit is a valid out-buffer; getrlimit only writes it.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: RLIMIT_NOFILE is a valid resource and `limit` outlives the call.
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit.rlim_cur)
+}
+
+/// Refuses to start with fewer than `needed` descriptors allowed: below
+/// that, loading fails half-way with errors that name the wrong cause.
+pub fn check_open_files(needed: u64) -> Result<(), PreflightError> {
+    match open_files_limit() {
+        Some(limit) if limit < needed => Err(PreflightError::TooManyFiles { limit, needed }),
+        _ => Ok(()),
+    }
 }
 
 /// Root, or the capabilities that loading tracing programs needs (Linux 5.8+

@@ -45,6 +45,7 @@ pub struct BaselineArgs {
 }
 
 pub fn execute(args: BaselineArgs) -> Result<u8, Failure> {
+    preflight::check_open_files(preflight::MIN_OPEN_FILES)?;
     let output = Output::prepare(args.output.as_deref())?;
     let runtime = Resolved::resolve(&[args.runtime.clone().into()])?.program;
     preflight::check_privileges()?;

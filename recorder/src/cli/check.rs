@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use crate::{
     cli::exit::{Code, Failure},
-    profile::{self, Diagnostic, ProfileError, Severity},
-    text::Paint,
+    enforce,
+    profile::{self, Diagnostic, EvalContext, Severity, node::Pos},
+    syscalls::{Arch, Family},
+    text::{self, Paint},
 };
 
 const EXAMPLES: &str = "\
@@ -47,13 +49,15 @@ fn render(d: &Diagnostic, paint: Paint) -> String {
 pub fn execute(args: CheckArgs, paint: Paint) -> Result<u8, Failure> {
     let mut failed = false;
     let mut too_large = false;
+    let mut unreadable = false;
     for path in &args.profiles {
         let shown = if path.as_os_str() == "-" { "<stdin>".to_owned() } else { path.display().to_string() };
         let report = profile::read_text(path).and_then(|text| profile::check_str(&text, &shown));
         let report = match report {
             Ok(r) => r,
             Err(e) => {
-                too_large |= matches!(e, ProfileError::TooLarge { .. } | ProfileError::TooDeep { .. });
+                too_large |= e.is_too_large();
+                unreadable |= e.is_unreadable();
                 for d in e.diagnostics() {
                     println!("{}", render(&d, paint));
                 }
@@ -61,6 +65,10 @@ pub fn execute(args: CheckArgs, paint: Paint) -> Result<u8, Failure> {
                 continue;
             }
         };
+        let mut report = report;
+        if let Some(d) = cannot_run(&report, &shown) {
+            report.problems.push(d);
+        }
         for d in &report.problems {
             println!("{}", render(d, paint));
         }
@@ -72,7 +80,11 @@ pub fn execute(args: CheckArgs, paint: Paint) -> Result<u8, Failure> {
         if !args.quiet {
             let dialect = report.dialect.map_or("unrecognised", |d| d.describe());
             let verdict = if errors > 0 { "INVALID" } else { "ok" };
-            eprintln!("{shown}: {verdict} ({dialect}; {errors} errors, {warnings} warnings)");
+            eprintln!(
+                "{shown}: {verdict} ({dialect}; {}, {})",
+                text::count(errors as u64, "error", "errors"),
+                text::count(warnings as u64, "warning", "warnings")
+            );
             if let Some(l) = &report.loaded
                 && l.profile.is_template()
             {
@@ -82,10 +94,32 @@ pub fn execute(args: CheckArgs, paint: Paint) -> Result<u8, Failure> {
             }
         }
     }
-    Ok(match (too_large, failed) {
-        (true, _) => Code::InputTooLarge,
-        (false, true) => Code::CheckFailed,
-        (false, false) => Code::Ok,
+    // The gravest first: a file that could not be read at all, then one too
+    // large to look at, then errors found.
+    Ok(if unreadable {
+        Code::InputUnreadable
+    } else if too_large {
+        Code::InputTooLarge
+    } else if failed {
+        Code::CheckFailed
+    } else {
+        Code::Ok
     }
     .as_u8())
+}
+
+/// A warning when nothing could start or end under a well-formed profile
+/// (no execve: recorded by --pid or --cgroup, which do not see the start),
+/// on the first architecture it lists, else this host's.
+fn cannot_run(report: &profile::Report, shown: &str) -> Option<Diagnostic> {
+    let loaded = report.loaded.as_ref().filter(|_| report.errors() == 0)?;
+    let profile = loaded.profile.evaluate(&EvalContext::host());
+    let arch = profile.architectures.iter().find_map(|a| Arch::from_scmp_name(a)).unwrap_or(Family::host().native);
+    let why = enforce::viability(&profile, arch)?;
+    Some(Diagnostic {
+        severity: Severity::Warning,
+        path: shown.to_owned(),
+        pos: Pos { line: 1, column: 1 },
+        message: why.to_string(),
+    })
 }

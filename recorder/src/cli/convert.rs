@@ -47,13 +47,25 @@ pub struct ConvertArgs {
     pub no_enosys_clone3: bool,
 }
 
-/// Reads a profile, printing its warnings to stderr.
+/// Warnings a command other than `check` prints per input; `check` lists
+/// them all.
+const SHOWN_WARNINGS: usize = 10;
+
+/// Reads a profile, printing its first warnings to stderr.
 pub(crate) fn load(path: &Path) -> Result<Loaded, Failure> {
     let loaded = profile::read_file(path)?;
-    for w in &loaded.warnings {
+    print_warnings(&loaded, path);
+    Ok(loaded)
+}
+
+/// The first [`SHOWN_WARNINGS`] warnings, then how many more there are.
+pub(crate) fn print_warnings(loaded: &Loaded, path: &Path) {
+    for w in loaded.warnings.iter().take(SHOWN_WARNINGS) {
         eprintln!("recorder: {w}");
     }
-    Ok(loaded)
+    if loaded.warnings.len() > SHOWN_WARNINGS {
+        eprintln!("recorder: more warnings not shown; `recorder check {}` lists them", path.display());
+    }
 }
 
 /// The object name: --name, else the input's SPO name, else the first of

@@ -90,6 +90,7 @@ pub struct DaemonArgs {
 }
 
 pub fn execute(args: DaemonArgs) -> Result<u8, Failure> {
+    crate::bpf::preflight::check_open_files(crate::bpf::preflight::MIN_OPEN_FILES)?;
     if args.unpin {
         let removed = daemon::bpffs::remove_pins(&args.pin_dir).map_err(|e| Failure::new(Code::OutputUnwritable, e))?;
         eprintln!("recorder: removed {removed} pins from {}; the kernel no longer records", args.pin_dir.display());

@@ -1,5 +1,9 @@
 //! Human durations for `--duration` and `--grace`: `30s`, `5m`, `1h30m`,
 //! `250ms`, or a bare number of seconds.
+//!
+//! One rule for zero, whatever the spelling (`0`, `0s`, `0ms`): a duration
+//! of nothing is refused (`--duration 0` would record nothing), except for
+//! `--grace`, where 0 means "no grace period: kill at once".
 
 use std::time::Duration;
 
@@ -10,7 +14,21 @@ pub struct DurationError {
     pub why: &'static str,
 }
 
+/// A duration longer than zero.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
+    let total = parse_any(input)?;
+    if total.is_zero() {
+        return Err(DurationError { input: input.to_owned(), why: "it must be longer than zero" });
+    }
+    Ok(total)
+}
+
+/// `--grace`: zero is allowed and means no grace period at all.
+pub fn parse_grace(input: &str) -> Result<Duration, DurationError> {
+    parse_any(input)
+}
+
+fn parse_any(input: &str) -> Result<Duration, DurationError> {
     let err = |why| DurationError { input: input.to_owned(), why };
     let text = input.trim();
     if text.is_empty() {
@@ -42,9 +60,6 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
         let part = Duration::try_from_secs_f64(value * scale).map_err(|_| err("out of range"))?;
         total = total.checked_add(part).ok_or_else(|| err("out of range"))?;
     }
-    if total.is_zero() {
-        return Err(err("it must be longer than zero"));
-    }
     Ok(total)
 }
 
@@ -67,5 +82,14 @@ mod tests {
         for bad in ["", "abc", "5x", "s", "-5s", "0s", "1h30", "99999999999999999999h"] {
             assert!(parse(bad).is_err(), "{bad:?} should fail");
         }
+    }
+
+    #[test]
+    fn zero_is_one_rule_whatever_the_spelling() {
+        for zero in ["0", "0s", "0ms", "0m0s"] {
+            assert!(parse(zero).is_err(), "--duration {zero:?} is refused");
+            assert_eq!(parse_grace(zero), Ok(Duration::ZERO), "--grace {zero:?} means kill at once");
+        }
+        assert!(parse_grace("-1s").is_err());
     }
 }

@@ -56,14 +56,18 @@ pub enum Code {
     RuntimeFailed = 25,
     /// No CRI socket, or the socket is not a CRI runtime.
     CriUnavailable = 26,
+    /// The open-file limit (RLIMIT_NOFILE, `ulimit -n`) is too low.
+    TooManyFiles = 27,
     /// `diff --fail-on-added`/`--fail-on-removed` found drift.
     Drift = 30,
     /// `check` found errors in a profile.
     CheckFailed = 31,
     /// Input too large or too deeply nested.
     InputTooLarge = 32,
+    /// An input file cannot be read (missing, unreadable, not a regular file).
+    InputUnreadable = 33,
     /// `explain` was given a name that is no syscall.
-    UnknownSyscall = 33,
+    UnknownSyscall = 34,
     /// CMD exists but cannot be executed (like a shell).
     CannotExecute = 126,
     /// CMD not found (like a shell).
@@ -85,8 +89,39 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failure with `code`, unless the cause is running out of file
+    /// descriptors: that is said as such (exit 27), whatever failed on the
+    /// way, rather than blamed on BPF, privileges or a bug.
     pub fn new(code: Code, error: impl Into<anyhow::Error>) -> Self {
-        Self { code, error: error.into() }
+        let error = error.into();
+        if let Some(errno) = out_of_files(&error) {
+            tracing::debug!("{error:#}");
+            return Self { code: Code::TooManyFiles, error: anyhow::anyhow!(too_many_files(errno)) };
+        }
+        Self { code, error }
+    }
+}
+
+/// EMFILE or ENFILE anywhere in the error's chain of causes.
+fn out_of_files(error: &anyhow::Error) -> Option<i32> {
+    error.chain().find_map(|cause| {
+        let errno = match cause.downcast_ref::<std::io::Error>().and_then(std::io::Error::raw_os_error) {
+            Some(n) => n,
+            // Some libraries keep only the message of the io::Error.
+            None if cause.to_string().contains(&format!("(os error {})", libc::EMFILE)) => libc::EMFILE,
+            None => return None,
+        };
+        (errno == libc::EMFILE || errno == libc::ENFILE).then_some(errno)
+    })
+}
+
+fn too_many_files(errno: i32) -> String {
+    if errno == libc::ENFILE {
+        return "the system ran out of open files (ENFILE); close some programs, or raise fs.file-max".to_owned();
+    }
+    match crate::bpf::preflight::open_files_limit() {
+        Some(limit) => format!("too many open files (limit {limit}); raise `ulimit -n`, e.g. `ulimit -n 1024`"),
+        None => "too many open files; raise `ulimit -n`, e.g. `ulimit -n 1024`".to_owned(),
     }
 }
 
@@ -106,14 +141,17 @@ Exit codes:
   1    internal error             2    bad command line
   10   malformed --duration      11   output path not writable
   12   invalid profile           13   cgroup, PID or container not found
+                                 (or unfit: the root cgroup, a kernel thread)
   14   pod not found in time     15   several pods match (pass -n)
   16   name unusable as a path
   20   not root / missing CAP_BPF, CAP_PERFMON
   21   no cgroup v2 mounted      22   kernel lacks BTF or raw tracepoints
   23   BPF load/attach failed    24   profile could not be enforced
   25   container runtime failed  26   no CRI socket / not a CRI runtime
+  27   too many open files (raise `ulimit -n`)
   30   diff found drift          31   check found errors
-  32   input too large or nested 33   explain: unknown syscall
+  32   input too large or nested 33   cannot read an input file
+  34   explain: unknown syscall
   126  CMD not executable        127  CMD not found";
 
 /// Every library error becomes a [`Failure`] with its code through `?`.
@@ -140,7 +178,7 @@ failure_from! {
         ExplainError::Unknown(_) => Code::UnknownSyscall,
         ExplainError::BuiltIn(_) => Code::Internal,
     };
-    ProfileError => |e| if e.is_too_large() { Code::InputTooLarge } else { Code::BadProfile };
+    ProfileError => |e| profile_code(&e);
     CommandError => |e| match e {
         CommandError::NotFound(_) => Code::CommandNotFound,
         CommandError::NotExecutable(_) => Code::CannotExecute,
@@ -148,12 +186,13 @@ failure_from! {
     PreflightError => |e| match e {
         PreflightError::NotPrivileged => Code::NotPrivileged,
         PreflightError::NoBtf => Code::KernelUnsupported,
+        PreflightError::TooManyFiles { .. } => Code::TooManyFiles,
         PreflightError::Caps(_) => Code::Internal,
     };
     CgroupError => |e| cgroup_code(&e);
     BpfError => |e| bpf_code(&e);
     FindError => |e| match &e {
-        FindError::BadId(_) => Code::Usage,
+        FindError::BadId(_) | FindError::TooShort { .. } => Code::Usage,
         FindError::Cgroup(c) => cgroup_code(c),
         _ => Code::TargetNotFound,
     };
@@ -176,12 +215,25 @@ failure_from! {
     };
 }
 
+/// The code for a profile that could not be read or parsed.
+pub fn profile_code(e: &ProfileError) -> Code {
+    if e.is_unreadable() {
+        Code::InputUnreadable
+    } else if e.is_too_large() {
+        Code::InputTooLarge
+    } else {
+        Code::BadProfile
+    }
+}
+
 fn cgroup_code(e: &CgroupError) -> Code {
     match e {
         CgroupError::NoV2 => Code::NoCgroupV2,
-        CgroupError::NotACgroup { .. } | CgroupError::NoSuchPid(_) | CgroupError::NoV2Membership { .. } => {
-            Code::TargetNotFound
-        }
+        CgroupError::NotACgroup { .. }
+        | CgroupError::NoSuchPid(_)
+        | CgroupError::NoV2Membership { .. }
+        | CgroupError::KernelThread { .. }
+        | CgroupError::WholeMachine { .. } => Code::TargetNotFound,
         _ => Code::Internal,
     }
 }

@@ -27,7 +27,7 @@ each, how runtime/default (moby's default) and runtime/default:containerd treat
 it on this host (its architecture, Docker's default capabilities, the running
 kernel) and every rule of theirs that names it, and why it is risky when diff
 lists it as risky. A name that is no syscall is one line on stderr with the
-nearest known name, and exit code 33.";
+nearest known name, and exit code 34.";
 
 /// Explain syscalls: what they do, where they exist, what runtime/default does with them.
 #[derive(Debug, clap::Args)]

@@ -11,7 +11,6 @@ use crate::{
     cli::exit::{Code, Failure},
     enforce,
     output::Output,
-    profile,
     record::{self, Source, stop::StopPolicy},
     syscalls::Family,
     target::Command,
@@ -54,24 +53,26 @@ pub struct RunArgs {
     /// With --learn: stop CMD after this long (like `record --duration`).
     #[arg(short, long, value_name = "DURATION", requires = "learn")]
     pub duration: Option<String>,
-    /// The command to run (after `--`, or after the last option).
+    /// The command to run (after `--`, or after the last option; an
+    /// unknown option before it is an error, not a command).
     #[arg(value_name = "CMD", required = true, trailing_var_arg = true)]
     pub command: Vec<OsString>,
 }
 
 pub fn execute(args: RunArgs) -> Result<u8, Failure> {
-    let loaded = profile::read_file(&args.profile)?;
-    for warning in &loaded.warnings {
-        eprintln!("recorder: {warning}");
-    }
-    let profile = loaded.profile;
+    let profile = super::convert::load(&args.profile)?.profile;
     let command = Command::resolve(&args.command)?;
+    enforce::check_viable(&profile)
+        .map_err(|e| Failure::new(Code::EnforceFailed, anyhow::anyhow!("{}: {e}", args.profile.display())))?;
     let (filter, skipped) = enforce::build_filter(&profile)?;
     if args.learn {
         return learn(&args, command, filter);
     }
     for name in skipped.unknown_names {
         tracing::warn!("{name}: not a syscall libseccomp knows on this machine; rule skipped");
+    }
+    for ignored in skipped.ignored {
+        eprintln!("recorder: warning: {}: {ignored}", args.profile.display());
     }
     // Everything exec needs is prepared before the filter goes on: after
     // load(), the only syscall we make is execve.

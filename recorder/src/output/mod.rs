@@ -30,6 +30,7 @@ use std::{
         fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _},
     },
     path::{Component, Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
 };
 
 use tempfile::NamedTempFile;
@@ -42,7 +43,7 @@ pub enum OutputError {
         #[source]
         source: io::Error,
     },
-    #[error("{} is a directory; name a file inside it, e.g. -o {}", .0.display(), .0.join("profile.json").display())]
+    #[error("{} is a directory; name a file inside it, e.g. -o {}", .0.display(), inside(.0).display())]
     IsDirectory(PathBuf),
     #[error("directory {0} does not exist; create it first (mkdir -p) or choose another -o")]
     NoParent(PathBuf),
@@ -205,6 +206,11 @@ fn persist(tmp: NamedTempFile, path: &Path) -> io::Result<()> {
     tmp.persist(path).map(drop).map_err(|e| e.error)
 }
 
+/// `dir/profile.json`, however many slashes `dir` was typed with.
+fn inside(dir: &Path) -> PathBuf {
+    dir.components().collect::<PathBuf>().join("profile.json")
+}
+
 /// The directory a path is in (`.` for a bare name).
 fn parent_of(path: &Path) -> PathBuf {
     match path.parent() {
@@ -235,7 +241,7 @@ fn resolve_symlinks(path: &Path) -> Result<PathBuf, OutputError> {
 /// `/proc/<our pid>/fd/N` name a descriptor of this process, which must be
 /// written as it is (a pipe, a terminal, or a file the shell opened for
 /// appending) rather than reopened or renamed over.
-fn own_descriptor(path: &Path) -> Option<i32> {
+pub fn own_descriptor(path: &Path) -> Option<i32> {
     let parts: Vec<&str> = path
         .components()
         .filter_map(|c| match c {
@@ -257,7 +263,20 @@ fn own_descriptor(path: &Path) -> Option<i32> {
     }
 }
 
+/// Set when stdout was closed at exec (`>&-`) and the runtime put
+/// /dev/null there: stdout counts as closed.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Tells this module that stdout was closed when the process started
+/// (`main` learns it before Rust's runtime reopens it on /dev/null).
+pub fn stdout_was_closed() {
+    STDOUT_CLOSED.store(true, Ordering::Relaxed);
+}
+
 fn fd_is_open(fd: i32) -> bool {
+    if fd == 1 && STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return false;
+    }
     // SAFETY: F_GETFD only reads the descriptor table; any fd value is fine.
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
 }

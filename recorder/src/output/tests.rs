@@ -153,3 +153,14 @@ fn dev_null_is_a_device_output() {
     out.commit("discarded").expect("commit");
     assert!(fs::metadata("/dev/null").expect("stat").file_type().is_char_device());
 }
+
+#[test]
+fn a_directory_suggests_one_file_inside_it_however_it_was_typed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for typed in ["", "/", "//"] {
+        let shown = PathBuf::from(format!("{}{typed}", dir.path().display()));
+        let err = Output::prepare(Some(&shown)).expect_err("a directory");
+        let message = err.to_string();
+        assert!(message.ends_with(&format!("-o {}/profile.json", dir.path().display())), "{message}");
+    }
+}

@@ -200,22 +200,20 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .into_iter()
         .map(|c| {
             let c_core = strip_family(c);
+            // The distance is at least the length difference: skip the work.
+            let edits =
+                if core.len().abs_diff(c_core.len()) > limit { usize::MAX } else { strsim::levenshtein(core, c_core) };
             // SCMP_CMP_EQUAL for SCMP_CMP_EQ: one spelled out the other.
             let spelled_out =
                 c_core.len() >= 2 && core.len() >= 2 && (core.starts_with(c_core) || c_core.starts_with(core));
-            let d = if spelled_out {
-                1
-            } else if core.len().abs_diff(c_core.len()) > limit {
-                // The distance is at least the length difference: skip the work.
-                usize::MAX
-            } else {
-                strsim::levenshtein(core, c_core)
-            };
-            (d, c)
+            let d = if spelled_out { edits.min(1) } else { edits };
+            // Ties go to the fewer real edits: X8664 is X86_64 (one edit),
+            // not X86 (a prefix, but two edits away).
+            (d, edits, c)
         })
-        .filter(|(d, _)| *d <= limit)
+        .filter(|(d, _, _)| *d <= limit)
         .min()
-        .map(|(_, c)| c)
+        .map(|(_, _, c)| c)
 }
 
 /// The part after a shared prefix, so SCMP_ACT_NOPE is not "close" to
@@ -281,12 +279,17 @@ pub const MAX_ERRNO: u32 = 4095;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::Op;
 
     #[test]
     fn suggestions_find_typos_only() {
         let known = known_syscalls().iter().copied();
         assert_eq!(suggest("opnat", known.clone()), Some("openat"));
         assert_eq!(suggest("definitely_not_a_syscall", known), None);
+        assert_eq!(suggest("SCMP_ARCH_X8664", SCMP_ARCHES), Some("SCMP_ARCH_X86_64"));
+        assert_eq!(suggest("SCMP_ARCH_X86-64", SCMP_ARCHES), Some("SCMP_ARCH_X86_64"));
+        assert_eq!(suggest("SCMP_ARCH_AARCH6", SCMP_ARCHES), Some("SCMP_ARCH_AARCH64"));
+        assert_eq!(suggest("SCMP_CMP_EQUAL", Op::ALL.map(Op::as_str)), Some("SCMP_CMP_EQ"));
     }
 
     #[test]

@@ -32,12 +32,16 @@ impl fmt::Display for Diagnostic {
 /// A profile that could not be read or parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("cannot read profile {path}: {source}")]
+    #[error("cannot read profile {path}: {}; check the path", crate::text::io_reason(.source))]
     Read {
         path: String,
         #[source]
         source: std::io::Error,
     },
+    /// A directory, FIFO, device or socket: reading it could block forever
+    /// or mean nothing.
+    #[error("cannot read profile {path}: it is a {kind}; pass a regular file, or `-` with the profile on stdin")]
+    NotRegular { path: String, kind: &'static str },
     #[error(
         "{path}: profile is {size} bytes, more than the {limit}-byte limit; is this really a seccomp profile?",
         limit = super::MAX_PROFILE_BYTES
@@ -70,6 +74,11 @@ impl ProfileError {
         matches!(self, ProfileError::TooLarge { .. } | ProfileError::TooDeep { .. })
     }
 
+    /// The input could not be read at all (missing, unreadable, not a file).
+    pub fn is_unreadable(&self) -> bool {
+        matches!(self, ProfileError::Read { .. } | ProfileError::NotRegular { .. })
+    }
+
     /// Every problem as a diagnostic, for `check`.
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         match self {
@@ -81,7 +90,9 @@ impl ProfileError {
                 pos: Pos { line: *line, column: *column },
                 message: message.clone(),
             }],
-            ProfileError::Read { path, .. } | ProfileError::TooLarge { path, .. } => {
+            ProfileError::Read { path, .. }
+            | ProfileError::NotRegular { path, .. }
+            | ProfileError::TooLarge { path, .. } => {
                 vec![Diagnostic {
                     severity: Severity::Error,
                     path: path.clone(),

@@ -349,6 +349,23 @@ impl Profile {
             .collect()
     }
 
+    /// Can `name` run on `arch` for some arguments? A name the architecture
+    /// does not have never runs (libseccomp skips it). A template must be
+    /// evaluated first.
+    pub fn permits_on(&self, arch: Arch, name: &str) -> bool {
+        if arch.number_of(name).is_none() {
+            return false;
+        }
+        let rules = || self.syscalls.iter().filter(|r| r.names.iter().any(|n| n == name));
+        let unconditional =
+            |lets_through: bool| rules().any(|r| r.action.lets_through() == lets_through && r.args.is_empty());
+        if self.default_action.lets_through() {
+            !unconditional(false) || unconditional(true)
+        } else {
+            rules().any(|r| r.action.lets_through())
+        }
+    }
+
     /// Is there any rule for `name`?
     pub fn mentions(&self, name: &str) -> bool {
         self.syscalls.iter().any(|r| r.names.iter().any(|n| n == name))
@@ -446,6 +463,23 @@ mod tests {
         let list = Profile::allow_list_by_arch(family, &by_arch);
         assert_eq!(list.widened[&Arch::X86], BTreeSet::from(["getpid".to_owned()]));
         assert_eq!(list.widened[&Arch::X86_64], BTreeSet::from(["read".to_owned()]));
+    }
+
+    #[test]
+    fn permits_on_reads_rules_default_and_the_architecture() {
+        let p = Profile::allow_list(Family::X86_64, ["execve", "socketcall"]);
+        assert!(p.permits_on(Arch::X86_64, "execve"));
+        assert!(!p.permits_on(Arch::X86_64, "exit_group"), "not listed");
+        assert!(!p.permits_on(Arch::X86_64, "socketcall"), "x86_64 has no socketcall");
+        assert!(p.permits_on(Arch::X86, "socketcall"));
+        let mut p = Profile::empty(Action::Allow);
+        assert!(p.permits_on(Arch::X86_64, "execve"), "ALLOW by default");
+        p.syscalls.push(SyscallRule::new(["execve"], Action::Errno));
+        assert!(!p.permits_on(Arch::X86_64, "execve"), "denied outright");
+        let mut conditional = SyscallRule::new(["execve"], Action::Errno);
+        conditional.args = vec![ArgCondition { index: 0, value: 0, value_two: 0, op: Op::Equal }];
+        p.syscalls = vec![conditional];
+        assert!(p.permits_on(Arch::X86_64, "execve"), "denied only for some arguments");
     }
 
     #[test]

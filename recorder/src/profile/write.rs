@@ -5,7 +5,11 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde_json::{Map, Value, json};
 
-use super::{ArgCondition, DEFAULT_ERRNO, EvalContext, Filter, Profile, SyscallRule, catalog};
+use super::{
+    ArgCondition, DEFAULT_ERRNO, EvalContext, Filter, Profile, SyscallRule, arches::effective_arches, catalog,
+};
+
+const NATIVE: &str = "SCMP_ARCH_NATIVE";
 
 /// Output dialects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -76,6 +80,21 @@ pub fn write(profile: &Profile, format: Format, opts: &WriteOptions) -> Result<W
         &evaluated
     } else {
         profile
+    };
+    // runc refuses SCMP_ARCH_NATIVE (a libseccomp name): OCI and SPO output
+    // name the host's architecture instead, which is what libseccomp means.
+    let resolved;
+    let plain = if matches!(format, Format::Oci | Format::Spo) && plain.architectures.iter().any(|a| a == NATIVE) {
+        let mut p = plain.clone();
+        p.architectures = effective_arches(plain);
+        warnings.push(format!(
+            "SCMP_ARCH_NATIVE was resolved to this host's {}; convert on a machine of the architecture that will load the profile",
+            p.architectures.join(", ")
+        ));
+        resolved = p;
+        &resolved
+    } else {
+        plain
     };
     let text = match format {
         Format::Oci => oci_json(plain),

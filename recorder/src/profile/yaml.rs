@@ -13,12 +13,15 @@ use serde_saphyr::{Budget, Options, Spanned};
 
 use super::node::{Key, MAX_DEPTH, MAX_NODES, Node, ParseFailure, Pos, Value};
 
+/// YAML aliases a profile may use (it needs none).
+const MAX_ALIASES: usize = 1_000;
+
 /// Parses `text` as one YAML document.
 pub fn parse(text: &str) -> Result<Node, ParseFailure> {
     let mut budget = Budget::default();
     budget.max_depth = MAX_DEPTH;
     budget.max_nodes = MAX_NODES;
-    budget.max_aliases = 1_000;
+    budget.max_aliases = MAX_ALIASES;
     budget.max_documents = 1;
     let mut options = Options::default();
     options.budget = Some(budget);
@@ -33,18 +36,65 @@ fn failure(e: &serde_saphyr::Error) -> ParseFailure {
         .location()
         .map(|l| Pos { line: usize::try_from(l.line()).unwrap_or(0), column: usize::try_from(l.column()).unwrap_or(0) })
         .unwrap_or(Pos { line: 1, column: 1 });
+    if let Some(failure) = in_our_words(innermost(e), pos) {
+        return failure;
+    }
     // The library renders a snippet under the message; we print one line.
     let rendered = e.without_snippet().to_string();
     let first = rendered.lines().next().unwrap_or("invalid YAML").trim();
-    let message = strip_location(first).to_owned();
-    // Budget breaches may come wrapped in a located error; the text is stable.
-    if matches!(e, serde_saphyr::Error::Budget { .. }) || message.contains("budget breached") {
-        ParseFailure::TooDeep {
-            pos,
-            message: format!("{message} (nested too deeply or too large for a seccomp profile)"),
+    ParseFailure::Syntax { pos, message: strip_location(first).to_owned() }
+}
+
+/// The error itself, without the snippet and alias wrappers around it.
+fn innermost(e: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    let mut e = e;
+    loop {
+        match e {
+            serde_saphyr::Error::WithSnippet { error, .. } => e = error,
+            serde_saphyr::Error::AliasError { error, .. } => e = error,
+            other => return other,
         }
-    } else {
-        ParseFailure::Syntax { pos, message }
+    }
+}
+
+/// The library's messages name its own types and options ("set
+/// DuplicateKeyPolicy in Options", "Nodes { nodes: 200001 }"); these are
+/// the ones a profile's author can meet, said in their terms.
+fn in_our_words(e: &serde_saphyr::Error, pos: Pos) -> Option<ParseFailure> {
+    use serde_saphyr::{Error as E, budget::BudgetBreach as B};
+    let syntax = |message: String| Some(ParseFailure::Syntax { pos, message });
+    let too_large = |message: String| Some(ParseFailure::TooDeep { pos, message });
+    match e {
+        E::DuplicateMappingKey { key, .. } => syntax(match key {
+            Some(k) => format!("duplicate key \"{k}\"; runtimes disagree on which one wins, keep one"),
+            None => "duplicate key; runtimes disagree on which one wins, keep one".to_owned(),
+        }),
+        E::RecursiveReferencesRequireWeakTypes { .. } => {
+            syntax("a YAML alias refers to the anchor it is inside; a profile cannot contain itself".to_owned())
+        }
+        E::MultipleDocuments { .. } | E::Budget { breach: B::Documents { .. }, .. } => syntax(
+            "more than one YAML document (a `---` separator); a profile is one document, put each in its own file"
+                .to_owned(),
+        ),
+        E::Budget { breach, .. } => match breach {
+            B::Depth { .. } => {
+                too_large(format!("nested more than {MAX_DEPTH} levels deep; a seccomp profile needs 5"))
+            }
+            B::Nodes { .. } | B::Events { .. } => {
+                too_large(format!("more than {MAX_NODES} values; a seccomp profile has a few thousand"))
+            }
+            B::Aliases { .. } | B::Anchors { .. } | B::AliasAnchorRatio { .. } | B::MergeKeys { .. } => {
+                too_large(format!("more than {MAX_ALIASES} YAML aliases or anchors; a seccomp profile needs none"))
+            }
+            _ => too_large("too large for a seccomp profile".to_owned()),
+        },
+        E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. }
+        | E::AliasReplayCounterOverflow { .. } => {
+            too_large("YAML aliases expand to too much; a seccomp profile needs none".to_owned())
+        }
+        _ => None,
     }
 }
 
@@ -174,6 +224,39 @@ mod tests {
             ));
         }
         assert!(matches!(parse(&doc), Err(ParseFailure::TooDeep { .. })), "{:?}", parse(&doc).map(|_| ()));
+    }
+
+    /// Every message is the user's words: no library types or options.
+    #[test]
+    fn messages_name_no_internals() {
+        let two_docs = "a: 1\n---\nb: 2\n".to_owned();
+        let wide = format!("a:\n{}", "  - 0\n".repeat(MAX_NODES + 1));
+        let deep = format!("a: {}1{}", "[".repeat(MAX_DEPTH + 2), "]".repeat(MAX_DEPTH + 2));
+        let cases = [
+            ("a: 1\na: 2\n".to_owned(), "duplicate key \"a\""),
+            ("a: &x\n  b: *x\n".to_owned(), "refers to the anchor it is inside"),
+            (two_docs, "more than one YAML document"),
+            (wide, "more than 200000 values"),
+            (deep, "nested more than 64 levels"),
+        ];
+        for (text, expected) in cases {
+            // 64 levels of nested deserializers overflow a test thread's
+            // 2 MiB stack in a debug build; main's 8 MiB holds them.
+            let parsed = std::thread::Builder::new()
+                .stack_size(16 << 20)
+                .spawn(move || parse(&text))
+                .expect("thread")
+                .join()
+                .expect("no panic");
+            let (ParseFailure::Syntax { message, .. } | ParseFailure::TooDeep { message, .. }) =
+                parsed.expect_err("refused");
+            assert!(message.contains(expected), "{message}");
+            for internal in ["budget", "Options", "Policy", "{", "weak recursion"] {
+                assert!(!message.contains(internal), "{message}");
+            }
+        }
+        // A second document is a mistake in the file, not hostile input.
+        assert!(matches!(parse("a: 1\n---\nb: 2\n"), Err(ParseFailure::Syntax { .. })));
     }
 
     #[test]

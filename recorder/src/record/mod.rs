@@ -161,8 +161,8 @@ pub fn record_with_checkpoint(
             let cgroup = (*owned).clone();
             (Some(owned), cgroup)
         }
-        Source::Cgroup(path) => (None, hierarchy.open(path)?),
-        Source::Pid(pid) => (None, hierarchy.cgroup_of_pid(*pid)?),
+        Source::Cgroup(path) => (None, hierarchy.workload_cgroup(path)?),
+        Source::Pid(pid) => (None, hierarchy.workload_of_pid(*pid)?),
     };
     if cgroup.level == 0 {
         tracing::warn!("recording the root cgroup: every process on the machine is recorded");

@@ -24,6 +24,14 @@ pub enum CgroupError {
     NoSuchPid(i32),
     #[error("PID {pid} has no cgroup v2 membership in /proc/{pid}/cgroup")]
     NoV2Membership { pid: i32 },
+    #[error(
+        "PID {pid} is a kernel thread ({comm}): it makes no syscalls of its own to record; pass the PID of a user-space process"
+    )]
+    KernelThread { pid: i32, comm: String },
+    #[error(
+        "{what} the root cgroup, so recording it would record the whole machine; pass a cgroup below it (--cgroup), or start the workload with `recorder record -- CMD`"
+    )]
+    WholeMachine { what: String },
     #[error("cannot {what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -104,6 +112,31 @@ impl Hierarchy {
         Ok(Cgroup { level: self.root_level + depth(rel), path, id })
     }
 
+    /// The cgroup of a workload to record, by path: the root cgroup is
+    /// refused (it holds every process on the machine).
+    pub fn workload_cgroup(&self, path: &Path) -> Result<Cgroup, CgroupError> {
+        let cgroup = self.open(path)?;
+        if cgroup.level == 0 {
+            return Err(CgroupError::WholeMachine { what: format!("{} is", path.display()) });
+        }
+        Ok(cgroup)
+    }
+
+    /// The cgroup of a workload to record, by one of its PIDs: kernel
+    /// threads (all in the root cgroup, `0::/`) and processes in the root
+    /// cgroup are refused.
+    pub fn workload_of_pid(&self, pid: i32) -> Result<Cgroup, CgroupError> {
+        let comm = || fs::read_to_string(format!("/proc/{pid}/comm")).map(|c| c.trim().to_owned()).unwrap_or_default();
+        if is_kernel_thread(pid) {
+            return Err(CgroupError::KernelThread { pid, comm: comm() });
+        }
+        let cgroup = self.cgroup_of_pid(pid)?;
+        if cgroup.level == 0 {
+            return Err(CgroupError::WholeMachine { what: format!("PID {pid} ({}) is in", comm()) });
+        }
+        Ok(cgroup)
+    }
+
     /// The cgroup v2 that `pid` is in, from /proc/PID/cgroup (`0::/path`).
     pub fn cgroup_of_pid(&self, pid: i32) -> Result<Cgroup, CgroupError> {
         let file = PathBuf::from(format!("/proc/{pid}/cgroup"));
@@ -134,6 +167,17 @@ impl crate::cri::CgroupLookup for Hierarchy {
     fn root(&self) -> &Path {
         &self.mount
     }
+}
+
+/// PF_KTHREAD in the flags of /proc/PID/stat (include/linux/sched.h).
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// Is `pid` a kernel thread? (Field 9 of /proc/PID/stat, the task flags.)
+fn is_kernel_thread(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // The command name (field 2) may contain spaces and parentheses.
+    let Some(after_comm) = stat.rfind(')').and_then(|i| stat.get(i + 1..)) else { return false };
+    after_comm.split_whitespace().nth(6).and_then(|f| f.parse::<u64>().ok()).is_some_and(|f| f & PF_KTHREAD != 0)
 }
 
 /// Number of normal components in a path.
@@ -202,6 +246,13 @@ impl Cgroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_threads_are_told_apart() {
+        assert!(is_kernel_thread(2), "kthreadd");
+        assert!(!is_kernel_thread(std::process::id() as i32));
+        assert!(!is_kernel_thread(i32::MAX), "no such process");
+    }
 
     #[test]
     fn depth_counts_components() {

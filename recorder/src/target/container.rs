@@ -18,6 +18,10 @@ pub enum FindError {
     BadId(String),
     #[error("no cgroup for container {id} under {mount}; is it running? (`ctr task ls`, `crictl ps`, `podman ps`)")]
     NotFound { id: String, mount: PathBuf },
+    #[error(
+        "container id {id} is too short: a shortened id needs at least {MIN_PREFIX_LEN} characters (as `docker ps` and `crictl ps` show it)"
+    )]
+    TooShort { id: String },
     #[error("container id {id} is ambiguous: it matches {0}; give more characters", .paths.join(", "))]
     Ambiguous { id: String, paths: Vec<String> },
     #[error(transparent)]
@@ -34,18 +38,18 @@ pub fn container_cgroup(hierarchy: &Hierarchy, id: &str) -> Result<Cgroup, FindE
     if !valid {
         return Err(FindError::BadId(id.to_owned()));
     }
-    let mut found: Vec<PathBuf> = hierarchy
-        .root()?
-        .descendants()
-        .into_iter()
-        .map(|(_, dir)| dir)
+    let dirs: Vec<PathBuf> = hierarchy.root()?.descendants().into_iter().map(|(_, dir)| dir).collect();
+    let mut found: Vec<PathBuf> = dirs
+        .iter()
         .filter(|dir| dir.file_name().and_then(|n| n.to_str()).is_some_and(|name| matches_id(name, id)))
+        .cloned()
         .collect();
     // A match with a descendant that matches too (runc's nested init cgroup)
     // is one container: keep the outermost.
     found.sort();
     found.dedup_by(|b, a| b.starts_with(&*a));
     match found.as_slice() {
+        [] if is_short_prefix_of_any(&dirs, id) => Err(FindError::TooShort { id: id.to_owned() }),
         [] => Err(FindError::NotFound { id: id.to_owned(), mount: hierarchy.mount().to_path_buf() }),
         [one] => Ok(hierarchy.open(one)?),
         many => Err(FindError::Ambiguous {
@@ -78,6 +82,17 @@ pub fn id_of_dir(name: &str) -> &str {
     }
 }
 
+/// Whether `id` is a hex prefix too short to be matched that some hex
+/// container id under the hierarchy starts with: the user gave too few
+/// characters, the container may well be running.
+fn is_short_prefix_of_any(dirs: &[PathBuf], id: &str) -> bool {
+    id.len() < MIN_PREFIX_LEN
+        && id.bytes().all(|b| b.is_ascii_hexdigit())
+        && dirs.iter().filter_map(|d| d.file_name().and_then(|n| n.to_str())).map(id_of_dir).any(|full| {
+            full.len() >= MIN_PREFIX_LEN && full.starts_with(id) && full.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+}
+
 fn is_hex_prefix(id: &str, full: &str) -> bool {
     id.len() >= MIN_PREFIX_LEN && full.starts_with(id) && full.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -108,5 +123,15 @@ mod tests {
             assert!(matches!(container_cgroup(&h, "../../etc/passwd"), Err(FindError::BadId(_))));
             assert!(matches!(container_cgroup(&h, "no-such-container-xyz"), Err(FindError::NotFound { .. })));
         }
+    }
+
+    #[test]
+    fn a_short_prefix_of_a_hex_id_is_told_apart_from_no_container() {
+        let id = "3f2a9c0d1e2b4a5c6d7e8f90";
+        let dirs = [PathBuf::from("/sys/fs/cgroup/kubepods/pod1").join(format!("cri-containerd-{id}.scope"))];
+        assert!(is_short_prefix_of_any(&dirs, "3f2a9c0d"));
+        assert!(!is_short_prefix_of_any(&dirs, "3f2a9c0d1e2b"), "12 characters are matched, not too short");
+        assert!(!is_short_prefix_of_any(&dirs, "ffff9c0d"), "no container starts with it");
+        assert!(!is_short_prefix_of_any(&dirs, "pod1"), "not hex");
     }
 }

@@ -9,14 +9,20 @@
 mod report;
 pub mod risky;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    cell::Cell,
+    collections::{BTreeMap, BTreeSet, HashMap},
+};
 
 pub use report::{describe, human, json};
 
-use crate::profile::{
-    ArgCondition, Profile,
-    arches::{arch_rank, effective_arches},
-    catalog,
+use crate::{
+    profile::{
+        ArgCondition, Profile, SyscallRule,
+        arches::{arch_rank, effective_arches},
+        catalog,
+    },
+    syscalls::Arch,
 };
 
 /// How a profile treats one syscall on one architecture.
@@ -90,30 +96,69 @@ impl Diff {
 
 /// How `p` treats `name` (ignoring architecture).
 pub fn treatment(p: &Profile, name: &str) -> Treatment {
-    let rules: Vec<_> = p.syscalls.iter().filter(|r| r.names.iter().any(|n| n == name)).collect();
-    let mut when: Vec<Vec<ArgCondition>> = Vec::new();
-    if p.default_action.lets_through() {
-        if rules.iter().any(|r| !r.action.lets_through() && r.args.is_empty())
-            && !rules.iter().any(|r| r.action.lets_through() && r.args.is_empty())
-        {
-            return Treatment::Blocked;
+    Rules::new(p).treatment(name)
+}
+
+/// A profile's rules by the names they list, gathered in one pass, so
+/// that asking about one name looks at that name's rules only: a diff of a
+/// profile with N names costs O(N) rule visits, not O(N^2) (a rule of
+/// 190,000 unknown names once took 51 s).
+struct Rules<'p> {
+    default_lets_through: bool,
+    by_name: HashMap<&'p str, Vec<&'p SyscallRule>>,
+    /// Rules looked at so far, to prove the bound in a test.
+    visits: Cell<usize>,
+}
+
+impl<'p> Rules<'p> {
+    fn new(p: &'p Profile) -> Rules<'p> {
+        let mut by_name: HashMap<&str, Vec<&SyscallRule>> = HashMap::new();
+        for rule in &p.syscalls {
+            for name in &rule.names {
+                let rules = by_name.entry(name.as_str()).or_default();
+                // A name listed twice in one rule is one rule for it.
+                if !rules.last().is_some_and(|r| std::ptr::eq(*r, rule)) {
+                    rules.push(rule);
+                }
+            }
         }
-        when.extend(rules.iter().filter(|r| !r.action.lets_through() && !r.args.is_empty()).map(|r| r.args.clone()));
+        Rules { default_lets_through: p.default_action.lets_through(), by_name, visits: Cell::new(0) }
+    }
+
+    fn treatment(&self, name: &str) -> Treatment {
+        let rules: &[&SyscallRule] = self.by_name.get(name).map_or(&[], Vec::as_slice);
+        self.visits.set(self.visits.get() + rules.len());
+        let mut when: Vec<Vec<ArgCondition>> = Vec::new();
+        if self.default_lets_through {
+            if rules.iter().any(|r| !r.action.lets_through() && r.args.is_empty())
+                && !rules.iter().any(|r| r.action.lets_through() && r.args.is_empty())
+            {
+                return Treatment::Blocked;
+            }
+            when.extend(
+                rules.iter().filter(|r| !r.action.lets_through() && !r.args.is_empty()).map(|r| r.args.clone()),
+            );
+            when.sort();
+            when.dedup();
+            return if when.is_empty() { Treatment::Allowed } else { Treatment::BlockedWhen(when) };
+        }
+        if rules.iter().any(|r| r.action.lets_through() && r.args.is_empty()) {
+            return Treatment::Allowed;
+        }
+        when.extend(rules.iter().filter(|r| r.action.lets_through()).map(|r| r.args.clone()));
         when.sort();
         when.dedup();
-        return if when.is_empty() { Treatment::Allowed } else { Treatment::BlockedWhen(when) };
+        if when.is_empty() { Treatment::Blocked } else { Treatment::AllowedWhen(when) }
     }
-    if rules.iter().any(|r| r.action.lets_through() && r.args.is_empty()) {
-        return Treatment::Allowed;
-    }
-    when.extend(rules.iter().filter(|r| r.action.lets_through()).map(|r| r.args.clone()));
-    when.sort();
-    when.dedup();
-    if when.is_empty() { Treatment::Blocked } else { Treatment::AllowedWhen(when) }
 }
 
 /// Compares `profile` with `base`.
 pub fn diff(base: &Side, profile: &Side) -> Diff {
+    diff_counting(base, profile).0
+}
+
+/// [`diff`], and how many rules it looked at.
+fn diff_counting(base: &Side, profile: &Side) -> (Diff, usize) {
     let base_arches = effective_arches(&base.profile);
     let prof_arches = effective_arches(&profile.profile);
     let mut arches: Vec<String> = base_arches.iter().chain(&prof_arches).cloned().collect();
@@ -129,15 +174,27 @@ pub fn diff(base: &Side, profile: &Side) -> Diff {
     }
     // Treatments do not depend on the architecture (OCI rules apply to every
     // listed one), only on whether the architecture is filtered at all.
-    let base_t: BTreeMap<&str, Treatment> = universe.iter().map(|n| (*n, treatment(&base.profile, n))).collect();
-    let prof_t: BTreeMap<&str, Treatment> = universe.iter().map(|n| (*n, treatment(&profile.profile, n))).collect();
+    let (base_rules, prof_rules) = (Rules::new(&base.profile), Rules::new(&profile.profile));
+    let base_t: BTreeMap<&str, Treatment> = universe.iter().map(|n| (*n, base_rules.treatment(n))).collect();
+    let prof_t: BTreeMap<&str, Treatment> = universe.iter().map(|n| (*n, prof_rules.treatment(n))).collect();
+    let on_some_arch: BTreeSet<&str> = Arch::ALL.into_iter().flat_map(Arch::names).collect();
 
     let mut per_arch = BTreeMap::new();
     for arch in &arches {
         let in_base = base_arches.contains(arch);
         let in_prof = prof_arches.contains(arch);
+        let table = Arch::from_scmp_name(arch);
         let mut d = ArchDiff::default();
         for name in &universe {
+            // libseccomp skips a name this architecture does not have
+            // (_llseek on x86_64): it is neither allowed nor blocked there.
+            // Names no table knows (newer than ours, or typos) stay listed.
+            if let Some(table) = table
+                && table.number_of(name).is_none()
+                && on_some_arch.contains(name)
+            {
+                continue;
+            }
             let b = if in_base { base_t.get(name).cloned().unwrap_or(Treatment::Blocked) } else { Treatment::Blocked };
             let p = if in_prof { prof_t.get(name).cloned().unwrap_or(Treatment::Blocked) } else { Treatment::Blocked };
             let name = (*name).to_owned();
@@ -162,13 +219,15 @@ pub fn diff(base: &Side, profile: &Side) -> Diff {
         }
         per_arch.insert(arch.clone(), d);
     }
-    Diff {
+    let visits = base_rules.visits.get() + prof_rules.visits.get();
+    let diff = Diff {
         base_label: base.label.clone(),
         profile_label: profile.label.clone(),
         arches,
         per_arch,
         made_by: BTreeMap::new(),
-    }
+    };
+    (diff, visits)
 }
 
 #[cfg(test)]

@@ -40,15 +40,24 @@ says so; --until-exit records on until it really ends instead, and
 The profile is always written; the exit status is the command's own, or 0
 when the recording was stopped on purpose.";
 
+/// The targets that are not a pod. Pod-only flags conflict with them:
+/// clap's `requires = "pod"` alone does not fire when another member of
+/// the required `what` group is present (it counts pod as excluded by it),
+/// so `-n default -- CMD` would be accepted and ignored.
+const NOT_POD: [&str; 4] = ["command", "cgroup", "pid", "container_id"];
+
 /// Record the syscalls of a command, cgroup or process, and write a profile.
 #[derive(Debug, clap::Args)]
 #[command(after_help = RECORD_EXAMPLES)]
 #[command(group = clap::ArgGroup::new("what").required(true).args(["command", "cgroup", "pid", "pod", "container_id"]))]
 pub struct RecordArgs {
-    /// Write the profile here (atomically). `-` or no -o: stdout.
-    #[arg(short, long, value_name = "FILE")]
+    /// Write the profile here (atomically). `-` or no -o: stdout. With
+    /// --pod: a directory for one <namespace>_<pod>_<container>.json per
+    /// container (no -o: the current directory), or a file when the pod
+    /// has one container.
+    #[arg(short, long, value_name = "FILE|DIR")]
     pub output: Option<PathBuf>,
-    /// Stop after this long, e.g. 30s, 5m, 1h30m.
+    /// Stop after this long, e.g. 30s, 5m, 1h30m (more than zero).
     #[arg(short, long, value_name = "DURATION")]
     pub duration: Option<String>,
     /// When the recording is stopped (Ctrl-C, SIGTERM, --duration), the
@@ -59,7 +68,7 @@ pub struct RecordArgs {
     pub stop_signal: String,
     /// How long the workload gets to shut down after the stop signal, still
     /// recorded. Then what is left of a command recorder started is killed
-    /// (and the summary says the shutdown was not clean).
+    /// (and the summary says the shutdown was not clean). 0: kill at once.
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub grace: String,
     /// Operator signals to send to the main process near the end of the
@@ -121,37 +130,43 @@ pub struct RecordArgs {
     #[arg(long, value_name = "NAME")]
     pub pod: Option<String>,
     /// The pod's namespace (needed when several namespaces have the pod).
-    #[arg(short = 'n', long, value_name = "NAMESPACE", requires = "pod")]
+    #[arg(short = 'n', long, value_name = "NAMESPACE", requires = "pod", conflicts_with_all = NOT_POD)]
     pub namespace: Option<String>,
     /// Only this container of the pod.
-    #[arg(long = "container", value_name = "NAME", requires = "pod")]
+    #[arg(long = "container", value_name = "NAME", requires = "pod", conflicts_with_all = NOT_POD)]
     pub container_name: Option<String>,
     /// Record a running container by id (containerd, CRI-O, podman, ctr):
     /// its cgroup is found by name, whatever the runtime.
     #[arg(long, value_name = "ID")]
     pub container_id: Option<String>,
     /// The container's runtime, for its base set when startup was not
-    /// observed (default: the union of the shipped runc and crun sets).
-    #[arg(long, value_name = "RUNTIME", value_parser = ["runc", "crun"])]
+    /// observed (default: the pod's runtime handler, else the union of the
+    /// shipped runc and crun sets). Only runc and crun have a shipped set.
+    #[arg(long, value_name = "RUNTIME", value_parser = ["runc", "crun"], conflicts_with_all = ["command", "cgroup", "pid"])]
     pub runtime: Option<String>,
     /// CRI socket (default: containerd's, then CRI-O's).
-    #[arg(long, value_name = "PATH", requires = "pod")]
+    #[arg(long, value_name = "PATH", requires = "pod", conflicts_with_all = NOT_POD)]
     pub runtime_endpoint: Option<PathBuf>,
     /// How long to wait for a pod that does not exist yet.
-    #[arg(long, value_name = "DURATION", default_value = "5m", requires = "pod")]
+    #[arg(long, value_name = "DURATION", default_value = "5m", requires = "pod", conflicts_with_all = NOT_POD)]
     pub wait_timeout: String,
     /// Parent cgroup of all pods, watched until the pod appears (default:
     /// kubepods.slice or kubepods under the cgroup v2 mount).
-    #[arg(long, value_name = "PATH", requires = "pod")]
+    #[arg(long, value_name = "PATH", requires = "pod", conflicts_with_all = NOT_POD)]
     pub cgroup_parent: Option<PathBuf>,
     /// Write each profile into the kubelet's seccomp root as
     /// recorder/<namespace>/<pod>/<container>.json and print the
     /// securityContext to use.
-    #[arg(long, requires = "pod")]
+    #[arg(long, requires = "pod", conflicts_with_all = NOT_POD)]
     pub install: bool,
     /// The kubelet's seccomp root, for --install.
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/kubelet/seccomp", requires = "install")]
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/kubelet/seccomp", requires = "install", conflicts_with_all = NOT_POD)]
     pub seccomp_root: PathBuf,
+    /// Also allow these syscalls (a comma list), e.g. `--add execve` when
+    /// attaching to a running workload (--pid, --cgroup), which does not see
+    /// it start.
+    #[arg(long, value_name = "SYSCALLS", value_delimiter = ',')]
+    pub add: Vec<String>,
     /// Do not add the `clone3` rule that returns ENOSYS when clone3 was not
     /// recorded (it makes glibc fall back to clone, as runtime defaults do).
     #[arg(long)]
@@ -178,7 +193,8 @@ pub struct RecordArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// The command to start and record (after `--`, or after the last
-    /// option: everything from its first word on is the command's).
+    /// option: everything from its first word on is the command's; an
+    /// unknown option before it is an error, not a command).
     #[arg(value_name = "CMD", trailing_var_arg = true)]
     pub command: Vec<OsString>,
 }

@@ -5,7 +5,7 @@ use std::{
     time::Duration,
 };
 
-use super::{RecordArgs, SummarySink, by_exe, likely, summary};
+use super::{RecordArgs, SummarySink, by_exe, likely, summary, with_added};
 use crate::{
     bpf::{Select, name_denials, preflight},
     cli::exit::Failure,
@@ -126,7 +126,7 @@ fn write(
         enosys_clone3: !args.no_enosys_clone3,
         args: if args.args { recording.observation.arg_values(family, None) } else { BTreeMap::new() },
     };
-    let mut assembled = assemble(family, &recorded(by_arch.clone()));
+    let mut assembled = assemble(family, &recorded(with_added(&by_arch, family, &args.add)));
     // Paths not taken: judged against the profile as recorded; merged only
     // when asked (--with-likely).
     let found = (args.likely || args.with_likely).then(|| {
@@ -140,11 +140,12 @@ fn write(
         likely::find(&recording.observation, None, &files, assembled.profile())
     });
     if let Some(found) = found.as_ref().filter(|f| args.with_likely && !f.likely.calls.is_empty()) {
-        assembled = assemble(family, &recorded(likely::merged(&by_arch, found)));
+        assembled = assemble(family, &recorded(with_added(&likely::merged(&by_arch, found), family, &args.add)));
     }
     output.clone().commit(&super::render(assembled.profile(), args, name.clone())?)?;
     if !args.quiet {
-        eprintln!("{}", summary::line(recording, &assembled, &output.describe()));
+        let recorded_nothing = by_arch.values().all(BTreeSet::is_empty);
+        eprintln!("{}", summary::line(recording, &assembled, &output.describe(), recorded_nothing));
         summary::print_denials(&denied);
         if let Some(found) = &found {
             likely::print(found, args.with_likely, "");

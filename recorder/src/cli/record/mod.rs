@@ -113,10 +113,11 @@ use super::{
 use crate::record::stop::{Exercise, StopPolicy};
 
 pub fn execute(args: RecordArgs) -> Result<u8, Failure> {
+    crate::bpf::preflight::check_open_files(crate::bpf::preflight::MIN_OPEN_FILES)?;
     let duration = args.duration.as_deref().map(duration::parse).transpose()?;
     let stop = StopPolicy {
         signal: args.stop_signal.parse().map_err(|e| Failure::new(Code::Usage, e))?,
-        grace: duration::parse(&args.grace)?,
+        grace: duration::parse_grace(&args.grace)?,
         exercises: match &args.exercise {
             Some(list) => Exercise::parse_list(list).map_err(|e| Failure::new(Code::Usage, e))?,
             None => Vec::new(),
@@ -124,8 +125,37 @@ pub fn execute(args: RecordArgs) -> Result<u8, Failure> {
         exercise_wait: duration::parse(&args.exercise_wait)?,
         until_exit: args.until_exit,
     };
+    check_added(&args.add)?;
     if args.pod.is_some() {
         return pod::execute(args, duration, stop);
     }
     command::execute(args, duration, stop)
+}
+
+/// `--add` names must be syscalls of this host's native ABI.
+fn check_added(names: &[String]) -> Result<(), Failure> {
+    let native = crate::syscalls::Family::host().native;
+    for name in names {
+        if native.number_of(name).is_none() {
+            let hint = crate::profile::catalog::suggest(name, native.names())
+                .map(|s| format!("; did you mean {s}?"))
+                .unwrap_or_default();
+            return Err(Failure::new(
+                Code::Usage,
+                anyhow::anyhow!("--add {name}: not a syscall on {}{hint}", native.scmp_name()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The recorded names with `--add`'s on the native ABI.
+fn with_added(
+    by_arch: &std::collections::BTreeMap<crate::syscalls::Arch, std::collections::BTreeSet<String>>,
+    family: crate::syscalls::Family,
+    added: &[String],
+) -> std::collections::BTreeMap<crate::syscalls::Arch, std::collections::BTreeSet<String>> {
+    let mut by_arch = by_arch.clone();
+    by_arch.entry(family.native).or_default().extend(added.iter().cloned());
+    by_arch
 }

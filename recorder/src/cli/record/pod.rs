@@ -160,7 +160,7 @@ fn write_all(
     };
     let family = Family::host();
     recording.observation.log_phases(family);
-    let base = base_set::for_runtime(watch.runtime());
+    let base = base_set::for_runtime(args.runtime.as_deref().or(watch.runtime()));
     let containers = watch.containers();
     if containers.is_empty() {
         return Err(Failure::new(
@@ -225,7 +225,7 @@ fn write_all(
                 BTreeMap::new()
             },
         };
-        let mut assembled = assemble(family, &recorded(calls.by_arch.clone()));
+        let mut assembled = assemble(family, &recorded(super::with_added(&calls.by_arch, family, &args.add)));
         // Paths not taken, read through a running process of the container.
         let found = (args.likely || args.with_likely).then(|| {
             let pid = crate::target::Hierarchy::find()
@@ -235,7 +235,10 @@ fn write_all(
             likely::find(&recording.observation, Some(&container.cgroups), &files, assembled.profile())
         });
         if let Some(found) = found.as_ref().filter(|f| args.with_likely && !f.likely.calls.is_empty()) {
-            assembled = assemble(family, &recorded(likely::merged(&calls.by_arch, found)));
+            assembled = assemble(
+                family,
+                &recorded(super::with_added(&likely::merged(&calls.by_arch, found), family, &args.add)),
+            );
         }
         let one = One { names, container, calls: &calls, assembled: &assembled, name };
         let mut json = write_one(&one, destination, args)?;
@@ -308,29 +311,17 @@ fn write_one(one: &One<'_>, destination: &Destination, args: &RecordArgs) -> Res
         Destination::Install(root) => beneath::write(root, &names.install_path()?, json.as_bytes())?,
     };
     if !args.quiet {
-        let startup = if calls.startup_observed {
-            format!("startup observed, {} runtime setup calls left out", calls.setup_excluded.len())
-        } else {
-            "startup was not observed (the pod was already running): the runtime's base set was added".to_owned()
+        let line = summary::ContainerLine {
+            names,
+            syscalls: completed.names.len(),
+            startup_observed: calls.startup_observed,
+            setup_excluded: calls.setup_excluded.len(),
+            attempts: container.attempts,
+            shutdown_added: completed.shutdown_set_applied.then_some(completed.shutdown_added.len()),
+            recorded_nothing: calls.by_arch.values().all(|n| n.is_empty()),
+            destination: &path,
         };
-        let shutdown = if completed.shutdown_set_applied {
-            format!("; shutdown not recorded: shutdown set added ({} new)", completed.shutdown_added.len())
-        } else {
-            String::new()
-        };
-        eprintln!(
-            "recorder: {}/{} container {}: {} ({startup}; {}{shutdown}) -> {}",
-            names.namespace,
-            names.pod,
-            names.container,
-            text::count(completed.names.len() as u64, "syscall", "syscalls"),
-            if container.attempts == 1 {
-                "1 run".to_owned()
-            } else {
-                format!("{} runs, restarts merged", container.attempts)
-            },
-            path.display()
-        );
+        eprintln!("{line}");
     }
     if matches!(destination, Destination::Install(_)) {
         print!("{}", names.snippet()?);

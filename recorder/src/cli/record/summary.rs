@@ -11,10 +11,13 @@ use crate::{
     record::{Recording, Stop, stop::Ending},
     runtime::assemble::Assembled,
     syscalls::Arch,
+    target::pod::names::ContainerNames,
     text,
 };
 
-pub fn line(r: &Recording, assembled: &Assembled, destination: &str) -> String {
+/// `recorded_nothing`: no call at all was recorded (what the profile holds
+/// was all added).
+pub fn line(r: &Recording, assembled: &Assembled, destination: &str, recorded_nothing: bool) -> String {
     let completed = &assembled.completed;
     let why = match r.stop {
         Stop::Emptied => "workload exited".to_owned(),
@@ -41,6 +44,16 @@ pub fn line(r: &Recording, assembled: &Assembled, destination: &str) -> String {
             "; WARNING: not recorded: {} cgroups (no free slot), {} compat/x32 calls (map full), {} out-of-range numbers",
             r.stats.slots_full, r.stats.abi_full, r.stats.out_of_range
         ));
+    }
+    if recorded_nothing {
+        line.push_str(
+            "\nrecorder: WARNING: no syscalls were recorded (the workload made none while it was recorded); the profile holds only what recorder adds. Was the right workload recorded, and for long enough?",
+        );
+    }
+    if !assembled.profile().allowed_names().contains("execve") {
+        line.push_str(
+            "\nrecorder: execve was not observed (attached to a running workload), so nothing can start under this profile; add it with `--add execve`, or record the start (`recorder record -- CMD`)",
+        );
     }
     for (arch, names) in &assembled.list.widened {
         if arch.scmp_name() != assembled.profile().architectures.first().map_or("", String::as_str) {
@@ -85,6 +98,59 @@ fn how_to_record_the_shutdown(ending: Ending) -> &'static str {
             "A longer --grace, or the --stop-signal it stops on, records the real one"
         }
         _ => "--until-exit or --exercise stop records the real one",
+    }
+}
+
+/// One container of a recorded pod, as its summary line says it: clauses
+/// separated by `;`, no brackets inside brackets.
+pub struct ContainerLine<'a> {
+    pub names: ContainerNames<'a>,
+    pub syscalls: usize,
+    pub startup_observed: bool,
+    pub setup_excluded: usize,
+    pub attempts: usize,
+    /// Names the shutdown set added, when it was applied.
+    pub shutdown_added: Option<usize>,
+    pub recorded_nothing: bool,
+    pub destination: &'a std::path::Path,
+}
+
+impl std::fmt::Display for ContainerLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = &self.names;
+        write!(
+            f,
+            "recorder: {}/{} container {}: {} -> {}",
+            n.namespace,
+            n.pod,
+            n.container,
+            text::count(self.syscalls as u64, "syscall", "syscalls"),
+            self.destination.display()
+        )?;
+        if self.startup_observed {
+            write!(
+                f,
+                "; startup observed, {} left out",
+                text::count(self.setup_excluded as u64, "runtime setup call", "runtime setup calls")
+            )?;
+        } else {
+            write!(f, "; startup was not observed, the pod was already running: the runtime's base set was added")?;
+        }
+        match self.attempts {
+            1 => write!(f, "; 1 run")?,
+            n => write!(f, "; {n} runs, restarts merged")?,
+        }
+        if let Some(added) = self.shutdown_added {
+            write!(f, "; shutdown not recorded, so the shutdown set was added: {added} new")?;
+        }
+        if self.recorded_nothing {
+            write!(
+                f,
+                "\nrecorder: WARNING: no syscalls were recorded for container {}; its profile holds only what recorder adds",
+                n.container
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -249,5 +315,35 @@ mod tests {
         assert!(how_to_record_the_shutdown(Ending::Killed { signal: term, grace }).contains("--grace"));
         assert!(how_to_record_the_shutdown(Ending::Survived { signal: term, grace }).contains("--grace"));
         assert!(how_to_record_the_shutdown(Ending::Running).contains("--until-exit"));
+    }
+
+    #[test]
+    fn a_container_line_has_no_brackets_inside_brackets() {
+        let names = ContainerNames { namespace: "default", pod: "web", container: "nginx" };
+        let dest = std::path::Path::new("default_web_nginx.json");
+        for (startup_observed, shutdown_added) in [(true, None), (false, Some(3)), (false, None), (true, Some(1))] {
+            let line = ContainerLine {
+                names,
+                syscalls: 42,
+                startup_observed,
+                setup_excluded: 1,
+                attempts: 2,
+                shutdown_added,
+                recorded_nothing: false,
+                destination: dest,
+            }
+            .to_string();
+            let mut depth = 0i32;
+            for c in line.chars() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                assert!(depth <= 1, "{line}");
+            }
+            assert!(line.contains("1 runtime setup call left out") || !startup_observed, "{line}");
+            assert!(!line.contains('\n'), "{line}");
+        }
     }
 }

@@ -89,7 +89,7 @@ pub fn read_text(path: &Path) -> Result<String, ProfileError> {
     if path == Path::new("-") {
         std::io::stdin().lock().take(limit + 1).read_to_end(&mut bytes).map_err(read_err)?;
     } else {
-        let file = std::fs::File::open(path).map_err(read_err)?;
+        let file = open_input(path, &shown)?;
         let size = file.metadata().map_err(read_err)?.len();
         if size > limit {
             return Err(ProfileError::TooLarge { path: shown, size });
@@ -112,6 +112,36 @@ pub fn read_text(path: &Path) -> Result<String, ProfileError> {
             message: "not UTF-8 text; is this a binary file?".to_owned(),
         }
     })
+}
+
+/// Opens an input for reading without ever blocking in open(2): a FIFO
+/// with no writer would otherwise hang here. Regular files are read; a
+/// descriptor this process already holds (`/dev/stdin`, `/dev/fd/N`, as
+/// `<(cat p.json)` gives) is read as it is; anything else is refused.
+fn open_input(path: &Path, shown: &str) -> Result<std::fs::File, ProfileError> {
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+
+    let read_err = |source| ProfileError::Read { path: shown.to_owned(), source };
+    if crate::output::own_descriptor(path).is_some() {
+        return std::fs::File::open(path).map_err(read_err);
+    }
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(read_err)?;
+    let kind = file.metadata().map_err(read_err)?.file_type();
+    let not_regular = |kind| Err(ProfileError::NotRegular { path: shown.to_owned(), kind });
+    if kind.is_file() {
+        // O_NONBLOCK means nothing for a regular file's reads.
+        Ok(file)
+    } else if kind.is_dir() {
+        not_regular("directory")
+    } else if kind.is_fifo() {
+        not_regular("FIFO")
+    } else if kind.is_char_device() {
+        not_regular("character device")
+    } else if kind.is_block_device() {
+        not_regular("block device")
+    } else {
+        not_regular("socket")
+    }
 }
 
 /// Parses a profile of any dialect. `source` names it in messages. Warnings
@@ -391,8 +421,8 @@ impl Reader {
     /// errnoRet as a string) or a name such as "ENOSYS" (containers/common).
     fn errno(&mut self, node: &Node, what: &str) -> Option<u32> {
         if let Value::Str(s) = &node.value {
-            if let Ok(n) = s.parse::<u32>() {
-                return self.errno_in_range(node.pos, what, n.into());
+            if let Ok(n) = s.parse::<i128>() {
+                return self.errno_in_range(node.pos, what, n);
             }
             if let Some(n) = catalog::errno_from_name(s) {
                 self.common = true;
@@ -404,11 +434,18 @@ impl Reader {
             self.err(node.pos, format!("{what}: unknown errno name {s:?}{hint}"));
             return None;
         }
-        let n = self.uint(node, what, u64::MAX)?;
-        self.errno_in_range(node.pos, what, n)
+        if let Value::Int(n) = node.value {
+            return self.errno_in_range(node.pos, what, n);
+        }
+        self.err(
+            node.pos,
+            format!("{what} must be an errno number (0 to {}), found {}", catalog::MAX_ERRNO, node.kind()),
+        );
+        None
     }
 
-    fn errno_in_range(&mut self, pos: Pos, what: &str, n: u64) -> Option<u32> {
+    fn errno_in_range(&mut self, pos: Pos, what: &str, n: impl Into<i128>) -> Option<u32> {
+        let n = n.into();
         match u32::try_from(n) {
             Ok(v) if v <= catalog::MAX_ERRNO => Some(v),
             _ => {
@@ -434,6 +471,10 @@ impl Reader {
         if catalog::SCMP_ARCHES.contains(&name) {
             if name == "SCMP_ARCH_NATIVE" {
                 self.common = true;
+                self.warn(
+                    pos,
+                    "SCMP_ARCH_NATIVE is libseccomp's, not OCI's: runc refuses it; `recorder convert --format oci` resolves it to this host's architecture",
+                );
             }
             return true;
         }

@@ -64,7 +64,8 @@ fn containers_common_errno_names_and_native_arch() {
     assert_eq!(loaded.profile.architectures, ["SCMP_ARCH_NATIVE"]);
     assert_eq!(loaded.profile.syscalls[1].errno_ret, Some(1));
     assert_eq!(loaded.profile.syscalls[2].errno_ret, Some(38));
-    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert!(loaded.warnings[0].to_string().contains("runc refuses it"), "{:?}", loaded.warnings);
 }
 
 #[test]
@@ -284,4 +285,19 @@ fn many_unknown_names_stay_fast() {
     );
     let report = check_str(&text, "many").expect("well-formed");
     assert!(report.problems.last().expect("summary").message.contains("149000 more warnings"));
+}
+
+#[test]
+fn errno_out_of_range_names_the_real_range() {
+    for (value, shown) in
+        [("-1", "-1"), ("4096", "4096"), ("18446744073709551616", "18446744073709551616"), ("\"-1\"", "-1")]
+    {
+        let text = format!(
+            r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": {value}}}]}}"#
+        );
+        let p = problems(&text);
+        assert!(has(&p, &format!("errnoRet is {shown}; errno values run from 0 to 4095")), "{value}: {p:?}");
+    }
+    let p = problems(r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1.5}"#);
+    assert!(has(&p, "defaultErrnoRet must be an errno number (0 to 4095), found a number with a fraction"), "{p:?}");
 }
