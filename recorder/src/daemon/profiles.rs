@@ -1,7 +1,7 @@
 //! Profiles from what the daemon learned: the recorded calls named per ABI,
-//! plus what the recording could not see: the runtime's base set when no
-//! replica's start was seen, the calls every process needs to end, and the
-//! shutdown set when no clean stop was seen.
+//! plus what the recording could not see: the runtime's base set (its calls
+//! after installing the container's filter), the calls every process needs
+//! to end, and the shutdown set when no clean stop was seen.
 
 use std::collections::BTreeSet;
 
@@ -17,7 +17,6 @@ use crate::{
 /// What a profile is built from.
 pub struct Learned<'a> {
     pub calls: &'a Calls,
-    pub startup_seen: bool,
     pub clean_stop_seen: bool,
     /// The pod's runtime handler (runc, crun, or empty).
     pub runtime_handler: &'a str,
@@ -44,17 +43,19 @@ pub fn names(calls: &Calls) -> BTreeSet<String> {
 
 pub fn build(learned: &Learned<'_>) -> Built {
     let mut recorded = names(learned.calls);
-    let base_added = !learned.startup_seen;
-    if base_added {
-        let runtime = match learned.runtime_handler {
-            "" | "runc" => Some("runc"),
-            "crun" => Some("crun"),
-            _ => None,
-        };
-        recorded.extend(base_set::for_runtime(runtime));
-    }
+    // Always, as `record` does: a container started without a filter (the
+    // default for pods) shows no post-filter calls at all, yet under its
+    // Localhost profile the runtime makes them after installing the filter
+    // (runc: `fstatfs`, `execve`, ...); and even a start seen under a filter
+    // misses the calls only some starts make (runc's `futex`, `rt_sigreturn`).
+    let runtime = match learned.runtime_handler {
+        "" | "runc" => Some("runc"),
+        "crun" => Some("crun"),
+        _ => None,
+    };
+    recorded.extend(base_set::for_runtime(runtime));
     let completed = shutdown::complete(recorded, learned.clean_stop_seen, true);
-    Built { names: completed.names, base_added, shutdown_added: completed.shutdown_set_applied }
+    Built { names: completed.names, base_added: true, shutdown_added: completed.shutdown_set_applied }
 }
 
 /// The OCI profile for `learned` (with the clone3 ENOSYS rule).
