@@ -204,10 +204,13 @@ impl Engine {
             self.ignored.insert(id);
             self.lock().containers.remove(&id);
         }
+        // One lookup per slot (the table has the slot already).
         let exec_sessions: BTreeSet<u64> = table
-            .keys()
-            .copied()
-            .filter(|id| self.probe.slot_flags(*id) & recorder_common::slot_flags::EXEC_SESSION != 0)
+            .iter()
+            .filter(|(_, slot)| {
+                self.probe.state.get(slot, 0).is_ok_and(|s| s.flags & recorder_common::slot_flags::EXEC_SESSION != 0)
+            })
+            .map(|(id, _)| *id)
             .collect();
 
         // What each learned; who is gone.

@@ -171,7 +171,13 @@ impl Cgroup {
     /// cgroup sits at most 4 levels below a kubelet's parent
     /// (kubepods.slice/kubepods-burstable.slice/...-pod<uid>.slice/<ctr>.scope),
     /// plus a runtime's own sub-cgroups.
+    ///
+    /// No syscall per entry: a cgroup directory holds a few dozen control
+    /// files, and the daemon walks its tree on every poll. cgroupfs
+    /// (kernfs) fills in `d_type` and `d_ino` in `getdents64`, and `d_ino`
+    /// is the cgroup id, as `st_ino` is (`kernfs_ino`).
     pub fn descendants(&self) -> Vec<(u64, PathBuf)> {
+        use std::os::unix::fs::DirEntryExt as _;
         let mut found = Vec::new();
         let mut stack = vec![(self.path.clone(), 0)];
         while let Some((dir, depth)) = stack.pop() {
@@ -180,11 +186,9 @@ impl Cgroup {
             }
             let Ok(entries) = fs::read_dir(&dir) else { continue };
             for entry in entries.flatten() {
-                if let Ok(meta) = entry.metadata()
-                    && meta.is_dir()
-                {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
                     let path = entry.path();
-                    found.push((meta.ino(), path.clone()));
+                    found.push((entry.ino(), path.clone()));
                     stack.push((path, depth + 1));
                 }
             }
