@@ -292,6 +292,16 @@ impl Engine {
         result
     }
 
+    /// A cgroup made its first syscall and took a slot (a ring buffer
+    /// hint): learn its directory now, while it surely exists. A container
+    /// that lives less than a poll interval (an init container, a crash
+    /// loop) is then still named: the CRI keeps listing it after it exited.
+    pub fn note_new_cgroup(&mut self, cgroup_id: u64) {
+        if let Some(path) = self.parent.descendant_by_id(cgroup_id) {
+            self.paths.insert(cgroup_id, path);
+        }
+    }
+
     /// A syscall seen for the first time in `cgroup_id` (a ring buffer
     /// hint): the workload is still learning.
     pub fn note_new_call(&self, cgroup_id: u64) {
