@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{
     CONTAINER_NAME_LABEL, Cri, CriError, POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_UID_LABEL, PodState,
-    api::{self, ListContainersRequest, ListPodSandboxRequest},
+    api::{self, ContainerStatusRequest, ListContainersRequest, ListPodSandboxRequest},
     call_error, non_empty_or,
 };
 use crate::cri::ContainerState;
@@ -102,5 +102,20 @@ impl Cri {
                 }
             })
             .collect())
+    }
+
+    /// A container's exit code once it has finished, `None` while it has not (listing
+    /// does not carry exit codes).
+    pub async fn exit_code(&self, id: &str) -> Result<Option<i32>, CriError> {
+        let status = self
+            .client
+            .clone()
+            .container_status(ContainerStatusRequest { container_id: id.to_owned(), verbose: false })
+            .await
+            .map_err(call_error("ContainerStatus"))?
+            .into_inner()
+            .status
+            .ok_or(CriError::EmptyResponse { call: "ContainerStatus" })?;
+        Ok((status.finished_at != 0).then_some(status.exit_code))
     }
 }
