@@ -35,7 +35,30 @@ pub mod capacity {
     pub const ABI_KEYS: u32 = 8_192;
     /// Processes joining running containers at once (`JOINERS`).
     pub const JOINERS: u32 = 1_024;
+    /// Tasks whose syscall entry/exit pairing is tracked at once in learn
+    /// mode (`INFLIGHT`, an LRU: an evicted task only misses a denial).
+    pub const INFLIGHT: u32 = 16_384;
+    /// (cgroup, ABI, syscall, process name) keys of denied calls (`DENIALS`).
+    pub const DENIAL_KEYS: u32 = 4_096;
+    /// (cgroup, syscall, argument value) keys (`ARG_VALUES`, `--args`).
+    pub const ARG_KEYS: u32 = 16_384;
+    /// (cgroup, syscall) pairs whose values did not fit (`ARG_OVERFLOW`).
+    pub const ARG_OVERFLOWS: u32 = 4_096;
+    /// Processes whose executable is known at once (`TASK_EXE`, an LRU: an
+    /// evicted process's calls are booked under "exec not seen").
+    pub const TASK_EXES: u32 = 65_536;
+    /// Distinct executable paths (`EXE_PATHS`, `--by-exe`).
+    pub const EXE_PATHS: u32 = 4_096;
+    /// (cgroup, executable, ABI) bitmaps (`EXE_BITS`, `--by-exe`).
+    pub const EXE_KEYS: u32 = 16_384;
 }
+
+/// Bytes of an executable path `--by-exe` keeps (longer ones are cut).
+pub const EXE_PATH_LEN: usize = 256;
+
+/// The executable id of processes whose exec was not seen (they were
+/// running before the recording started).
+pub const EXE_NOT_SEEN: u64 = 0;
 
 /// Phases a slot holds a bitmap for (`Phase::RUN`, `SETUP`, `FILTERED`).
 pub const PHASES: usize = 3;
@@ -127,6 +150,9 @@ tag! {
         EXEC = 4,
         /// A cgroup crossed the runtime boundary into the workload (`RUN`).
         BOUNDARY = 5,
+        /// A call was denied by a seccomp filter (learn mode), first time
+        /// for its key.
+        DENIAL = 6,
     }
 }
 
@@ -230,6 +256,22 @@ pub mod names {
     pub const EVENTS_MAP: &str = "EVENTS";
     pub const STATS_MAP: &str = "STATS";
     pub const JOINERS_MAP: &str = "JOINERS";
+    /// tid -> in a syscall (1) or not (0), for entry/exit pairing.
+    pub const INFLIGHT_MAP: &str = "INFLIGHT";
+    /// `DenialKey` -> count.
+    pub const DENIALS_MAP: &str = "DENIALS";
+    /// `ArgKey` -> 1.
+    pub const ARG_VALUES_MAP: &str = "ARG_VALUES";
+    /// `ArgOverflowKey` -> 1.
+    pub const ARG_OVERFLOW_MAP: &str = "ARG_OVERFLOW";
+    /// `--by-exe`: process (tgid) -> executable id.
+    pub const TASK_EXE_MAP: &str = "TASK_EXE";
+    /// `--by-exe`: executable id -> path.
+    pub const EXE_PATHS_MAP: &str = "EXE_PATHS";
+    /// `--by-exe`: (cgroup, executable, ABI) -> calls.
+    pub const EXE_BITS_MAP: &str = "EXE_BITS";
+    /// `--by-exe`: a per-CPU buffer for the path being read.
+    pub const EXE_SCRATCH_MAP: &str = "EXE_SCRATCH";
     pub const TASK_CACHE_MAP: &str = "TASK_CACHE";
     pub const GENERATION_MAP: &str = "GENERATION";
 
@@ -237,11 +279,14 @@ pub mod names {
     pub const TASK_NEWTASK_PROG: &str = "task_newtask";
     pub const PROCESS_EXEC_PROG: &str = "sched_process_exec";
     pub const CGROUP_ATTACH_PROG: &str = "cgroup_attach_task";
+    /// Learn mode only.
+    pub const SYS_EXIT_PROG: &str = "sys_exit";
 
     pub const SYS_ENTER_TP: &str = "sys_enter";
     pub const TASK_NEWTASK_TP: &str = "task_newtask";
     pub const PROCESS_EXEC_TP: &str = "sched_process_exec";
     pub const CGROUP_ATTACH_TP: &str = "cgroup_attach_task";
+    pub const SYS_EXIT_TP: &str = "sys_exit";
 
     /// cgroup v2 id every recorded task must descend from.
     pub const TARGET_CGROUP_GLOBAL: &str = "TARGET_CGROUP";
@@ -261,9 +306,31 @@ pub mod names {
     pub const COMPAT_STATUS_OFFSET_GLOBAL: &str = "COMPAT_STATUS_OFFSET";
     /// The `TS_COMPAT` bit of `thread_info.status`.
     pub const COMPAT_STATUS_BIT_GLOBAL: &str = "COMPAT_STATUS_BIT";
+    /// Non-zero: pair syscall entries and exits to see denied calls.
+    pub const LEARN_GLOBAL: &str = "LEARN_MODE";
+    /// Non-zero: keep argument values of the calls whose arguments decide
+    /// their risk (`--args`).
+    pub const ARGS_GLOBAL: &str = "ARGS_MODE";
+    /// Native numbers of those calls (from the loader's tables).
+    pub const NR_SOCKET_GLOBAL: &str = "NR_SOCKET";
+    pub const NR_CLONE_GLOBAL: &str = "NR_CLONE";
+    pub const NR_PERSONALITY_GLOBAL: &str = "NR_PERSONALITY";
+    pub const NR_IOCTL_GLOBAL: &str = "NR_IOCTL";
+    pub const NR_FCNTL_GLOBAL: &str = "NR_FCNTL";
+    pub const NR_MPROTECT_GLOBAL: &str = "NR_MPROTECT";
+    pub const NR_MMAP_GLOBAL: &str = "NR_MMAP";
+    /// Byte offset of the syscall number in the kernel's `struct pt_regs`
+    /// (`orig_ax` on x86_64, `syscallno` on arm64), from BTF.
+    pub const SYSCALL_NR_OFFSET_GLOBAL: &str = "SYSCALL_NR_OFFSET";
+    /// Non-zero: attribute calls to executables (`--by-exe`).
+    pub const BY_EXE_GLOBAL: &str = "BY_EXE_MODE";
+    /// Byte offset of `filename` in `struct linux_binprm`, from BTF.
+    pub const BPRM_FILENAME_OFFSET_GLOBAL: &str = "BPRM_FILENAME_OFFSET";
+    /// Byte offset of `tgid` in `struct task_struct`, from BTF.
+    pub const TASK_TGID_OFFSET_GLOBAL: &str = "TASK_TGID_OFFSET";
 
     /// Every map userspace opens or that the programs need.
-    pub const MAPS: [&str; 10] = [
+    pub const MAPS: [&str; 18] = [
         SLOTS_MAP,
         FREE_SLOTS_MAP,
         BITS_MAP,
@@ -274,6 +341,14 @@ pub mod names {
         JOINERS_MAP,
         TASK_CACHE_MAP,
         GENERATION_MAP,
+        INFLIGHT_MAP,
+        DENIALS_MAP,
+        ARG_VALUES_MAP,
+        ARG_OVERFLOW_MAP,
+        TASK_EXE_MAP,
+        EXE_PATHS_MAP,
+        EXE_BITS_MAP,
+        EXE_SCRATCH_MAP,
     ];
     /// The maps that hold what was learned. The daemon pins them in bpffs
     /// so the kernel keeps recording while it restarts.
@@ -287,7 +362,7 @@ pub mod names {
         (SYS_ENTER_PROG, SYS_ENTER_TP),
     ];
     /// Every global the loader sets.
-    pub const GLOBALS: [&str; 10] = [
+    pub const GLOBALS: [&str; 23] = [
         TARGET_CGROUP_GLOBAL,
         TARGET_LEVEL_GLOBAL,
         BOUNDARY_GLOBAL,
@@ -298,6 +373,19 @@ pub mod names {
         NR_SETNS_GLOBAL,
         COMPAT_STATUS_OFFSET_GLOBAL,
         COMPAT_STATUS_BIT_GLOBAL,
+        LEARN_GLOBAL,
+        SYSCALL_NR_OFFSET_GLOBAL,
+        ARGS_GLOBAL,
+        NR_SOCKET_GLOBAL,
+        NR_CLONE_GLOBAL,
+        NR_PERSONALITY_GLOBAL,
+        NR_IOCTL_GLOBAL,
+        NR_FCNTL_GLOBAL,
+        NR_MPROTECT_GLOBAL,
+        NR_MMAP_GLOBAL,
+        BY_EXE_GLOBAL,
+        BPRM_FILENAME_OFFSET_GLOBAL,
+        TASK_TGID_OFFSET_GLOBAL,
     ];
 }
 
@@ -311,6 +399,98 @@ pub struct CgroupKey {
     pub phase: Phase,
 }
 const _: () = assert!(size_of::<CgroupKey>() == 16);
+
+/// Key of `DENIALS`: a call a seccomp filter denied, by whom.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DenialKey {
+    pub cgroup_id: u64,
+    pub abi: Abi,
+    /// Syscall number (x32: without the x32 bit).
+    pub nr: u32,
+    /// The process's name (`comm`), NUL-padded.
+    pub comm: [u8; 16],
+}
+const _: () = assert!(size_of::<DenialKey>() == 32);
+
+/// Key of `ARG_VALUES`: an argument value a cgroup used with a syscall
+/// (native ABI), as `args` reduces it (e.g. a socket's family and type).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ArgKey {
+    pub cgroup_id: u64,
+    pub nr: u32,
+    pub _pad: u32,
+    pub value: u64,
+}
+const _: () = assert!(size_of::<ArgKey>() == 24);
+
+/// Key of `ARG_OVERFLOW`: a (cgroup, syscall) whose values did not fit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ArgOverflowKey {
+    pub cgroup_id: u64,
+    pub nr: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<ArgOverflowKey>() == 16);
+
+/// Key of `EXE_BITS`: the calls one executable made in one cgroup, on one
+/// ABI (`--by-exe`). `exe` is the FNV-1a hash of the exec'd path
+/// (`EXE_PATHS` maps it back), or `EXE_NOT_SEEN`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExeKey {
+    pub cgroup_id: u64,
+    pub exe: u64,
+    pub abi: Abi,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<ExeKey>() == 24);
+
+/// An exec'd path as `sched_process_exec` has it (`bprm->filename`),
+/// NUL-padded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExePath {
+    pub bytes: [u8; EXE_PATH_LEN],
+}
+const _: () = assert!(size_of::<ExePath>() == EXE_PATH_LEN);
+
+impl ExePath {
+    pub const fn zeroed() -> ExePath {
+        ExePath { bytes: [0; EXE_PATH_LEN] }
+    }
+}
+
+/// FNV-1a, 64 bits: the id of an executable path (bytes up to the first
+/// NUL). 0 is reserved for `EXE_NOT_SEEN`, so a path hashing to it gets 1.
+#[inline(always)]
+pub fn exe_id(bytes: &[u8; EXE_PATH_LEN]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < EXE_PATH_LEN {
+        let b = bytes[i];
+        if b == 0 {
+            break;
+        }
+        hash ^= b as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    if hash == EXE_NOT_SEEN { 1 } else { hash }
+}
+
+/// The reduced value `--args` keeps, per syscall: what decides its risk.
+pub mod arg_reduce {
+    /// `CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC |
+    /// CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET` (moby's mask).
+    pub const CLONE_NEW_MASK: u64 = 0x7E02_0000;
+    /// `SOCK_TYPE_MASK`: the type without SOCK_NONBLOCK/SOCK_CLOEXEC.
+    pub const SOCK_TYPE_MASK: u64 = 0xf;
+    /// `PROT_EXEC`.
+    pub const PROT_EXEC: u64 = 0x4;
+}
 
 /// One ring buffer record. Events are hints for live status; the map is the
 /// source of truth, so a lost event never loses a syscall.
@@ -345,8 +525,15 @@ pub mod stat {
     pub const EXECS: u32 = 4;
     /// Compat or x32 calls that found `ABI_BITS` full (not recorded).
     pub const ABI_FULL: u32 = 5;
+    /// Denied calls that found `DENIALS` full (not counted).
+    pub const DENIALS_FULL: u32 = 6;
+    /// Argument values that found `ARG_VALUES` full (that syscall then
+    /// allows any arguments).
+    pub const ARGS_FULL: u32 = 7;
+    /// `--by-exe` attributions lost: `EXE_BITS` or `EXE_PATHS` full.
+    pub const EXE_FULL: u32 = 8;
     /// Number of slots.
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 9;
 }
 
 #[cfg(feature = "user")]
@@ -357,8 +544,18 @@ mod user {
     unsafe impl aya::Pod for super::SlotBits {}
     // SAFETY: Bitmap is repr(C), Copy, a plain integer array.
     unsafe impl aya::Pod for super::Bitmap {}
+    // SAFETY: DenialKey is repr(C), Copy, integer fields, no padding (asserted).
+    unsafe impl aya::Pod for super::DenialKey {}
+    // SAFETY: ArgKey is repr(C), Copy, integer fields with explicit padding.
+    unsafe impl aya::Pod for super::ArgKey {}
+    // SAFETY: ArgOverflowKey is repr(C), Copy, integer fields with explicit padding.
+    unsafe impl aya::Pod for super::ArgOverflowKey {}
     // SAFETY: Event is repr(C), Copy, and has no implicit padding (asserted above).
     unsafe impl aya::Pod for super::Event {}
+    // SAFETY: ExeKey is repr(C), Copy, integer fields with explicit padding (asserted).
+    unsafe impl aya::Pod for super::ExeKey {}
+    // SAFETY: ExePath is repr(C), Copy, a plain byte array.
+    unsafe impl aya::Pod for super::ExePath {}
     // SAFETY: BoundaryState is repr(C), Copy, integer fields with explicit padding.
     unsafe impl aya::Pod for super::BoundaryState {}
 }

@@ -12,19 +12,25 @@
 #![feature(core_intrinsics)]
 #![expect(internal_features, reason = "the BPF target has no other way to emit atomic read-modify-write")]
 
+mod args;
 mod atomic;
 mod boundary;
+mod exe;
 mod lifecycle;
 mod slots;
 mod sys_enter;
+mod sys_exit;
 
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, pt_regs},
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, Queue, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue, RingBuf},
 };
-use recorder_common::{Bitmap, BoundaryState, CgroupKey, Event, RING_BUF_BYTES, SlotBits, TaskCache, capacity, stat};
+use recorder_common::{
+    ArgKey, ArgOverflowKey, Bitmap, BoundaryState, CgroupKey, DenialKey, Event, ExeKey, ExePath, RING_BUF_BYTES,
+    SlotBits, TaskCache, capacity, stat,
+};
 
 /// cgroup id -> slot, for every cgroup that made a syscall. The slot maps
 /// below are resized to the same capacity by the loader.
@@ -61,6 +67,40 @@ static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
 /// with their own boundary state (`phase`, `filter_tid`).
 #[map(name = "JOINERS")]
 static JOINERS: HashMap<u32, BoundaryState> = HashMap::with_max_entries(capacity::JOINERS, 0);
+
+/// Learn mode: tid -> 1 while the task is inside a syscall whose entry was
+/// seen, 0 once it left it. An exit when the task is at 0 had no entry: a
+/// seccomp filter refused the call before `sys_enter` ran.
+#[map(name = "INFLIGHT")]
+static INFLIGHT: LruHashMap<u32, u32> = LruHashMap::with_max_entries(capacity::INFLIGHT, 0);
+
+/// Learn mode: how often each (cgroup, ABI, call, process name) was denied.
+#[map(name = "DENIALS")]
+static DENIALS: HashMap<DenialKey, u64> = HashMap::with_max_entries(capacity::DENIAL_KEYS, 0);
+
+/// `--args`: argument values per (cgroup, syscall) (see `args`).
+#[map(name = "ARG_VALUES")]
+static ARG_VALUES: HashMap<ArgKey, u8> = HashMap::with_max_entries(capacity::ARG_KEYS, BPF_F_NO_PREALLOC);
+
+/// `--args`: (cgroup, syscall) pairs whose values did not fit.
+#[map(name = "ARG_OVERFLOW")]
+static ARG_OVERFLOW: HashMap<ArgOverflowKey, u8> = HashMap::with_max_entries(capacity::ARG_OVERFLOWS, 0);
+
+/// `--by-exe`: process (tgid) -> executable id (see `exe`).
+#[map(name = "TASK_EXE")]
+static TASK_EXE: LruHashMap<u32, u64> = LruHashMap::with_max_entries(capacity::TASK_EXES, 0);
+
+/// `--by-exe`: executable id -> the exec'd path.
+#[map(name = "EXE_PATHS")]
+static EXE_PATHS: HashMap<u64, ExePath> = HashMap::with_max_entries(capacity::EXE_PATHS, BPF_F_NO_PREALLOC);
+
+/// `--by-exe`: (cgroup, executable, ABI) -> the calls it made.
+#[map(name = "EXE_BITS")]
+static EXE_BITS: HashMap<ExeKey, Bitmap> = HashMap::with_max_entries(capacity::EXE_KEYS, BPF_F_NO_PREALLOC);
+
+/// `--by-exe`: room to read a path into (too big for the stack).
+#[map(name = "EXE_SCRATCH")]
+static EXE_SCRATCH: PerCpuArray<ExePath> = PerCpuArray::with_max_entries(1, 0);
 
 /// See `recorder_common::TaskCache`.
 #[map(name = "TASK_CACHE")]
@@ -106,6 +146,43 @@ static COMPAT_STATUS_OFFSET: u32 = u32::MAX;
 #[unsafe(no_mangle)]
 static COMPAT_STATUS_BIT: u32 = 0;
 
+/// Non-zero: keep argument values (see `args`).
+#[unsafe(no_mangle)]
+static ARGS_MODE: u32 = 0;
+#[unsafe(no_mangle)]
+static NR_SOCKET: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_CLONE: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_PERSONALITY: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_IOCTL: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_FCNTL: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_MPROTECT: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static NR_MMAP: u32 = u32::MAX;
+
+/// Non-zero: attribute calls to executables (see `exe`), with the offsets
+/// of `linux_binprm.filename` and `task_struct.tgid` from BTF.
+#[unsafe(no_mangle)]
+static BY_EXE_MODE: u32 = 0;
+#[unsafe(no_mangle)]
+static BPRM_FILENAME_OFFSET: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static TASK_TGID_OFFSET: u32 = u32::MAX;
+
+/// Non-zero: pair syscall entries and exits (see `sys_exit`).
+#[unsafe(no_mangle)]
+static LEARN_MODE: u32 = 0;
+
+/// Where the syscall number is in the kernel's `struct pt_regs` (`orig_ax`
+/// on x86_64, `syscallno` on arm64), from BTF; read at `sys_exit`, which
+/// gets no number of its own.
+#[unsafe(no_mangle)]
+static SYSCALL_NR_OFFSET: u32 = u32::MAX;
+
 /// Reads a loader-set global.
 #[inline(always)]
 fn global<T: Copy>(value: &T) -> T {
@@ -123,6 +200,12 @@ fn bump(slot: u32) {
         // and only this CPU writes it while the program runs (no preemption).
         unsafe { *counter += 1 };
     }
+}
+
+/// Thread id of the current task.
+#[inline(always)]
+fn tid_of_current() -> u32 {
+    bpf_get_current_pid_tgid() as u32
 }
 
 /// Thread group id (the process id) of the current task.

@@ -8,9 +8,12 @@
 //! syscalls are known.
 
 use aya_ebpf::{bindings::BPF_NOEXIST, macros::raw_tracepoint, programs::RawTracePointContext};
-use recorder_common::{Abi, Bitmap, CgroupKey, Event, EventKind, MAX_SYSCALLS, SYSCALL_MASK, stat};
+use recorder_common::{Abi, Bitmap, CgroupKey, Event, EventKind, MAX_SYSCALLS, Phase, SYSCALL_MASK, stat};
 
-use crate::{ABI_BITS, BITS, atomic, boundary, bump, emit, slots, tgid};
+use crate::{
+    ABI_BITS, ARGS_MODE, BITS, BY_EXE_MODE, INFLIGHT, LEARN_MODE, args, atomic, boundary, bump, emit, exe, global,
+    slots, tgid, tid_of_current,
+};
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
@@ -25,6 +28,17 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), ()> {
     let Some(place) = slots::classify(regs) else {
         return Ok(());
     };
+    if global(&LEARN_MODE) != 0 {
+        // In a syscall that a filter let through (see `sys_exit`).
+        let tid = tid_of_current();
+        match INFLIGHT.get_ptr_mut(tid) {
+            // SAFETY: a valid value of an LRU hash, written only by this task.
+            Some(state) => unsafe { *state = 1 },
+            None => {
+                let _ = INFLIGHT.insert(tid, 1, 0);
+            }
+        }
+    }
     let id: u64 = ctx.arg(1);
     let (abi, nr) = split_x32(id, place.abi);
     if nr >= MAX_SYSCALLS as u64 {
@@ -34,6 +48,12 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), ()> {
     let Some(phase) = boundary::phase_of(regs as *const _, place.slot, nr) else {
         return Ok(());
     };
+    if global(&ARGS_MODE) != 0 && abi == Abi::NATIVE && phase != Phase::SETUP {
+        args::note(regs as *const _, place.cgroup_id, nr as u32);
+    }
+    if global(&BY_EXE_MODE) != 0 && phase != Phase::SETUP {
+        exe::note(place.cgroup_id, abi, nr);
+    }
     let word = ((nr & SYSCALL_MASK) / 64) as usize;
     let bit = 1u64 << (nr % 64);
     let bits: *mut u64 = if abi == Abi::NATIVE {
@@ -84,7 +104,7 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), ()> {
 /// Splits the x32 marker off a syscall number; other calls keep the task's
 /// ABI. Only x86_64 has such a bit.
 #[inline(always)]
-fn split_x32(id: u64, task_abi: Abi) -> (Abi, u64) {
+pub fn split_x32(id: u64, task_abi: Abi) -> (Abi, u64) {
     #[cfg(bpf_target_arch = "x86_64")]
     {
         use recorder_common::X32_SYSCALL_BIT;

@@ -1,7 +1,13 @@
-//! Per-architecture syscall tables (from the `syscall-numbers` crate, which
-//! tracks the kernel's own tables) and the host's architecture family.
+//! Per-architecture syscall tables (libseccomp's names, which runtimes use,
+//! completed by the `syscall-numbers` crate for newer calls) and the host's
+//! architecture family.
 
-use std::{collections::BTreeMap, ffi::c_long, sync::OnceLock};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    ffi::c_long,
+    str::FromStr as _,
+    sync::OnceLock,
+};
 
 use recorder_common::{Abi, MAX_SYSCALLS, X32_SYSCALL_BIT};
 
@@ -66,7 +72,19 @@ impl Arch {
 
     /// Name of syscall `nr` on this architecture. For x32, `nr` is without
     /// the x32 bit, as the BPF side stores it.
+    ///
+    /// Names are libseccomp's where it knows the number (they are what runc,
+    /// crun and `recorder run` resolve profiles with), else the
+    /// `syscall-numbers` tables' (newer calls than the host's libseccomp
+    /// knows). The two disagree for a few 32-bit time calls, which the
+    /// tables spell as musl does (`gettimeofday_time32`) or lack
+    /// (`clock_gettime` on ia32).
     pub fn name_of(self, nr: u32) -> Option<&'static str> {
+        self.forward_table().get(&nr).copied()
+    }
+
+    /// The `syscall-numbers` name of `nr`, before libseccomp's naming.
+    fn table_name(self, nr: u32) -> Option<&'static str> {
         let nr = c_long::from(nr);
         match self {
             Arch::X86_64 => syscall_numbers::x86_64::sys_call_name(nr),
@@ -86,6 +104,60 @@ impl Arch {
         .filter(|name| !name.is_empty())
     }
 
+    /// libseccomp's name of `nr` on this architecture, if it knows one.
+    fn libseccomp_name(self, nr: u32) -> Option<String> {
+        let arch = libseccomp::ScmpArch::from_str(self.scmp_name()).ok()?;
+        let nr = if self == Arch::X32 { nr | X32_SYSCALL_BIT as u32 } else { nr };
+        let syscall = libseccomp::ScmpSyscall::from(i32::try_from(nr).ok()?);
+        syscall.get_name_by_arch(arch).ok().filter(|n| !n.is_empty())
+    }
+
+    /// Number -> name, built once per architecture.
+    fn forward_table(self) -> &'static BTreeMap<u32, &'static str> {
+        static TABLES: OnceLock<BTreeMap<Arch, BTreeMap<u32, &'static str>>> = OnceLock::new();
+        static NAMES: OnceLock<BTreeSet<&'static str>> = OnceLock::new();
+        let tables = TABLES.get_or_init(|| {
+            // libseccomp's names, kept for the program's life (a few
+            // thousand short strings, made once).
+            let mut owned: Vec<(Arch, u32, String)> = Vec::new();
+            for arch in Arch::ALL {
+                for nr in 0..arch.number_limit() {
+                    if let Some(name) = arch.libseccomp_name(nr) {
+                        owned.push((arch, nr, name));
+                    }
+                }
+            }
+            let interned =
+                NAMES.get_or_init(|| owned.iter().map(|(_, _, n)| &*Box::leak(n.clone().into_boxed_str())).collect());
+            let mut tables: BTreeMap<Arch, BTreeMap<u32, &'static str>> = BTreeMap::new();
+            for arch in Arch::ALL {
+                let table = tables.entry(arch).or_default();
+                for nr in 0..arch.number_limit() {
+                    if let Some(name) = arch.table_name(nr) {
+                        table.insert(nr, name);
+                    }
+                }
+            }
+            for (arch, nr, name) in &owned {
+                if let (Some(table), Some(name)) = (tables.get_mut(arch), interned.get(name.as_str())) {
+                    table.insert(*nr, name);
+                }
+            }
+            tables
+        });
+        static EMPTY: BTreeMap<u32, &str> = BTreeMap::new();
+        tables.get(&self).unwrap_or(&EMPTY)
+    }
+
+    /// Numbers below which this architecture's calls are looked up.
+    fn number_limit(self) -> u32 {
+        // Syscall numbers on the MIPS ABIs start at 4000/5000/6000.
+        match self {
+            Arch::Mips | Arch::Mips64 | Arch::Mips64n32 => 7000,
+            _ => MAX_SYSCALLS as u32,
+        }
+    }
+
     /// Number of syscall `name` on this architecture (x32: without the bit).
     pub fn number_of(self, name: &str) -> Option<u32> {
         self.reverse_table().get(name).copied()
@@ -101,15 +173,7 @@ impl Arch {
         let tables = TABLES.get_or_init(|| {
             Arch::ALL
                 .into_iter()
-                .map(|arch| {
-                    // Syscall numbers on the MIPS ABIs start at 4000/5000/6000.
-                    let limit: u32 = match arch {
-                        Arch::Mips | Arch::Mips64 | Arch::Mips64n32 => 7000,
-                        _ => MAX_SYSCALLS as u32,
-                    };
-                    let table = (0..limit).filter_map(|nr| arch.name_of(nr).map(|name| (name, nr))).collect();
-                    (arch, table)
-                })
+                .map(|arch| (arch, arch.forward_table().iter().map(|(nr, name)| (*name, *nr)).collect()))
                 .collect()
         });
         // Every Arch is inserted above.
@@ -119,7 +183,7 @@ impl Arch {
 }
 
 /// The architectures one kernel runs: its native ABI plus the ABIs of the
-/// 32-bit tasks it can host. A profile lists all of them, as runtimes do.
+/// 32-bit tasks it can host. A recorded profile lists those that made calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Family {
     pub native: Arch,
@@ -190,6 +254,32 @@ mod tests {
         // x32 execve is 520 once the x32 bit is masked off.
         assert_eq!(Arch::X32.name_of(520), Some("execve"));
         assert_eq!(Arch::X32.number_of("execve"), Some(520));
+    }
+
+    #[test]
+    fn aarch64_tables_have_the_boundary_calls_and_no_legacy_ones() {
+        // asm-generic numbers (include/uapi/asm-generic/unistd.h): what the
+        // loader passes the BPF side on an arm64 host.
+        for (name, nr) in
+            [("seccomp", 277), ("prctl", 167), ("pivot_root", 41), ("chroot", 51), ("setns", 268), ("openat", 56)]
+        {
+            assert_eq!(Arch::Aarch64.number_of(name), Some(nr), "{name}");
+        }
+        for legacy in ["open", "dup2", "fork", "stat"] {
+            assert_eq!(Arch::Aarch64.number_of(legacy), None, "arm64 has no {legacy}");
+        }
+        assert_eq!(Family::AARCH64.arch_for(Abi::COMPAT), Some(Arch::Arm));
+        assert_eq!(Family::AARCH64.arch_for(Abi::X32), None);
+        // 32-bit arm compat tasks use their own numbers.
+        assert_eq!(Arch::Arm.name_of(5), Some("open"));
+    }
+
+    #[test]
+    fn ia32_time_calls_have_libseccomps_names() {
+        // The syscall-numbers tables spell these as musl does (or lack them).
+        assert_eq!(Arch::X86.name_of(265), Some("clock_gettime"));
+        assert_eq!(Arch::X86.name_of(78), Some("gettimeofday"));
+        assert_eq!(Arch::X86.number_of("clock_gettime64"), Some(403));
     }
 
     #[test]

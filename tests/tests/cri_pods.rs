@@ -239,7 +239,8 @@ fn placement(runtime: Runtime) {
 
     let mut runtime_seen_before_exec = 0;
     for attempt in 0..3 {
-        let spec = ContainerSpec { attempt, ..images::early_container(200) };
+        // Long enough to read its /proc entry on a loaded machine.
+        let spec = ContainerSpec { attempt, ..images::early_container(2000) };
         let id = pods.create_container(&pod, &spec).expect("create");
         let container_cgroup = pod_cgroup.join(&id);
         let watch = recorder_tests::cri::CgroupWatch::start(pod_cgroup.clone());

@@ -86,7 +86,8 @@ fn profile_output_is_byte_identical_for_the_same_set() {
     let json: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(json["defaultAction"], "SCMP_ACT_ERRNO");
     assert_eq!(json["defaultErrnoRet"], 1);
-    assert_eq!(json["architectures"], serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]));
+    // Only the ABI that made calls: a 64-bit program leaves ia32 closed.
+    assert_eq!(json["architectures"], serde_json::json!(["SCMP_ARCH_X86_64"]));
     let names: Vec<String> = json["syscalls"][0]["names"]
         .as_array()
         .expect("names")

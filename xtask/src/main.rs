@@ -45,12 +45,20 @@ enum Cmd {
         /// Seconds per wrk run.
         #[arg(long, default_value_t = 10)]
         wrk_seconds: u64,
+        /// Measure only this part and print its table; BENCHMARKS.md is
+        /// not written (`nginx`: nginx + wrk, plain, under the empty
+        /// program, recorded; `--runs` rounds).
+        #[arg(long, value_parser = ["nginx"])]
+        only: Option<String>,
     },
-    /// Setup, build, record nginx serving a page, then serve it again under the profile.
+    /// Setup, build, record nginx serving a page, then run it under the
+    /// profile: serve, reload, stop.
     Demo,
     /// `cargo fmt --check` and clippy with `-D warnings` (host crates, and
     /// the BPF crate on its own target).
     Lint,
+    /// Cross-build recorder (binary and BPF object) for aarch64.
+    Cross,
     /// Attach only an empty program to sys_enter until interrupted: the cost
     /// floor `bench` measures against.
     #[command(hide = true)]
@@ -69,10 +77,13 @@ fn main() -> Result<()> {
             util::build_release()?;
             util::test(&args)
         }
-        Cmd::Bench { iterations, runs, wrk_seconds } => {
+        Cmd::Bench { iterations, runs, wrk_seconds, only } => {
             setup::run()?;
             util::build_release()?;
-            bench::run(iterations, runs, wrk_seconds)
+            match only.as_deref() {
+                Some("nginx") => bench::nginx_only(runs, wrk_seconds),
+                _ => bench::run(iterations, runs, wrk_seconds),
+            }
         }
         Cmd::Demo => {
             setup::run()?;
@@ -82,6 +93,11 @@ fn main() -> Result<()> {
         Cmd::Lint => {
             setup::run()?;
             util::lint()
+        }
+        Cmd::Cross => {
+            setup::run()?;
+            setup::cross_aarch64()?;
+            util::cross_aarch64()
         }
         Cmd::Floor => floor::run(),
     }

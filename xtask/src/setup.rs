@@ -24,6 +24,17 @@ pub const PACKAGES: &[&str] = &[
     "nginx",
     "wrk",
     "curl",
+    // 32-bit (ia32) ground-truth programs: gcc -m32.
+    "gcc-multilib",
+    // The lifecycle tests' redis and postgres pods (images built from
+    // these binaries) and their clients, redis-benchmark and pgbench. The
+    // packages' own services stay stopped (policy-rc.d below); postgresql's
+    // postinst creates a cluster under /var/lib/postgresql, which nothing
+    // here starts.
+    "redis-server",
+    "redis-tools",
+    "postgresql",
+    "tzdata",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -88,7 +99,11 @@ fn bpf_linker() -> Result<()> {
 }
 
 fn debian_packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
+    install_missing(PACKAGES)
+}
+
+fn install_missing(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|p| {
@@ -122,4 +137,22 @@ fn debian_packages() -> Result<()> {
         let _ = std::fs::remove_file(&policy);
     }
     result
+}
+
+/// What cross-building for aarch64 needs: the Rust target, Debian's cross
+/// linker, and libseccomp for arm64 (the binary links it), through dpkg's
+/// multiarch.
+pub fn cross_aarch64() -> Result<()> {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if !installed.lines().any(|l| l.trim() == "aarch64-unknown-linux-gnu") {
+        eprintln!("xtask setup: adding the aarch64-unknown-linux-gnu Rust target");
+        util::run(Command::new("rustup").args(["target", "add", "aarch64-unknown-linux-gnu"]))?;
+    }
+    let foreign = output(Command::new("dpkg").arg("--print-foreign-architectures")).unwrap_or_default();
+    if !foreign.lines().any(|l| l.trim() == "arm64") {
+        eprintln!("xtask setup: enabling arm64 packages (dpkg multiarch) for libseccomp-dev:arm64");
+        util::run(Command::new("dpkg").args(["--add-architecture", "arm64"]))?;
+        util::run(Command::new("apt-get").args(["update", "-q"]))?;
+    }
+    install_missing(&["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "libseccomp-dev:arm64"])
 }

@@ -63,6 +63,16 @@ pub fn lint() -> Result<()> {
         .stdin(std::process::Stdio::null()))
 }
 
+/// Cross-builds the binary (and its BPF object, for aarch64's `pt_regs`)
+/// for aarch64: no arm64 machine runs here, so this proves it builds.
+pub fn cross_aarch64() -> Result<()> {
+    run(cargo()
+        .args(["build", "-p", "recorder", "--target", "aarch64-unknown-linux-gnu"])
+        .env("PKG_CONFIG_ALLOW_CROSS", "1")
+        .env("PKG_CONFIG_PATH", "/usr/lib/aarch64-linux-gnu/pkgconfig")
+        .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc"))
+}
+
 /// This binary's `floor` subcommand (see `floor`), for benchmarks to run in
 /// the background.
 pub fn xtask_floor() -> Command {

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::{
     profile::arches::{arch_rank, effective_arches},
     profile::{Action, ArgCondition, DEFAULT_ERRNO, EvalContext, Profile, SyscallRule},
+    syscalls::Arch,
 };
 
 /// How many inputs needed each syscall.
@@ -63,6 +64,52 @@ pub enum MergeError {
 
 /// The key rules are grouped by: action, errno, argument conditions.
 type RuleKey = (Action, Option<u32>, Vec<ArgCondition>);
+
+/// 64-bit architectures: one per kernel family (the others are their
+/// compat ABIs).
+const FAMILY_NATIVES: [Arch; 7] =
+    [Arch::X86_64, Arch::Aarch64, Arch::Riscv64, Arch::Ppc64le, Arch::S390x, Arch::Mips64, Arch::Loongarch64];
+
+/// When the inputs come from different kernel families (replicas of one
+/// multi-arch image on amd64 and arm64 nodes), the merged profile lists
+/// both families, each resolving the shared names on its own: say which
+/// names one family permits that the other cannot have (arm64 has no
+/// `open` or `dup2`; it uses `openat` and `dup3`).
+fn cross_family_warnings(inputs: &[Profile]) -> Vec<String> {
+    let native_of = |p: &Profile| -> Option<Arch> {
+        effective_arches(p).iter().filter_map(|a| Arch::from_scmp_name(a)).find(|a| FAMILY_NATIVES.contains(a))
+    };
+    let families: BTreeSet<Arch> = inputs.iter().filter_map(native_of).collect();
+    if families.len() < 2 {
+        return Vec::new();
+    }
+    let mut warnings = vec![format!(
+        "inputs come from {} kernel families ({}); the merged profile lists all of them, and each resolves the shared names on its own",
+        families.len(),
+        families.iter().map(|a| a.scmp_name()).collect::<Vec<_>>().join(", ")
+    )];
+    for p in inputs {
+        let Some(mine) = native_of(p) else { continue };
+        for other in families.iter().filter(|f| **f != mine) {
+            let missing: BTreeSet<&str> = p
+                .permitted_names()
+                .into_iter()
+                .filter(|n| mine.number_of(n).is_some() && other.number_of(n).is_none())
+                .collect();
+            if !missing.is_empty() {
+                warnings.push(format!(
+                    "{} permits calls {} does not have (it has their newer forms): {}",
+                    mine.scmp_name(),
+                    other.scmp_name(),
+                    missing.into_iter().collect::<Vec<_>>().join(" ")
+                ));
+            }
+        }
+    }
+    warnings.sort();
+    warnings.dedup();
+    warnings
+}
 
 /// Merges `inputs`. moby templates are evaluated for this host first.
 pub fn merge(inputs: &[Profile]) -> Result<Merged, MergeError> {
@@ -126,6 +173,7 @@ pub fn merge(inputs: &[Profile]) -> Result<Merged, MergeError> {
                 .to_owned(),
         );
     }
+    warnings.extend(cross_family_warnings(&plain));
     out.architectures = arches;
     let mut flags: Vec<String> = plain.iter().flat_map(|p| p.flags.iter().cloned()).collect();
     flags.sort();

@@ -237,6 +237,19 @@ impl CompatProbe {
     }
 }
 
+/// Where the kernel keeps a syscall's number in `struct pt_regs` (x86_64
+/// `orig_ax`, arm64 `syscallno`): `sys_exit` gets no number of its own.
+/// `None` where the architecture has no such field.
+pub fn syscall_nr_offset(btf: &KernelBtf) -> Result<Option<u32>, BtfOffsetError> {
+    if cfg!(target_arch = "x86_64") {
+        btf.offset_of("pt_regs", &["orig_ax"]).map(Some)
+    } else if cfg!(target_arch = "aarch64") {
+        btf.offset_of("pt_regs", &["syscallno"]).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +264,16 @@ mod tests {
             let probe = probe.expect("x86_64 has a compat ABI");
             assert_eq!(probe.offset, btf.offset_of("thread_info", &["status"]).expect("status"));
             assert_eq!(probe.bit, 2);
+        }
+    }
+
+    #[test]
+    fn the_syscall_number_is_found_in_pt_regs() {
+        let btf = KernelBtf::from_sys_fs().expect("BTF");
+        let offset = syscall_nr_offset(&btf).expect("offset");
+        if cfg!(target_arch = "x86_64") {
+            // orig_ax follows r15..di (15 registers of 8 bytes).
+            assert_eq!(offset, Some(120));
         }
     }
 

@@ -11,7 +11,9 @@ use aya::{
         links::{FdLink, PinnedLink},
     },
 };
-use recorder_common::{Bitmap, BoundaryState, CgroupKey, Phase, SlotBits, names};
+use recorder_common::{
+    ArgKey, ArgOverflowKey, Bitmap, BoundaryState, CgroupKey, DenialKey, ExeKey, ExePath, Phase, SlotBits, names,
+};
 
 use super::btf::{BtfOffsetError, CompatProbe, KernelBtf};
 use crate::{syscalls::Family, target::Cgroup};
@@ -81,6 +83,12 @@ pub struct ProbeConfig {
     /// reusing maps already pinned there (the daemon: recording goes on in
     /// the kernel while it restarts).
     pub pin: Option<PathBuf>,
+    /// Also see calls a seccomp filter denied (`sys_exit` pairing).
+    pub learn: bool,
+    /// Keep the argument values that decide some calls' risk (`--args`).
+    pub args: bool,
+    /// Attribute each call to the executable that made it (`--by-exe`).
+    pub by_exe: bool,
 }
 
 /// The loaded and attached recorder.
@@ -94,6 +102,11 @@ pub struct Probe {
     pub(crate) state: Array<MapData, BoundaryState>,
     pub(crate) abi_bits: HashMap<MapData, CgroupKey, Bitmap>,
     pub(crate) stats: PerCpuArray<MapData, u64>,
+    pub(crate) denials: Option<HashMap<MapData, DenialKey, u64>>,
+    pub(crate) arg_values: Option<HashMap<MapData, ArgKey, u8>>,
+    pub(crate) arg_overflow: Option<HashMap<MapData, ArgOverflowKey, u8>>,
+    pub(crate) exe_bits: Option<HashMap<MapData, ExeKey, Bitmap>>,
+    pub(crate) exe_paths: Option<HashMap<MapData, u64, ExePath>>,
     events: Option<RingBuf<MapData>>,
     logger: Option<Logger>,
     /// The learned maps were already pinned (a restarted daemon).
@@ -113,10 +126,29 @@ impl Probe {
         if OBJECT.is_empty() {
             return Err(BpfError::NotBuilt);
         }
-        let compat = CompatProbe::host(&KernelBtf::from_sys_fs().map_err(BpfError::Btf)?).map_err(BpfError::Btf)?;
+        let btf = KernelBtf::from_sys_fs().map_err(BpfError::Btf)?;
+        let compat = CompatProbe::host(&btf).map_err(BpfError::Btf)?;
         let (compat_offset, compat_bit) = compat.map_or((u32::MAX, 0), |c| (c.offset, c.bit));
+        let nr_offset = if config.learn {
+            super::btf::syscall_nr_offset(&btf).map_err(BpfError::Btf)?.unwrap_or(u32::MAX)
+        } else {
+            u32::MAX
+        };
+        let (by_exe, bprm_filename, task_tgid) = if config.by_exe {
+            (
+                1u32,
+                btf.offset_of("linux_binprm", &["filename"]).map_err(BpfError::Btf)?,
+                btf.offset_of("task_struct", &["tgid"]).map_err(BpfError::Btf)?,
+            )
+        } else {
+            (0, u32::MAX, u32::MAX)
+        };
+        let learn = u32::from(config.learn);
+        let args = u32::from(config.args);
         let native = Family::host().native;
         let nr = |name: &str| native.number_of(name).unwrap_or(u32::MAX);
+        let (nr_socket, nr_clone, nr_personality, nr_ioctl, nr_fcntl, nr_mprotect, nr_mmap) =
+            (nr("socket"), nr("clone"), nr("personality"), nr("ioctl"), nr("fcntl"), nr("mprotect"), nr("mmap"));
         let (nr_seccomp, nr_prctl, nr_pivot_root, nr_chroot, nr_setns) =
             (nr("seccomp"), nr("prctl"), nr("pivot_root"), nr("chroot"), nr("setns"));
         let boundary = u32::from(config.boundary);
@@ -136,7 +168,20 @@ impl Probe {
             .override_global(names::NR_CHROOT_GLOBAL, &nr_chroot, true)
             .override_global(names::NR_SETNS_GLOBAL, &nr_setns, true)
             .override_global(names::COMPAT_STATUS_OFFSET_GLOBAL, &compat_offset, true)
-            .override_global(names::COMPAT_STATUS_BIT_GLOBAL, &compat_bit, true);
+            .override_global(names::COMPAT_STATUS_BIT_GLOBAL, &compat_bit, true)
+            .override_global(names::LEARN_GLOBAL, &learn, true)
+            .override_global(names::SYSCALL_NR_OFFSET_GLOBAL, &nr_offset, true)
+            .override_global(names::ARGS_GLOBAL, &args, true)
+            .override_global(names::NR_SOCKET_GLOBAL, &nr_socket, true)
+            .override_global(names::NR_CLONE_GLOBAL, &nr_clone, true)
+            .override_global(names::NR_PERSONALITY_GLOBAL, &nr_personality, true)
+            .override_global(names::NR_IOCTL_GLOBAL, &nr_ioctl, true)
+            .override_global(names::NR_FCNTL_GLOBAL, &nr_fcntl, true)
+            .override_global(names::NR_MPROTECT_GLOBAL, &nr_mprotect, true)
+            .override_global(names::NR_MMAP_GLOBAL, &nr_mmap, true)
+            .override_global(names::BY_EXE_GLOBAL, &by_exe, true)
+            .override_global(names::BPRM_FILENAME_OFFSET_GLOBAL, &bprm_filename, true)
+            .override_global(names::TASK_TGID_OFFSET_GLOBAL, &task_tgid, true);
         for name in [names::SLOTS_MAP, names::FREE_SLOTS_MAP, names::BITS_MAP, names::SLOT_STATE_MAP] {
             loader.map_max_entries(name, config.slots);
         }
@@ -166,6 +211,11 @@ impl Probe {
             events: Some(
                 RingBuf::try_from(take_map(&mut ebpf, names::EVENTS_MAP)?).map_err(map_err(names::EVENTS_MAP))?,
             ),
+            denials: None,
+            arg_values: None,
+            arg_overflow: None,
+            exe_bits: None,
+            exe_paths: None,
             logger,
             adopted,
             compat_tagged: compat.is_some(),
@@ -191,6 +241,30 @@ impl Probe {
         // and execs are being counted too.
         for (program, tracepoint) in names::PROGRAMS {
             attach_raw_tracepoint(&mut probe._ebpf, program, tracepoint, links_dir.as_deref())?;
+        }
+        if config.learn {
+            attach_raw_tracepoint(&mut probe._ebpf, names::SYS_EXIT_PROG, names::SYS_EXIT_TP, links_dir.as_deref())?;
+        }
+        probe.denials = Some(
+            HashMap::try_from(take_map(&mut probe._ebpf, names::DENIALS_MAP)?).map_err(map_err(names::DENIALS_MAP))?,
+        );
+        probe.arg_values = Some(
+            HashMap::try_from(take_map(&mut probe._ebpf, names::ARG_VALUES_MAP)?)
+                .map_err(map_err(names::ARG_VALUES_MAP))?,
+        );
+        probe.arg_overflow = Some(
+            HashMap::try_from(take_map(&mut probe._ebpf, names::ARG_OVERFLOW_MAP)?)
+                .map_err(map_err(names::ARG_OVERFLOW_MAP))?,
+        );
+        if config.by_exe {
+            probe.exe_bits = Some(
+                HashMap::try_from(take_map(&mut probe._ebpf, names::EXE_BITS_MAP)?)
+                    .map_err(map_err(names::EXE_BITS_MAP))?,
+            );
+            probe.exe_paths = Some(
+                HashMap::try_from(take_map(&mut probe._ebpf, names::EXE_PATHS_MAP)?)
+                    .map_err(map_err(names::EXE_PATHS_MAP))?,
+            );
         }
         Ok(probe)
     }
@@ -295,6 +369,7 @@ mod tests {
         for (program, _) in names::PROGRAMS {
             assert!(parsed.programs.contains_key(program), "program {program} missing");
         }
+        assert!(parsed.programs.contains_key(names::SYS_EXIT_PROG));
         let elf = object::File::parse(OBJECT).expect("ELF");
         let symbols: Vec<&str> = elf.symbols().filter_map(|s| s.name().ok()).collect();
         for global in names::GLOBALS {

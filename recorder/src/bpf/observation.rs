@@ -12,6 +12,36 @@ use crate::syscalls::{Arch, Family};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Observation {
     pub cgroups: BTreeMap<CgroupKey, BTreeSet<u32>>,
+    /// `--args`: per (cgroup, native syscall number), the reduced argument
+    /// values seen (`recorder_common::arg_reduce`).
+    pub args: BTreeMap<(u64, u32), ArgValues>,
+    /// `--by-exe`: per (cgroup, executable id, ABI), the numbers it made.
+    pub exes: BTreeMap<(u64, u64, Abi), BTreeSet<u32>>,
+    /// `--by-exe`: executable id -> the exec'd path.
+    pub exe_paths: BTreeMap<u64, String>,
+}
+
+/// `--by-exe`, named: per executable path, the calls it made per
+/// architecture. Processes whose exec was not seen are under
+/// [`EXEC_NOT_SEEN`].
+pub type ByExe = BTreeMap<String, BTreeMap<Arch, BTreeSet<&'static str>>>;
+
+/// The "path" of processes whose exec the recording did not see.
+pub const EXEC_NOT_SEEN: &str = "(exec not seen)";
+
+/// The argument values one call was made with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArgValues {
+    pub values: BTreeSet<u64>,
+    /// Values were lost (the kernel map was full): allow any arguments.
+    pub overflow: bool,
+}
+
+impl ArgValues {
+    pub fn merge(&mut self, other: &ArgValues) {
+        self.values.extend(other.values.iter().copied());
+        self.overflow |= other.overflow;
+    }
 }
 
 /// Which part of an observation to name.
@@ -52,6 +82,11 @@ impl Named {
         self.by_arch.values().flatten().map(|n| (*n).to_owned()).collect()
     }
 
+    /// Names per architecture, as owned strings.
+    pub fn by_arch_owned(&self) -> BTreeMap<Arch, BTreeSet<String>> {
+        self.by_arch.iter().map(|(arch, names)| (*arch, names.iter().map(|n| (*n).to_owned()).collect())).collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_arch.values().all(BTreeSet::is_empty)
     }
@@ -79,6 +114,52 @@ impl Observation {
         for (key, calls) in other.cgroups {
             self.cgroups.entry(key).or_default().extend(calls);
         }
+        for (key, values) in other.args {
+            self.args.entry(key).or_default().merge(&values);
+        }
+        for (key, calls) in other.exes {
+            self.exes.entry(key).or_default().extend(calls);
+        }
+        self.exe_paths.extend(other.exe_paths);
+    }
+
+    /// `--by-exe`: the calls each executable made, over `cgroups` (all when
+    /// `None`), named with `family`'s tables.
+    pub fn by_exe(&self, family: Family, cgroups: Option<&[u64]>) -> ByExe {
+        let mut out = ByExe::new();
+        for ((cgroup, exe, abi), calls) in &self.exes {
+            if cgroups.is_some_and(|ids| !ids.contains(cgroup)) {
+                continue;
+            }
+            let Some(arch) = family.arch_for(*abi) else { continue };
+            let path = match (*exe, self.exe_paths.get(exe)) {
+                (recorder_common::EXE_NOT_SEEN, _) => EXEC_NOT_SEEN.to_owned(),
+                (_, Some(path)) => path.clone(),
+                // EXE_PATHS was full when it was exec'd.
+                (id, None) => format!("(path not kept: {id:016x})"),
+            };
+            out.entry(path)
+                .or_default()
+                .entry(arch)
+                .or_default()
+                .extend(calls.iter().filter_map(|nr| arch.name_of(*nr)));
+        }
+        out
+    }
+
+    /// `--args`: argument values per native syscall name, over `cgroups`
+    /// (all when `None`).
+    pub fn arg_values(&self, family: Family, cgroups: Option<&[u64]>) -> BTreeMap<String, ArgValues> {
+        let mut out: BTreeMap<String, ArgValues> = BTreeMap::new();
+        for ((cgroup, nr), values) in &self.args {
+            if cgroups.is_some_and(|ids| !ids.contains(cgroup)) {
+                continue;
+            }
+            if let Some(name) = family.native.name_of(*nr) {
+                out.entry(name.to_owned()).or_default().merge(values);
+            }
+        }
+        out
     }
 
     /// The selected part, named with `family`'s tables.
@@ -122,6 +203,35 @@ impl Observation {
             }
         }
     }
+}
+
+/// A call a seccomp filter denied, named.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Denied {
+    pub arch: &'static str,
+    pub name: String,
+    /// The process's name (`comm`).
+    pub process: String,
+    pub count: u64,
+    #[serde(skip)]
+    pub cgroup_id: u64,
+}
+
+/// Names the denials of a learn-mode recording; numbers no table knows are
+/// kept as `syscall_<n>` (a denial must not vanish from a report).
+pub fn name_denials(family: Family, denials: &BTreeMap<recorder_common::DenialKey, u64>) -> Vec<Denied> {
+    let mut named: Vec<Denied> = denials
+        .iter()
+        .filter_map(|(key, count)| {
+            let arch = family.arch_for(key.abi)?;
+            let name = arch.name_of(key.nr).map_or_else(|| format!("syscall_{}", key.nr), str::to_owned);
+            let end = key.comm.iter().position(|b| *b == 0).unwrap_or(key.comm.len());
+            let process = String::from_utf8_lossy(&key.comm[..end]).into_owned();
+            Some(Denied { arch: arch.scmp_name(), name, process, count: *count, cgroup_id: key.cgroup_id })
+        })
+        .collect();
+    named.sort();
+    named
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aya::maps::MapError;
-use recorder_common::{Abi, BITMAP_WORDS, BoundaryState, CgroupKey, PHASES, Phase, SlotBits, slot_flags, stat};
+use recorder_common::{
+    Abi, BITMAP_WORDS, BoundaryState, CgroupKey, DenialKey, PHASES, Phase, SlotBits, slot_flags, stat,
+};
 
 use super::{Observation, Probe};
 
@@ -18,6 +20,13 @@ pub struct Stats {
     pub slots_full: u64,
     /// Compat or x32 calls not recorded: `ABI_BITS` full.
     pub abi_full: u64,
+    /// Denied calls not counted: `DENIALS` full.
+    pub denials_full: u64,
+    /// `--args` values not kept: `ARG_VALUES` full (those calls are
+    /// allowed with any arguments).
+    pub args_full: u64,
+    /// `--by-exe` attributions lost (`EXE_BITS` or `EXE_PATHS` full).
+    pub exe_full: u64,
     pub out_of_range: u64,
     pub forks: u64,
     pub execs: u64,
@@ -60,6 +69,37 @@ impl Probe {
     /// What the cgroups in `table` (id -> slot) recorded.
     pub fn observe_cgroups(&self, table: &BTreeMap<u64, u32>) -> Result<Observation, MapError> {
         let mut obs = Observation::default();
+        if let Some(values) = &self.arg_values {
+            for entry in values.keys() {
+                let key = entry?;
+                if table.contains_key(&key.cgroup_id) {
+                    obs.args.entry((key.cgroup_id, key.nr)).or_default().values.insert(key.value);
+                }
+            }
+        }
+        if let Some(overflow) = &self.arg_overflow {
+            for entry in overflow.keys() {
+                let key = entry?;
+                if table.contains_key(&key.cgroup_id) {
+                    obs.args.entry((key.cgroup_id, key.nr)).or_default().overflow = true;
+                }
+            }
+        }
+        if let Some(exes) = &self.exe_bits {
+            for entry in exes.iter() {
+                let (key, bitmap) = entry?;
+                if table.contains_key(&key.cgroup_id) {
+                    obs.exes.entry((key.cgroup_id, key.exe, key.abi)).or_default().extend(numbers(&bitmap.bits));
+                }
+            }
+        }
+        if let Some(paths) = &self.exe_paths {
+            for entry in paths.iter() {
+                let (id, path) = entry?;
+                let end = path.bytes.iter().position(|b| *b == 0).unwrap_or(path.bytes.len());
+                obs.exe_paths.insert(id, String::from_utf8_lossy(&path.bytes[..end]).into_owned());
+            }
+        }
         for (cgroup_id, slot) in table {
             let bits = self.bits.get(slot, 0)?;
             self.add_slot(&mut obs, *cgroup_id, &bits);
@@ -97,6 +137,20 @@ impl Probe {
             for key in abi_keys.iter().filter(|k| k.cgroup_id == *id) {
                 let _ = self.abi_bits.remove(key);
             }
+            if let Some(exes) = self.exe_bits.as_mut() {
+                let keys: Vec<recorder_common::ExeKey> =
+                    exes.keys().filter_map(Result::ok).filter(|k| k.cgroup_id == *id).collect();
+                for key in keys {
+                    let _ = exes.remove(&key);
+                }
+            }
+            if let Some(values) = self.arg_values.as_mut() {
+                let keys: Vec<recorder_common::ArgKey> =
+                    values.keys().filter_map(Result::ok).filter(|k| k.cgroup_id == *id).collect();
+                for key in keys {
+                    let _ = values.remove(&key);
+                }
+            }
             let Ok(slot) = self.slots.get(id, 0) else { continue };
             self.slots.remove(id)?;
             self.bits.set(slot, SlotBits::zeroed(), 0)?;
@@ -122,12 +176,23 @@ impl Probe {
         self.slots.get(&cgroup_id, 0).and_then(|slot| self.state.get(&slot, 0)).map_or(0, |s| s.flags)
     }
 
+    /// Calls a seccomp filter denied (learn mode), with counts.
+    pub fn denials(&self) -> Result<BTreeMap<DenialKey, u64>, MapError> {
+        match &self.denials {
+            Some(map) => map.iter().collect(),
+            None => Ok(BTreeMap::new()),
+        }
+    }
+
     pub fn stats(&self) -> Result<Stats, MapError> {
         let slot = |i: u32| -> Result<u64, MapError> { Ok(self.stats.get(&i, 0)?.iter().sum()) };
         Ok(Stats {
             ringbuf_drops: slot(stat::RINGBUF_DROPS)?,
             slots_full: slot(stat::SLOTS_FULL)?,
             abi_full: slot(stat::ABI_FULL)?,
+            denials_full: slot(stat::DENIALS_FULL)?,
+            args_full: slot(stat::ARGS_FULL)?,
+            exe_full: slot(stat::EXE_FULL)?,
             out_of_range: slot(stat::OUT_OF_RANGE)?,
             forks: slot(stat::FORKS)?,
             execs: slot(stat::EXECS)?,

@@ -79,6 +79,10 @@ pub struct DaemonArgs {
     /// (a bpffs is mounted on its parent when there is none).
     #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/recorder")]
     pub pin_dir: PathBuf,
+    /// Do not pair syscall entries and exits to see calls that pods' own
+    /// profiles deny (saves the pairing's cost on every recorded syscall).
+    #[arg(long)]
+    pub no_learn_denials: bool,
     /// Remove the pins in --pin-dir and exit: the kernel stops recording
     /// (what was learned since the last snapshot is dropped). For uninstalling.
     #[arg(long)]
@@ -115,6 +119,7 @@ pub fn execute(args: DaemonArgs) -> Result<u8, Failure> {
         poll_interval: duration::parse(&args.poll_interval)?,
         slots: args.max_containers,
         pin_dir: args.pin_dir,
+        learn_denials: !args.no_learn_denials,
     };
     preflight::check_privileges()?;
     preflight::check_btf()?;

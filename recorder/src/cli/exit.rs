@@ -11,7 +11,7 @@ use crate::{
     enforce::EnforceError,
     k8s_name::NameError,
     output::{OutputError, beneath::BeneathError},
-    profile::ProfileError,
+    profile::{ProfileError, attribution::AttributionError},
     record::RecordError,
     runtime::bundle::BundleError,
     target::{CgroupError, CommandError, container::FindError, pod::PodError},
@@ -129,6 +129,7 @@ failure_from! {
     OutputError => |e| Code::OutputUnwritable;
     BeneathError => |e| Code::OutputUnwritable;
     DurationError => |e| Code::BadDuration;
+    AttributionError => |e| Code::BadProfile;
     NameError => |e| Code::BadName;
     EnforceError => |e| Code::EnforceFailed;
     BundleError => |e| Code::RuntimeFailed;

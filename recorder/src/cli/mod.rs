@@ -11,6 +11,7 @@ pub mod exit;
 pub mod merge;
 pub mod record;
 pub mod run;
+pub mod suggest;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +39,7 @@ pub enum Command {
     Baseline(baseline::BaselineArgs),
     Daemon(Box<daemon::DaemonArgs>),
     Collect(collect::CollectArgs),
+    Suggest(suggest::SuggestArgs),
 }
 
 /// Runs the chosen subcommand. Returns the process exit status.
@@ -52,5 +54,6 @@ pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Baseline(args) => baseline::execute(args),
         Command::Daemon(args) => daemon::execute(*args),
         Command::Collect(args) => collect::execute(args),
+        Command::Suggest(args) => suggest::execute(args),
     }
 }

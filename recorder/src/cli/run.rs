@@ -7,9 +7,15 @@ use std::{
 };
 
 use crate::{
+    bpf::{name_denials, preflight},
     cli::exit::{Code, Failure},
-    enforce, profile,
+    enforce,
+    output::Output,
+    profile,
+    record::{self, Source, stop::StopPolicy},
+    syscalls::Family,
     target::Command,
+    text,
 };
 
 const RUN_EXAMPLES: &str = "\
@@ -20,7 +26,15 @@ Examples:
 The filter is installed (with no_new_privs) right before CMD is exec'd, as a
 container runtime does, so CMD starts under exactly the profile. Denied
 syscalls fail as the profile says (EPERM for recorded profiles). recorder
-exits with CMD's status, since CMD replaces it.";
+exits with CMD's status, since CMD replaces it.
+
+With --learn, recorder stays: CMD runs in a cgroup of its own under the
+profile, and every call the profile denies is recorded (a syscall exit
+without an entry: seccomp refuses a call before raw_syscalls:sys_enter), with
+counts and the process name, and written to -o as JSON for `recorder
+suggest`:
+  recorder run --profile app.json --learn -o denied.json -- ./app --flag
+  recorder suggest app.json denied.json -o app-fixed.json";
 
 /// Run a command under a seccomp profile (the local way to test a profile).
 #[derive(Debug, clap::Args)]
@@ -30,8 +44,18 @@ pub struct RunArgs {
     /// an SPO SeccompProfile (detected from the content).
     #[arg(short, long, value_name = "FILE")]
     pub profile: PathBuf,
-    /// The command to run (put it after `--`).
-    #[arg(value_name = "CMD", required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    /// Record the calls the profile denies (see below) instead of only
+    /// running CMD under it.
+    #[arg(long, requires = "output")]
+    pub learn: bool,
+    /// With --learn: where the denied calls go (JSON; `-` for stdout).
+    #[arg(short, long, value_name = "FILE", requires = "learn")]
+    pub output: Option<PathBuf>,
+    /// With --learn: stop CMD after this long (like `record --duration`).
+    #[arg(short, long, value_name = "DURATION", requires = "learn")]
+    pub duration: Option<String>,
+    /// The command to run (after `--`, or after the last option).
+    #[arg(value_name = "CMD", required = true, trailing_var_arg = true)]
     pub command: Vec<OsString>,
 }
 
@@ -43,6 +67,9 @@ pub fn execute(args: RunArgs) -> Result<u8, Failure> {
     let profile = loaded.profile;
     let command = Command::resolve(&args.command)?;
     let (filter, skipped) = enforce::build_filter(&profile)?;
+    if args.learn {
+        return learn(&args, command, filter);
+    }
     for name in skipped.unknown_names {
         tracing::warn!("{name}: not a syscall libseccomp knows on this machine; rule skipped");
     }
@@ -77,4 +104,56 @@ pub fn execute(args: RunArgs) -> Result<u8, Failure> {
             if code == Code::EnforceFailed { "; the profile must allow execve" } else { "" }
         ),
     ))
+}
+
+/// `run --learn`: CMD under the profile in a recorded cgroup; the calls the
+/// profile denied are written to -o.
+fn learn(args: &RunArgs, command: Command, filter: libseccomp::ScmpFilterContext) -> Result<u8, Failure> {
+    let output = Output::prepare(args.output.as_deref())?;
+    let duration = args.duration.as_deref().map(super::duration::parse).transpose()?;
+    let program = export(&filter)
+        .map_err(|e| Failure::new(Code::EnforceFailed, anyhow::anyhow!("exporting the seccomp filter failed: {e}")))?;
+    preflight::check_privileges()?;
+    preflight::check_btf()?;
+    let recording = record::record(record::Options {
+        source: Source::Command(command),
+        duration,
+        stop: StopPolicy::default(),
+        status: false,
+        boundary: false,
+        learn: true,
+        args: false,
+        by_exe: false,
+        enforce: Some(program),
+    })?;
+    let denied = name_denials(Family::host(), &recording.denials);
+    let report = serde_json::json!({
+        "profile": args.profile,
+        "hook": "raw_syscalls:sys_exit without sys_enter",
+        "exit_code": recording.exit_code(),
+        "denied": denied,
+    });
+    let mut text = serde_json::to_string_pretty(&report).map_err(|e| Failure::new(Code::Internal, e))?;
+    text.push('\n');
+    output.commit(&text)?;
+    let total: u64 = denied.iter().map(|d| d.count).sum();
+    eprintln!(
+        "recorder: the profile denied {} ({} calls) -> {}{}",
+        text::count(denied.len() as u64, "distinct call", "distinct calls"),
+        total,
+        args.output.as_deref().map_or_else(|| "-".into(), |p| p.display().to_string()),
+        if denied.is_empty() { String::new() } else { "; `recorder suggest` makes the patch".to_owned() }
+    );
+    Ok(recording.exit_code())
+}
+
+/// The filter's classic-BPF program, as libseccomp exports it (to a file).
+fn export(filter: &libseccomp::ScmpFilterContext) -> anyhow::Result<Vec<u8>> {
+    use std::io::{Read as _, Seek as _};
+    let mut file = tempfile::tempfile()?;
+    filter.export_bpf(&mut file)?;
+    file.rewind()?;
+    let mut program = Vec::new();
+    file.read_to_end(&mut program)?;
+    Ok(program)
 }

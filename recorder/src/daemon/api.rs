@@ -215,15 +215,16 @@ fn respond(
     headers: &HeaderMap,
     extra: &[(&str, String)],
 ) -> Response {
-    let (profile, built) = profiles::profile(learned);
+    let assembled = profiles::profile(learned);
+    let profile = assembled.profile();
     let mut annotations = BTreeMap::new();
     for (k, v) in extra {
         annotations.insert((*k).to_owned(), v.clone());
     }
-    annotations.insert("recorder.dev/base-set-added".to_owned(), built.base_added.to_string());
-    annotations.insert("recorder.dev/shutdown-set-added".to_owned(), built.shutdown_added.to_string());
-    let written = match crate::profile::write::write(&profile, format, &WriteOptions { name: Some(name), annotations })
-    {
+    annotations.insert("recorder.dev/base-set-added".to_owned(), (assembled.base_added > 0).to_string());
+    annotations
+        .insert("recorder.dev/shutdown-set-added".to_owned(), assembled.completed.shutdown_set_applied.to_string());
+    let written = match crate::profile::write::write(profile, format, &WriteOptions { name: Some(name), annotations }) {
         Ok(w) => w,
         Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     };

@@ -66,6 +66,8 @@ pub struct Config {
     pub slots: u32,
     /// Where the learned maps and links are pinned (a bpffs directory).
     pub pin_dir: PathBuf,
+    /// See calls that containers' own profiles deny (sys_exit pairing).
+    pub learn_denials: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +129,9 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         boundary: true,
         slots: config.slots,
         pin: Some(config.pin_dir.clone()),
+        learn: config.learn_denials,
+        args: false,
+        by_exe: false,
     })?;
     if probe.adopted {
         tracing::info!("adopted the maps pinned in {}: nothing was lost while no daemon ran", config.pin_dir.display());

@@ -3,15 +3,17 @@
 //! after installing the container's filter), the calls every process needs
 //! to end, and the shutdown set when no clean stop was seen.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use recorder_common::Abi;
 
 use super::learned::Calls;
 use crate::{
-    profile::Profile,
-    runtime::{base_set, shutdown},
-    syscalls::Family,
+    runtime::{
+        assemble::{Assembled, Recorded, assemble},
+        base_set,
+    },
+    syscalls::{Arch, Family},
 };
 
 /// What a profile is built from.
@@ -22,45 +24,41 @@ pub struct Learned<'a> {
     pub runtime_handler: &'a str,
 }
 
-/// The names, with what was added and why.
-#[derive(Debug, Default)]
-pub struct Built {
-    pub names: BTreeSet<String>,
-    pub base_added: bool,
-    pub shutdown_added: bool,
-}
-
-/// Syscall names of `calls` (profile phases), per the host's tables.
-pub fn names(calls: &Calls) -> BTreeSet<String> {
+/// Syscall names of `calls` (profile phases) per architecture, per the
+/// host's tables.
+pub fn names(calls: &Calls) -> BTreeMap<Arch, BTreeSet<String>> {
     let family = Family::host();
-    let mut names = BTreeSet::new();
+    let mut names: BTreeMap<Arch, BTreeSet<String>> = BTreeMap::new();
     for (abi, bits) in calls.profile() {
         let Some(arch) = family.arch_for(Abi(abi)) else { continue };
-        names.extend(bits.iter().filter_map(|nr| arch.name_of(nr)).map(str::to_owned));
+        names.entry(arch).or_default().extend(bits.iter().filter_map(|nr| arch.name_of(nr)).map(str::to_owned));
     }
     names
 }
 
-pub fn build(learned: &Learned<'_>) -> Built {
-    let mut recorded = names(learned.calls);
-    // Always, as `record` does: a container started without a filter (the
-    // default for pods) shows no post-filter calls at all, yet under its
-    // Localhost profile the runtime makes them after installing the filter
-    // (runc: `fstatfs`, `execve`, ...); and even a start seen under a filter
-    // misses the calls only some starts make (runc's `futex`, `rt_sigreturn`).
+/// The profile for `learned` (with the clone3 ENOSYS rule) and what was added
+/// to it: the runtime's base set always, as `record` does (a container
+/// started without a filter, the default for pods, shows no post-filter calls
+/// at all, yet under its Localhost profile the runtime makes them after
+/// installing the filter: runc's `fstatfs`, `execve`, ...; and even a start
+/// seen under a filter misses the calls only some starts make, like runc's
+/// `futex` and `rt_sigreturn`), the shutdown set when no clean stop was seen.
+pub fn profile(learned: &Learned<'_>) -> Assembled {
     let runtime = match learned.runtime_handler {
         "" | "runc" => Some("runc"),
         "crun" => Some("crun"),
         _ => None,
     };
-    recorded.extend(base_set::for_runtime(runtime));
-    let completed = shutdown::complete(recorded, learned.clean_stop_seen, true);
-    Built { names: completed.names, base_added: true, shutdown_added: completed.shutdown_set_applied }
-}
-
-/// The OCI profile for `learned` (with the clone3 ENOSYS rule).
-pub fn profile(learned: &Learned<'_>) -> (Profile, Built) {
-    let built = build(learned);
-    let profile = Profile::allow_list(Family::host(), built.names.iter().map(String::as_str)).with_enosys_clone3();
-    (profile, built)
+    assemble(
+        Family::host(),
+        &Recorded {
+            by_arch: names(learned.calls),
+            base: Some(base_set::for_runtime(runtime)),
+            shutdown_observed: learned.clean_stop_seen,
+            add_shutdown_set: true,
+            enosys_clone3: true,
+            // The daemon does not keep argument values (`record --args` does).
+            args: BTreeMap::new(),
+        },
+    )
 }

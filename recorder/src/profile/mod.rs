@@ -9,6 +9,7 @@
 //! Output is deterministic: the same profile always gives the same bytes.
 
 pub mod arches;
+pub mod attribution;
 pub mod catalog;
 mod diag;
 pub mod evaluate;
@@ -20,7 +21,7 @@ pub mod runtime_default;
 pub mod write;
 mod yaml;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use diag::{Diagnostic, ProfileError, Severity};
 pub use evaluate::EvalContext;
@@ -28,7 +29,7 @@ pub use oci::{MAX_PROFILE_BYTES, parse_oci_json, read_oci_file};
 pub use read::{Dialect, Loaded, Report, check_str, parse_str, read_file, read_text};
 pub use write::Format;
 
-use crate::syscalls::Family;
+use crate::syscalls::{Arch, Family};
 
 /// errno used by generated profiles for denied syscalls (EPERM).
 pub const DEFAULT_ERRNO: u32 = 1;
@@ -239,6 +240,15 @@ pub struct ArchMapEntry {
     pub sub_architectures: Vec<String>,
 }
 
+/// An allow-list built from calls recorded per architecture.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowList {
+    pub profile: Profile,
+    /// Per architecture: names the shared list allows there that were not
+    /// recorded there (OCI cannot scope a rule to one architecture).
+    pub widened: BTreeMap<Arch, BTreeSet<String>>,
+}
+
 /// A seccomp profile.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
@@ -268,21 +278,56 @@ impl Profile {
         }
     }
 
-    /// A minimal allow-list: deny with EPERM by default, allow exactly
-    /// `names`, for every architecture of `family`.
+    /// A minimal allow-list for `family`'s native architecture: deny with
+    /// EPERM by default, allow exactly `names`.
     pub fn allow_list<I, S>(family: Family, names: I) -> Profile
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         let names: BTreeSet<String> = names.into_iter().map(Into::into).collect();
+        Profile::allow_list_by_arch(family, &BTreeMap::from([(family.native, names)])).profile
+    }
+
+    /// A minimal allow-list for the architectures that made calls: each
+    /// architecture of `by_arch` is listed (the native one always, since
+    /// every workload starts with a native execve), and no other. A 32-bit
+    /// call from a workload that never made one hits libseccomp's bad-arch
+    /// action (the thread is killed with SIGSYS) instead of being allowed.
+    ///
+    /// OCI rules have one `names` list for every listed architecture, and
+    /// libseccomp resolves each name per architecture (skipping names an
+    /// architecture does not have), so the list is the union; `widened`
+    /// names, per architecture, those that this allows there without the
+    /// architecture having recorded them.
+    pub fn allow_list_by_arch(family: Family, by_arch: &BTreeMap<Arch, BTreeSet<String>>) -> AllowList {
+        let names: BTreeSet<String> = by_arch.values().flatten().cloned().collect();
         let mut profile = Profile::empty(Action::Errno);
         profile.default_errno_ret = Some(DEFAULT_ERRNO);
-        profile.architectures = family.scmp_names().into_iter().map(String::from).collect();
+        // The family's order: native, compat, x32 (moby's archMap order).
+        profile.architectures = [Some(family.native), family.compat, family.x32]
+            .into_iter()
+            .flatten()
+            .filter(|arch| *arch == family.native || by_arch.get(arch).is_some_and(|n| !n.is_empty()))
+            .map(|arch| arch.scmp_name().to_owned())
+            .collect();
+        let mut widened = BTreeMap::new();
+        for arch_name in &profile.architectures {
+            let Some(arch) = Arch::from_scmp_name(arch_name) else { continue };
+            let own = by_arch.get(&arch);
+            let extra: BTreeSet<String> = names
+                .iter()
+                .filter(|n| arch.number_of(n).is_some() && !own.is_some_and(|o| o.contains(*n)))
+                .cloned()
+                .collect();
+            if !extra.is_empty() {
+                widened.insert(arch, extra);
+            }
+        }
         if !names.is_empty() {
             profile.syscalls.push(SyscallRule::new(names, Action::Allow));
         }
-        profile
+        AllowList { profile, widened }
     }
 
     /// Names allowed unconditionally (action ALLOW, no argument conditions,
@@ -373,8 +418,34 @@ mod tests {
         assert_eq!(v["defaultErrnoRet"], 1);
         assert_eq!(v["syscalls"][0]["names"], serde_json::json!(["read", "write"]));
         assert_eq!(v["syscalls"][0]["action"], "SCMP_ACT_ALLOW");
-        #[cfg(target_arch = "x86_64")]
-        assert_eq!(v["architectures"], serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]));
+        // Only the architecture that made calls: no 32-bit ABI left open.
+        assert_eq!(v["architectures"], serde_json::json!([Family::host().native.scmp_name()]));
+    }
+
+    #[test]
+    fn allow_list_by_arch_lists_seen_architectures_and_reports_the_widening() {
+        let family = Family::X86_64;
+        let by_arch = BTreeMap::from([
+            (Arch::X86_64, BTreeSet::from(["read".to_owned(), "newfstatat".to_owned()])),
+            (Arch::X86, BTreeSet::from(["read".to_owned(), "socketcall".to_owned()])),
+        ]);
+        let list = Profile::allow_list_by_arch(family, &by_arch);
+        assert_eq!(list.profile.architectures, ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
+        assert_eq!(
+            list.profile.allowed_names(),
+            BTreeSet::from(["newfstatat", "read", "socketcall"]),
+            "one shared list, the union"
+        );
+        // socketcall does not exist on x86_64, newfstatat does not on ia32:
+        // the shared list widens neither.
+        assert!(list.widened.is_empty(), "{:?}", list.widened);
+        let by_arch = BTreeMap::from([
+            (Arch::X86_64, BTreeSet::from(["getpid".to_owned()])),
+            (Arch::X86, BTreeSet::from(["read".to_owned()])),
+        ]);
+        let list = Profile::allow_list_by_arch(family, &by_arch);
+        assert_eq!(list.widened[&Arch::X86], BTreeSet::from(["getpid".to_owned()]));
+        assert_eq!(list.widened[&Arch::X86_64], BTreeSet::from(["read".to_owned()]));
     }
 
     #[test]

@@ -12,10 +12,29 @@ use std::{io, os::fd::AsRawFd as _};
 
 use crate::target::{Cgroup, Command};
 
-pub fn spawn_into(command: &Command, cgroup: &Cgroup) -> io::Result<tokio::process::Child> {
+/// Starts `command` in `cgroup`; with `filter` (a classic-BPF seccomp
+/// program as libseccomp exports it), under that filter, installed with
+/// no_new_privs right before exec as a container runtime does.
+pub fn spawn_into(command: &Command, cgroup: &Cgroup, filter: Option<&[u8]>) -> io::Result<tokio::process::Child> {
     let procs = cgroup.procs_writer().map_err(io::Error::other)?;
     let fd = procs.as_raw_fd();
     let recorder = std::process::id() as i32;
+    // The program as the kernel wants it, built before the fork: the child
+    // may only make async-signal-safe calls.
+    let program: Option<Vec<libc::sock_filter>> = filter.map(|bytes| {
+        bytes
+            .chunks_exact(8)
+            .map(|b| libc::sock_filter {
+                code: u16::from_ne_bytes([b[0], b[1]]),
+                jt: b[2],
+                jf: b[3],
+                k: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+            })
+            .collect()
+    });
+    // As an address and a length: the closure must be Send, a raw pointer
+    // is not. `program` outlives the spawn (dropped after it, below).
+    let fprog = program.as_ref().map(|p| (p.as_ptr() as usize, p.len() as u16));
     let mut cmd = tokio::process::Command::new(&command.program);
     cmd.args(&command.args);
     // SAFETY: the closure runs in the forked child before exec and only calls
@@ -38,10 +57,25 @@ pub fn spawn_into(command: &Command, cgroup: &Cgroup) -> io::Result<tokio::proce
                 return Err(io::Error::other("the recorder exited while starting the command"));
             }
             let written = libc::write(fd, b"0".as_ptr().cast(), 1);
-            if written == 1 { Ok(()) } else { Err(io::Error::last_os_error()) }
+            if written != 1 {
+                return Err(io::Error::last_os_error());
+            }
+            if let Some((filter, len)) = fprog {
+                let fprog = libc::sock_fprog { len, filter: filter as *mut libc::sock_filter };
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // SECCOMP_SET_MODE_FILTER (1), no flags.
+                if libc::syscall(libc::SYS_seccomp, 1, 0, &fprog as *const libc::sock_fprog) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
         });
     }
     let child = cmd.spawn();
     drop(procs);
+    // The program must outlive the fork (the child reads it before exec).
+    drop(program);
     child
 }

@@ -7,9 +7,12 @@ mod session;
 pub mod status;
 pub mod stop;
 
-use std::{io, os::unix::process::ExitStatusExt as _, path::PathBuf, process::ExitStatus, time::Duration};
+use std::{
+    collections::BTreeMap, io, os::unix::process::ExitStatusExt as _, path::PathBuf, process::ExitStatus,
+    time::Duration,
+};
 
-use recorder_common::capacity;
+use recorder_common::{DenialKey, capacity};
 
 use self::{
     session::Session,
@@ -48,6 +51,16 @@ pub struct Options {
     /// Treat cgroups below the target as containers and split off their
     /// runtime's setup (`recorder_common::phase`).
     pub boundary: bool,
+    /// Also see the calls a seccomp filter denies (the workload runs under
+    /// a profile): `Recording::denials`.
+    pub learn: bool,
+    /// Keep the argument values that decide some calls' risk (`--args`).
+    pub args: bool,
+    /// Attribute each call to the executable that made it (`--by-exe`).
+    pub by_exe: bool,
+    /// For `Source::Command`: a classic-BPF seccomp program (libseccomp's
+    /// export) the command is started under, right before its exec.
+    pub enforce: Option<Vec<u8>>,
 }
 
 /// Why the recording ended.
@@ -81,6 +94,8 @@ pub struct Recording {
     pub cpu: Duration,
     /// The pod watch, for per-container results (`Source::Pod`).
     pub pod: Option<PodWatch>,
+    /// Calls a seccomp filter denied, with counts (learn mode).
+    pub denials: BTreeMap<DenialKey, u64>,
 }
 
 impl Recording {
@@ -160,7 +175,15 @@ pub fn record_with_checkpoint(
         Source::Cgroup(_) | Source::Pid(_) => 1024,
         Source::Pod(_) => capacity::RECORD_SLOTS,
     };
-    let probe = Probe::attach(&ProbeConfig { target: cgroup.clone(), boundary, slots, pin: None })?;
+    let probe = Probe::attach(&ProbeConfig {
+        target: cgroup.clone(),
+        boundary,
+        slots,
+        pin: None,
+        learn: options.learn,
+        args: options.args,
+        by_exe: options.by_exe,
+    })?;
     runtime
         .block_on(Session { probe, cgroup, owned, options, watch, harvested: Observation::default() }.run(checkpoint))
 }

@@ -74,7 +74,7 @@ impl Session {
         let initial_procs = self.cgroup.procs().map_or(0, |p| p.len()) as u64;
         let child = match &self.options.source {
             Source::Command(command) => Some(
-                child::spawn_into(command, &self.cgroup)
+                child::spawn_into(command, &self.cgroup, self.options.enforce.as_deref())
                     .map_err(|source| RecordError::Spawn { program: command.program.display().to_string(), source })?,
             ),
             _ => None,
@@ -204,6 +204,7 @@ impl Session {
             cgroup: self.cgroup.path.clone(),
             cpu: own_cpu_time(),
             pod: None,
+            denials: self.probe.denials()?,
         })
     }
 

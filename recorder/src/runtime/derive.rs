@@ -66,7 +66,15 @@ pub fn derive(runtime: &Path, runs: u32) -> Result<Derivation, DeriveError> {
     let hierarchy = Hierarchy::find()?;
     let parent = hierarchy.create_for_recording()?;
     let parent_rel = parent.path.strip_prefix(hierarchy.mount()).unwrap_or(&parent.path).to_path_buf();
-    let probe = Probe::attach(&ProbeConfig { target: (*parent).clone(), boundary: true, slots: 64, pin: None })?;
+    let probe = Probe::attach(&ProbeConfig {
+        target: (*parent).clone(),
+        boundary: true,
+        slots: 64,
+        pin: None,
+        learn: false,
+        args: false,
+        by_exe: false,
+    })?;
     let mut failures = Vec::new();
     for run in 0..runs {
         let id = format!("recorder-baseline-{}-{run}", std::process::id());

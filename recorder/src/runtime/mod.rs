@@ -4,6 +4,7 @@
 //! container's filter (its base set) and how that is derived, and what a
 //! workload needs to end (the shutdown set).
 
+pub mod assemble;
 pub mod base_set;
 pub mod boundary;
 pub mod bundle;

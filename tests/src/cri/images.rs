@@ -45,6 +45,10 @@ pub enum Image {
     Early,
     /// [`REPLICA_IMAGE`]
     Replica,
+    /// [`super::databases::REDIS_IMAGE`]
+    Redis,
+    /// [`super::databases::POSTGRES_IMAGE`]
+    Postgres,
 }
 
 /// Imports the pause image and `images` into `c`; `work` holds the build files.
@@ -55,6 +59,10 @@ pub fn import(c: &Containerd, images: &[Image], work: &Path) -> anyhow::Result<(
             Image::Nginx => import_nginx_image(c, work).context("importing the nginx image")?,
             Image::Early => import_early_image(c, work).context("importing the early_syscalls image")?,
             Image::Replica => import_replica_image(c, work).context("importing the replica image")?,
+            Image::Redis => super::databases::import_redis_image(c, work).context("importing the redis image")?,
+            Image::Postgres => {
+                super::databases::import_postgres_image(c, work).context("importing the postgres image")?
+            }
         }
     }
     Ok(())

@@ -84,6 +84,12 @@ pub fn json(diff: &Diff) -> String {
     let reasons: Map<String, Value> =
         reasons.into_iter().filter_map(|n| risky::reason(n).map(|r| (n.clone(), json!(r)))).collect();
     m.insert("risky_reasons".into(), Value::Object(reasons));
+    if !diff.made_by.is_empty() {
+        let risky: BTreeSet<&String> = diff.iter().flat_map(|(_, d)| &d.risky).collect();
+        let made_by: Map<String, Value> =
+            risky.into_iter().map(|n| (n.clone(), json!(diff.made_by.get(n).cloned().unwrap_or_default()))).collect();
+        m.insert("risky_made_by".into(), Value::Object(made_by));
+    }
     m.insert("sources".into(), json!({"base": diff.base_label, "profile": diff.profile_label}));
     m.insert("architectures".into(), json!(diff.arches));
     m.insert(
@@ -173,7 +179,7 @@ fn section(out: &mut String, diff: &Diff, d: &ArchDiff) {
                 Some((_, t)) if t.is_conditional() => " (only with certain arguments)",
                 _ => "",
             };
-            let _ = writeln!(out, "    {name:<w$}  {}{cond}", risky::reason(name).unwrap_or(""));
+            let _ = writeln!(out, "    {name:<w$}  {}{cond}{}", risky::reason(name).unwrap_or(""), made_by(diff, name));
         }
     }
     if !d.conditional.is_empty() {
@@ -183,6 +189,18 @@ fn section(out: &mut String, diff: &Diff, d: &ArchDiff) {
             let _ = writeln!(out, "      {b}: {}", describe(bt));
             let _ = writeln!(out, "      {p}: {}", describe(pt));
         }
+    }
+}
+
+/// ` — only /usr/bin/x` (or ` — made by: a, b`) for `diff --by-exe`.
+fn made_by(diff: &Diff, name: &str) -> String {
+    if diff.made_by.is_empty() {
+        return String::new();
+    }
+    match diff.made_by.get(name) {
+        None => " — made by: not recorded (a base set or the shutdown set added it)".to_owned(),
+        Some(exes) if exes.len() == 1 => format!(" — only {}", exes.iter().next().map_or("", String::as_str)),
+        Some(exes) => format!(" — made by: {}", exes.iter().cloned().collect::<Vec<_>>().join(", ")),
     }
 }
 

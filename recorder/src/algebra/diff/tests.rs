@@ -10,8 +10,22 @@ fn runtime_default() -> Side {
     Side { label: "runtime/default".into(), profile: RuntimeDefault::Moby.template().expect("parses").evaluate(&ctx) }
 }
 
+/// A profile listing the same architectures as runtime/default, so the
+/// comparison is uniform.
 fn app(names: &[&str]) -> Side {
-    Side { label: "app.json".into(), profile: Profile::allow_list(Family::host(), names.iter().copied()) }
+    let mut profile = Profile::allow_list(Family::host(), names.iter().copied());
+    profile.architectures = Family::host().scmp_names().into_iter().map(str::to_owned).collect();
+    Side { label: "app.json".into(), profile }
+}
+
+#[test]
+fn a_profile_without_the_32_bit_abi_differs_per_architecture() {
+    let native_only = Profile::allow_list(Family::host(), ["read"]);
+    let d = diff(&runtime_default(), &Side { label: "p".into(), profile: native_only });
+    assert!(!d.uniform(), "the profile closes the 32-bit ABIs the base opens");
+    let v: serde_json::Value = serde_json::from_str(&json(&d)).expect("json");
+    assert!(v["only_in_base"].get("all").is_none());
+    assert!(v["only_in_base"][Family::host().native.scmp_name()].is_array());
 }
 
 fn set(names: &[&str]) -> BTreeSet<String> {
@@ -48,7 +62,7 @@ fn extra_caps_change_the_baseline() {
 
 #[test]
 fn argument_conditions_are_reported_as_such() {
-    let mut p = Profile::allow_list(Family::host(), ["read"]);
+    let mut p = app(&["read"]).profile;
     let mut rule = SyscallRule::new(["personality"], Action::Allow);
     rule.args = vec![ArgCondition { index: 0, value: 8, value_two: 0, op: Op::Equal }];
     p.syscalls.push(rule);

@@ -75,6 +75,25 @@ pub struct RecordArgs {
     /// its real shutdown (the --install'ed files too).
     #[arg(long, requires = "duration", conflicts_with = "command")]
     pub until_exit: bool,
+    /// For a workload that already runs under a seccomp profile (a pod with
+    /// a Localhost profile): also see the calls that profile denies
+    /// (`sys_exit` without `sys_enter`). They are added to the written
+    /// profile and listed in the summary.
+    #[arg(long)]
+    pub learn: bool,
+    /// Argument rules, tighter than runtime/default: keep the values that
+    /// decide how risky some calls are (socket family and type, clone's
+    /// namespace flags, personality, prctl option, ioctl request, fcntl
+    /// command, PROT_EXEC for mmap/mprotect) and allow those calls only
+    /// with them. A call with more than 16 values allows any (said).
+    #[arg(long)]
+    pub args: bool,
+    /// Also write which executable made each call to FILE (JSON; `-`:
+    /// stderr), and name the makers of risky calls on stderr. Information
+    /// only: the profile is the same (one filter covers the whole process
+    /// tree). `diff --by-exe FILE` shows it next to the risky calls.
+    #[arg(long, value_name = "FILE")]
+    pub by_exe: Option<PathBuf>,
     /// Do not add the shutdown set (recorder/data/shutdown) to a profile
     /// whose recording did not see the workload shut down.
     #[arg(long)]
@@ -132,6 +151,11 @@ pub struct RecordArgs {
     /// No live status line and no summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Also write the summary as one JSON object to FILE (`-`: stderr):
+    /// what was recorded, how it ended, what was added and why, per
+    /// architecture. Schema: README, "JSON summary".
+    #[arg(long, value_name = "FILE")]
+    pub json_summary: Option<PathBuf>,
     /// The command to start and record (after `--`, or after the last
     /// option: everything from its first word on is the command's).
     #[arg(value_name = "CMD", trailing_var_arg = true)]

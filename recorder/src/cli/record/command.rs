@@ -1,21 +1,29 @@
 //! `record -- CMD`, `--cgroup`, `--pid` and `--container-id`: one profile.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
-use super::{RecordArgs, summary};
+use super::{RecordArgs, SummarySink, by_exe, summary};
 use crate::{
-    bpf::{Select, preflight},
+    bpf::{Select, name_denials, preflight},
     cli::exit::Failure,
     output::Output,
-    profile::Profile,
+    profile::attribution::AttributionFile,
     record::{self, Recording, Source, stop::StopPolicy},
-    runtime::{base_set, shutdown},
-    syscalls::Family,
+    runtime::{
+        assemble::{Recorded, assemble},
+        base_set,
+    },
+    syscalls::{Arch, Family},
     target::{Command, Hierarchy, container},
 };
 
 pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -> Result<u8, Failure> {
     let output = Output::prepare(args.output.as_deref())?;
+    let summary_sink = SummarySink::prepare(args.json_summary.as_deref(), Some(&output))?;
+    let by_exe_sink = SummarySink::prepare(args.by_exe.as_deref(), Some(&output))?;
     let mut base: Option<BTreeSet<String>> = None;
     let source = if let Some(id) = &args.container_id {
         let cgroup = container::container_cgroup(&Hierarchy::find()?, id)?;
@@ -33,7 +41,17 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     preflight::check_privileges()?;
     preflight::check_btf()?;
 
-    let options = record::Options { source, duration, stop, status: !args.quiet, boundary: args.boundary };
+    let options = record::Options {
+        source,
+        duration,
+        stop,
+        status: !args.quiet,
+        boundary: args.boundary,
+        learn: args.learn,
+        args: args.args,
+        by_exe: args.by_exe.is_some(),
+        enforce: None,
+    };
     // With --until-exit the profile is written when --duration ends (the
     // workload still running), and again when the workload ends.
     let mut checkpoint = |r: &Recording| {
@@ -42,31 +60,74 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         }
     };
     let recording = record::record_with_checkpoint(options, &mut checkpoint)?;
-    write(&recording, base.as_ref(), &args, &output)?;
+    let profile = write(&recording, base.as_ref(), &args, &output)?;
+    if let Some(sink) = by_exe_sink {
+        let not_seen = if args.command.is_empty() { crate::bpf::EXEC_NOT_SEEN } else { by_exe::BEFORE_COMMAND_EXEC };
+        let attribution = by_exe::attribution(&recording.observation, None, output.describe(), None, not_seen);
+        if !args.quiet {
+            by_exe::print_risky(&attribution);
+        }
+        sink.write_text(&AttributionFile::new(vec![attribution]).to_json())?;
+    }
+    if let Some(sink) = summary_sink {
+        sink.write(&summary::json(&recording, target_json(&args), vec![profile]))?;
+    }
     Ok(recording.exit_code())
 }
 
-/// Builds the profile from `recording` and writes it (and the summary).
+/// What was recorded, for the JSON summary.
+fn target_json(args: &RecordArgs) -> serde_json::Value {
+    if let Some(id) = &args.container_id {
+        serde_json::json!({ "kind": "container", "container_id": id })
+    } else if let Some(path) = &args.cgroup {
+        serde_json::json!({ "kind": "cgroup", "cgroup": path })
+    } else if let Some(pid) = args.pid {
+        serde_json::json!({ "kind": "pid", "pid": pid })
+    } else {
+        let argv: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        serde_json::json!({ "kind": "command", "argv": argv })
+    }
+}
+
+/// Builds the profile from `recording` and writes it (and the summary
+/// line); returns the profile's part of the JSON summary.
 fn write(
     recording: &Recording,
     base: Option<&BTreeSet<String>>,
     args: &RecordArgs,
     output: &Output,
-) -> Result<(), Failure> {
+) -> Result<serde_json::Value, Failure> {
     let family = Family::host();
     recording.observation.log_phases(family);
     let named = recording.observation.names(family, Select::PROFILE);
     named.warn_unknown();
-    let mut recorded = named.all_owned();
-    recorded.extend(base.into_iter().flatten().cloned());
-    let completed = shutdown::complete(recorded, recording.ending.shutdown_observed(), !args.no_shutdown_set);
-    let mut profile = Profile::allow_list(family, completed.names.iter().map(String::as_str));
-    if !args.no_enosys_clone3 {
-        profile = profile.with_enosys_clone3();
+    let mut by_arch = named.by_arch_owned();
+    // Learn mode: what the profile the workload runs under denied, it needed.
+    let denied = name_denials(family, &recording.denials);
+    for d in &denied {
+        if let Some(arch) = Arch::from_scmp_name(d.arch) {
+            by_arch.entry(arch).or_default().insert(d.name.clone());
+        }
     }
-    output.clone().commit(&profile.to_oci_json())?;
+    let assembled = assemble(
+        family,
+        &Recorded {
+            by_arch: by_arch.clone(),
+            base: base.cloned(),
+            shutdown_observed: recording.ending.shutdown_observed(),
+            add_shutdown_set: !args.no_shutdown_set,
+            enosys_clone3: !args.no_enosys_clone3,
+            args: if args.args { recording.observation.arg_values(family, None) } else { BTreeMap::new() },
+        },
+    );
+    output.clone().commit(&assembled.profile().to_oci_json())?;
     if !args.quiet {
-        eprintln!("{}", summary::line(recording, &completed, &output.describe()));
+        eprintln!("{}", summary::line(recording, &assembled, &output.describe()));
+        summary::print_denials(&denied);
     }
-    Ok(())
+    let mut json = summary::profile_json(&assembled, &by_arch, &output.describe());
+    if let Some(object) = json.as_object_mut() {
+        object.insert("denied".to_owned(), serde_json::json!(denied));
+    }
+    Ok(json)
 }

@@ -2,24 +2,25 @@
 //! directory, a file (single-container pods) or the kubelet's seccomp root.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use super::{RecordArgs, summary};
+use super::{RecordArgs, SummarySink, by_exe, summary};
 use crate::{
-    bpf::preflight,
+    bpf::{Denied, name_denials, preflight},
     cli::exit::{Code, Failure},
     k8s_name::{Kind, validate},
     output::{self, Output, beneath},
-    profile::Profile,
+    profile::attribution::{Attribution, AttributionFile},
     record::{self, Recording, Source, stop::StopPolicy},
     runtime::{
+        assemble::{Assembled, Recorded, assemble},
         base_set,
         boundary::{ContainerCalls, container_calls},
-        shutdown::{self, Completed},
     },
-    syscalls::Family,
+    syscalls::{Arch, Family},
     target::pod::{ContainerCgroups, PodSpec, names::ContainerNames},
     text,
 };
@@ -42,6 +43,8 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         validate(Kind::Container, c)?;
     }
     let destination = destination(&args)?;
+    let summary_sink = SummarySink::prepare(args.json_summary.as_deref(), None)?;
+    let by_exe_sink = SummarySink::prepare(args.by_exe.as_deref(), None)?;
     preflight::check_privileges()?;
     preflight::check_btf()?;
 
@@ -53,14 +56,40 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         wait_timeout,
         cgroup_parent: args.cgroup_parent.clone(),
     };
-    let options = record::Options { source: Source::Pod(spec), duration, stop, status: !args.quiet, boundary: true };
+    let options = record::Options {
+        source: Source::Pod(spec),
+        duration,
+        stop,
+        status: !args.quiet,
+        boundary: true,
+        learn: args.learn,
+        args: args.args,
+        by_exe: args.by_exe.is_some(),
+        enforce: None,
+    };
     let mut checkpoint = |r: &Recording| {
         if let Err(e) = write_all(r, &destination, &args) {
             eprintln!("recorder: warning: {e}; recording goes on and writes again when the pod ends");
         }
     };
     let recording = record::record_with_checkpoint(options, &mut checkpoint)?;
-    write_all(&recording, &destination, &args)?;
+    let profiles = write_all(&recording, &destination, &args)?;
+    if let Some(sink) = by_exe_sink {
+        let attributions = attributions(&recording, &profiles);
+        if !args.quiet {
+            attributions.iter().for_each(by_exe::print_risky);
+        }
+        sink.write_text(&AttributionFile::new(attributions).to_json())?;
+    }
+    if let Some(sink) = summary_sink {
+        let pod = recording.pod.as_ref().and_then(|w| w.pod());
+        let target = serde_json::json!({
+            "kind": "pod",
+            "namespace": pod.map(|p| p.namespace.as_str()),
+            "name": pod.map(|p| p.name.as_str()),
+        });
+        sink.write(&summary::json(&recording, target, profiles))?;
+    }
     if !args.quiet {
         eprintln!(
             "recorder: recorded pod {} for {} ({}); recorder used {:.3}s CPU",
@@ -73,8 +102,34 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     Ok(0)
 }
 
-/// Writes one profile per container of the recorded pod.
-fn write_all(recording: &Recording, destination: &Destination, args: &RecordArgs) -> Result<(), Failure> {
+/// `--by-exe`: one attribution per container, named like its profile.
+fn attributions(recording: &Recording, profiles: &[serde_json::Value]) -> Vec<Attribution> {
+    let Some(watch) = recording.pod.as_ref() else { return Vec::new() };
+    let pod = watch.pod();
+    watch
+        .containers()
+        .iter()
+        .map(|container| {
+            let written = profiles
+                .iter()
+                .find(|p| p["container"] == container.name.as_str())
+                .and_then(|p| p["output"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            let label = pod.map(|p| format!("{}/{}/{}", p.namespace, p.name, container.name));
+            let not_seen = crate::bpf::EXEC_NOT_SEEN;
+            by_exe::attribution(&recording.observation, Some(&container.cgroups), written, label, not_seen)
+        })
+        .collect()
+}
+
+/// Writes one profile per container of the recorded pod; returns their
+/// parts of the JSON summary.
+fn write_all(
+    recording: &Recording,
+    destination: &Destination,
+    args: &RecordArgs,
+) -> Result<Vec<serde_json::Value>, Failure> {
     let Some(watch) = recording.pod.as_ref() else {
         return Err(Failure::new(Code::Internal, anyhow::anyhow!("pod recording returned no pod state")));
     };
@@ -104,14 +159,43 @@ fn write_all(recording: &Recording, destination: &Destination, args: &RecordArgs
             ),
         ));
     }
+    let mut profiles = Vec::new();
     for container in &containers {
         let names = ContainerNames { namespace: &pod.namespace, pod: &pod.name, container: &container.name };
-        let calls = container_calls(&recording.observation, &container.cgroups, &base, family);
-        let completed =
-            shutdown::complete(calls.names.clone(), recording.ending.shutdown_observed(), !args.no_shutdown_set);
-        write_one(names, container, &calls, &completed, destination, args)?;
+        let mut calls = container_calls(&recording.observation, &container.cgroups, family);
+        // Learn mode: what the pod's profile denied, the container needed.
+        let denied: Vec<Denied> = name_denials(family, &recording.denials)
+            .into_iter()
+            .filter(|d| container.cgroups.contains(&d.cgroup_id))
+            .collect();
+        for d in &denied {
+            if let Some(arch) = Arch::from_scmp_name(d.arch) {
+                calls.by_arch.entry(arch).or_default().insert(d.name.clone());
+            }
+        }
+        if !args.quiet {
+            summary::print_denials(&denied);
+        }
+        // The base set always: it also covers calls a runtime makes only on
+        // some starts (runc's rt_sigreturn).
+        let assembled = assemble(
+            family,
+            &Recorded {
+                by_arch: calls.by_arch.clone(),
+                base: Some(base.clone()),
+                shutdown_observed: recording.ending.shutdown_observed(),
+                add_shutdown_set: !args.no_shutdown_set,
+                enosys_clone3: !args.no_enosys_clone3,
+                args: if args.args {
+                    recording.observation.arg_values(family, Some(&container.cgroups))
+                } else {
+                    BTreeMap::new()
+                },
+            },
+        );
+        profiles.push(write_one(names, container, &calls, &assembled, destination, args)?);
     }
-    Ok(())
+    Ok(profiles)
 }
 
 fn destination(args: &RecordArgs) -> Result<Destination, Failure> {
@@ -144,15 +228,12 @@ fn write_one(
     names: ContainerNames<'_>,
     container: &ContainerCgroups,
     calls: &ContainerCalls,
-    completed: &Completed,
+    assembled: &Assembled,
     destination: &Destination,
     args: &RecordArgs,
-) -> Result<(), Failure> {
-    let mut profile = Profile::allow_list(Family::host(), completed.names.iter().map(String::as_str));
-    if !args.no_enosys_clone3 {
-        profile = profile.with_enosys_clone3();
-    }
-    let json = profile.to_oci_json();
+) -> Result<serde_json::Value, Failure> {
+    let completed = &assembled.completed;
+    let json = assembled.profile().to_oci_json();
     let path = match destination {
         Destination::Dir(dir) => write_file(&dir.join(names.file_name()?), &json)?,
         Destination::File(path) => write_file(path, &json)?,
@@ -186,7 +267,14 @@ fn write_one(
     if matches!(destination, Destination::Install(_)) {
         print!("{}", names.snippet()?);
     }
-    Ok(())
+    let mut json = summary::profile_json(assembled, &calls.by_arch, &path.display().to_string());
+    if let Some(object) = json.as_object_mut() {
+        object.insert("container".to_owned(), serde_json::json!(names.container));
+        object.insert("runs".to_owned(), serde_json::json!(container.attempts));
+        object.insert("startup_observed".to_owned(), serde_json::json!(calls.startup_observed));
+        object.insert("setup_excluded".to_owned(), serde_json::json!(calls.setup_excluded));
+    }
+    Ok(json)
 }
 
 fn write_file(path: &Path, json: &str) -> Result<PathBuf, Failure> {

@@ -1,13 +1,20 @@
 //! The summary `record` prints on stderr: one line for the recording, and
 //! one more when the profile did not see the workload shut down cleanly.
 
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    os::unix::process::ExitStatusExt as _,
+};
+
 use crate::{
     record::{Recording, Stop, stop::Ending},
-    runtime::shutdown::Completed,
+    runtime::assemble::Assembled,
+    syscalls::Arch,
     text,
 };
 
-pub fn line(r: &Recording, completed: &Completed, destination: &str) -> String {
+pub fn line(r: &Recording, assembled: &Assembled, destination: &str) -> String {
+    let completed = &assembled.completed;
     let why = match r.stop {
         Stop::Emptied => "workload exited".to_owned(),
         Stop::Duration => "duration reached".to_owned(),
@@ -34,16 +41,50 @@ pub fn line(r: &Recording, completed: &Completed, destination: &str) -> String {
             r.stats.slots_full, r.stats.abi_full, r.stats.out_of_range
         ));
     }
+    for (arch, names) in &assembled.list.widened {
+        if arch.scmp_name() != assembled.profile().architectures.first().map_or("", String::as_str) {
+            line.push_str(&format!(
+                "\nrecorder: {} calls were recorded, so {} is listed; OCI shares one name list across architectures, which also allows there: {}",
+                arch.scmp_name(),
+                arch.scmp_name(),
+                names.iter().cloned().collect::<Vec<_>>().join(" ")
+            ));
+        }
+    }
+    if !assembled.conditioned.is_empty() {
+        let calls: Vec<String> = assembled.conditioned.iter().map(|(name, n)| format!("{name} ({n})")).collect();
+        line.push_str(&format!("\nrecorder: allowed only with the recorded argument values: {}", calls.join(", ")));
+    }
+    if !assembled.unconditioned.is_empty() {
+        line.push_str(&format!(
+            "\nrecorder: allowed with any arguments (more than 16 values, the value map was full, or the runtime, the shutdown set or a 32-bit task needs the call too): {}",
+            names(&assembled.unconditioned)
+        ));
+    }
     if completed.shutdown_set_applied {
         line.push_str(&format!(
-            "\nrecorder: the workload's shutdown was not recorded; added the shipped shutdown set ({} not recorded: {}) so it can still stop under the profile. --until-exit or --exercise stop records the real one",
+            "\nrecorder: the workload's shutdown was not recorded; added the shipped shutdown set ({} not recorded: {}) so it can still stop under the profile. {}",
             completed.shutdown_added.len(),
-            names(&completed.shutdown_added)
+            names(&completed.shutdown_added),
+            how_to_record_the_shutdown(r.ending)
         ));
     } else if !r.ending.shutdown_observed() {
         line.push_str("\nrecorder: WARNING: the workload's shutdown was not recorded and no shutdown set was added (--no-shutdown-set): it may not stop under this profile");
     }
     line
+}
+
+/// What records the real shutdown next time. A workload that got the stop
+/// signal and outlived --grace needs more time or another signal
+/// (`--until-exit` is refused with a command, and `--exercise stop` was
+/// what just failed).
+fn how_to_record_the_shutdown(ending: Ending) -> &'static str {
+    match ending {
+        Ending::Killed { .. } | Ending::Survived { .. } => {
+            "A longer --grace, or the --stop-signal it stops on, records the real one"
+        }
+        _ => "--until-exit or --exercise stop records the real one",
+    }
 }
 
 /// How the workload ended, in words.
@@ -63,4 +104,113 @@ pub fn ending(ending: Ending) -> String {
 
 fn names(set: &std::collections::BTreeSet<String>) -> String {
     if set.is_empty() { "none".to_owned() } else { set.iter().cloned().collect::<Vec<_>>().join(" ") }
+}
+
+/// The calls the workload's current profile denied (learn mode), on
+/// stderr: they are in the written profile now.
+pub fn print_denials(denied: &[crate::bpf::Denied]) {
+    if denied.is_empty() {
+        return;
+    }
+    let list: Vec<String> =
+        denied.iter().map(|d| format!("{} ({}, {}x by {})", d.name, d.arch, d.count, d.process)).collect();
+    eprintln!("recorder: the profile it runs under denied: {}; added to this profile", list.join(", "));
+}
+
+/// How the workload ended, as JSON.
+fn ending_json(ending: Ending) -> serde_json::Value {
+    match ending {
+        Ending::Exited => serde_json::json!({ "how": "exited" }),
+        Ending::Stopped { signal, after } => {
+            serde_json::json!({ "how": "stopped", "signal": signal.to_string(), "after_seconds": after.as_secs_f64() })
+        }
+        Ending::Killed { signal, grace } => {
+            serde_json::json!({ "how": "killed", "signal": signal.to_string(), "grace_seconds": grace.as_secs_f64() })
+        }
+        Ending::Survived { signal, grace } => {
+            serde_json::json!({ "how": "survived", "signal": signal.to_string(), "grace_seconds": grace.as_secs_f64() })
+        }
+        Ending::Running => serde_json::json!({ "how": "running" }),
+    }
+}
+
+fn stop_name(stop: Stop) -> &'static str {
+    match stop {
+        Stop::Emptied => "workload-exited",
+        Stop::Duration => "duration",
+        Stop::Signal(libc::SIGINT) => "sigint",
+        Stop::Signal(_) => "sigterm",
+    }
+}
+
+/// One profile's part of the JSON summary.
+pub fn profile_json(
+    assembled: &Assembled,
+    by_arch: &BTreeMap<Arch, BTreeSet<String>>,
+    output: &str,
+) -> serde_json::Value {
+    let c = &assembled.completed;
+    let recorded: BTreeMap<&str, &BTreeSet<String>> = by_arch.iter().map(|(a, n)| (a.scmp_name(), n)).collect();
+    let widened: BTreeMap<&str, &BTreeSet<String>> =
+        assembled.list.widened.iter().map(|(a, n)| (a.scmp_name(), n)).collect();
+    serde_json::json!({
+        "output": output,
+        "syscalls": assembled.syscall_count(),
+        "architectures": assembled.profile().architectures,
+        "recorded_by_arch": recorded,
+        "widened_by_arch": widened,
+        "added": {
+            "base_set": assembled.base_added,
+            "essentials": c.essentials_added,
+            "shutdown_set": c.shutdown_added,
+            "shutdown_set_applied": c.shutdown_set_applied,
+        },
+        "arguments": {
+            "conditioned": assembled.conditioned,
+            "unconditioned": assembled.unconditioned,
+        },
+    })
+}
+
+/// The whole JSON summary (schema in README, "JSON summary").
+pub fn json(r: &Recording, target: serde_json::Value, profiles: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
+        "schema": 1,
+        "target": target,
+        "processes": r.processes,
+        "elapsed_seconds": r.elapsed.as_secs_f64(),
+        "recorder_cpu_seconds": r.cpu.as_secs_f64(),
+        "stop_reason": stop_name(r.stop),
+        "exit_status": r.exit_status.map(|s| s.into_raw()),
+        "exit_code": r.exit_code(),
+        "ending": ending_json(r.ending),
+        "provenance": {
+            "startup_observed": r.startup_observed,
+            "shutdown_observed": r.ending.shutdown_observed(),
+            "ringbuf_drops": r.stats.ringbuf_drops,
+            "cgroups_without_slot": r.stats.slots_full,
+            "argument_values_not_kept": r.stats.args_full,
+            "attributions_not_kept": r.stats.exe_full,
+            "abi_map_full": r.stats.abi_full,
+            "out_of_range": r.stats.out_of_range,
+        },
+        "profiles": profiles,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::record::stop::Signal;
+
+    #[test]
+    fn the_advice_fits_how_the_workload_ended() {
+        let term = Signal(libc::SIGTERM);
+        let grace = Duration::from_secs(5);
+        assert!(how_to_record_the_shutdown(Ending::Killed { signal: term, grace }).contains("--grace"));
+        assert!(how_to_record_the_shutdown(Ending::Survived { signal: term, grace }).contains("--grace"));
+        assert!(how_to_record_the_shutdown(Ending::Running).contains("--until-exit"));
+    }
 }
