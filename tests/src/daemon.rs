@@ -115,6 +115,39 @@ pub fn remove_cgroup_tree(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
+/// Starts `program` with `args` inside the cgroup `dir` (the shell joins it before it
+/// execs, so every call of `program` is made there).
+pub fn spawn_in_cgroup(dir: &Path, program: &str, args: &[&str]) -> Child {
+    Command::new("/bin/sh")
+        .arg("-c")
+        .arg("echo $$ > \"$0/cgroup.procs\" && exec \"$@\"")
+        .arg(dir)
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("/bin/sh for {program} in {}: {e}", dir.display()))
+}
+
+/// Runs `program` with `args` inside the cgroup `dir` to its end; asserts it exits 0.
+pub fn run_in_cgroup(dir: &Path, program: &str, args: &[&str]) {
+    let status = spawn_in_cgroup(dir, program, args).wait().expect("wait");
+    assert!(status.success(), "{program} in {}: {status}", dir.display());
+}
+
+/// Removes the (empty) cgroup `dir`, retrying while the kernel still counts an exiting
+/// process in it; leaves it when it stays busy (the env's drop tries again).
+pub fn remove_cgroup(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Err(e) = fs::remove_dir(dir) {
+        if e.kind() == std::io::ErrorKind::NotFound || Instant::now() > deadline {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The cgroup v2 mount.
 pub fn v2_mount() -> PathBuf {
     crate::containers::cgroup2_mount().expect("mountinfo").expect("a cgroup v2 mount")
