@@ -366,19 +366,16 @@ pub fn parse_metrics(text: &str) -> Result<Metrics, String> {
         if let Some(rest) = line.strip_prefix('#') {
             let mut words = rest.trim_start().splitn(3, ' ');
             match (words.next(), words.next(), words.next()) {
-                (Some("HELP"), Some(name), Some(_)) => {
-                    if !valid_metric_name(name) || !help.insert(name.to_owned()) {
-                        return Err(at("bad or repeated HELP"));
-                    }
+                (Some("HELP"), Some(name), Some(_)) if !valid_metric_name(name) || !help.insert(name.to_owned()) => {
+                    return Err(at("bad or repeated HELP"));
                 }
-                (Some("TYPE"), Some(name), Some(kind)) => {
+                (Some("TYPE"), Some(name), Some(kind))
                     if !valid_metric_name(name)
                         || !["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind)
                         || types.insert(name.to_owned(), kind.to_owned()).is_some()
-                        || metrics.contains_key(name)
-                    {
-                        return Err(at("bad, repeated or late TYPE"));
-                    }
+                        || metrics.contains_key(name) =>
+                {
+                    return Err(at("bad, repeated or late TYPE"));
                 }
                 _ => {}
             }

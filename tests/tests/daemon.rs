@@ -451,7 +451,7 @@ fn three_daemons_collected_and_enforced() {
                 )
             })
             .collect();
-        assert_eq!(keys, BTreeSet::from([format!("shop/api/app"), format!("{own}/api/app")]), "node {name}");
+        assert_eq!(keys, BTreeSet::from(["shop/api/app".to_owned(), format!("{own}/api/app")]), "node {name}");
     }
     for (pod, _, _) in &running {
         pods.remove_pod(pod).expect("remove");
