@@ -6,6 +6,7 @@
 
 pub mod containers;
 pub mod cri;
+pub mod daemon;
 pub mod ground_truth;
 pub mod runtime_base;
 pub mod servers;

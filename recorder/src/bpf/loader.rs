@@ -226,12 +226,19 @@ impl Probe {
                 probe.free.push(slot, 0).map_err(map_err(names::FREE_SLOTS_MAP))?;
             }
         }
-        if config.boundary {
+        let links_dir = config.pin.as_ref().map(|d| d.join("links"));
+        // With the previous daemon's maps and programs still pinned, the kernel
+        // kept recording: every cgroup that made a syscall has a slot, and one
+        // without is new and has not started yet (it must start in setup like
+        // any new container, not be taken for a running one). Marking it, as
+        // the kernel may be taking a slot for it at the same moment, would
+        // also race with the running programs.
+        let recording_went_on = adopted && links_dir.as_ref().is_some_and(|d| d.join(names::SYS_ENTER_PROG).exists());
+        if config.boundary && !recording_went_on {
             probe.mark_running(&config.target)?;
         }
         // Lifecycle hooks first: by the time sys_enter records anything, forks
         // and execs are being counted too.
-        let links_dir = config.pin.as_ref().map(|d| d.join("links"));
         for (program, tracepoint) in names::PROGRAMS {
             attach_raw_tracepoint(&mut probe._ebpf, program, tracepoint, links_dir.as_deref())?;
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{
     CONTAINER_NAME_LABEL, Cri, CriError, Pod, PodState,
-    api::{ListContainersRequest, ListPodSandboxRequest},
+    api::{ContainerStatusRequest, ListContainersRequest, ListPodSandboxRequest},
     call_error,
 };
 use crate::cri::ContainerState;
@@ -98,5 +98,20 @@ impl Cri {
                 }
             })
             .collect())
+    }
+
+    /// A container's exit code once it has finished, `None` while it has not (listing
+    /// does not carry exit codes).
+    pub async fn exit_code(&self, id: &str) -> Result<Option<i32>, CriError> {
+        let status = self
+            .client
+            .clone()
+            .container_status(ContainerStatusRequest { container_id: id.to_owned(), verbose: false })
+            .await
+            .map_err(call_error("ContainerStatus"))?
+            .into_inner()
+            .status
+            .ok_or(CriError::EmptyResponse { call: "ContainerStatus" })?;
+        Ok((status.finished_at != 0).then_some(status.exit_code))
     }
 }

@@ -283,12 +283,7 @@ async fn workload_profile(
         );
     };
     let r = &view.record;
-    let learned = Learned {
-        calls: &r.calls,
-        startup_seen: r.startup_seen,
-        clean_stop_seen: r.clean_stop_seen,
-        runtime_handler: &r.runtime_handler,
-    };
+    let learned = Learned { calls: &r.calls, clean_stop_seen: r.clean_stop_seen, runtime_handler: &r.runtime_handler };
     let coverage = serde_json::to_string(&r.coverage).unwrap_or_default();
     respond(
         &learned,
@@ -323,12 +318,8 @@ async fn pod_profile(
             format!("no pod container {namespace}/{pod}/{container} learned on this node"),
         );
     };
-    let learned = Learned {
-        calls: &calls.calls,
-        startup_seen: calls.startup_seen,
-        clean_stop_seen: calls.clean_stop,
-        runtime_handler: &calls.runtime_handler,
-    };
+    let learned =
+        Learned { calls: &calls.calls, clean_stop_seen: calls.clean_stop, runtime_handler: &calls.runtime_handler };
     respond(&learned, format, format!("{namespace}-{pod}-{container}"), &headers, &[])
 }
 

@@ -38,17 +38,44 @@ pub struct Engine {
     pub state: Arc<Mutex<DaemonState>>,
     pub endpoint: Option<PathBuf>,
     cri: Option<Cri>,
-    /// cgroup id -> directory, from the last scan (kept after the cgroup is
-    /// gone, so a container that lived between two polls is still named).
+    /// cgroup id -> directory, from the scans (kept after the cgroup is gone
+    /// until its slot is freed, so a container that lived between two polls
+    /// is still named).
     paths: HashMap<u64, PathBuf>,
-    sandboxes: HashMap<String, Sandbox>,
-    containers: HashMap<String, ListedContainer>,
+    /// What the CRI listed, with the number of the listing that last had it
+    /// (kept a while after the kubelet removed it, so a container removed
+    /// between two polls is still named; then forgotten).
+    sandboxes: HashMap<String, (Sandbox, u64)>,
+    containers: HashMap<String, (ListedContainer, u64)>,
+    /// Successful CRI listings so far.
+    listings: u64,
     /// Cgroups dropped in the kernel (pause containers, unwanted pods).
     ignored: BTreeSet<u64>,
     /// Gone cgroups folded into their workload whose slots are freed once a
     /// snapshot holds them.
     folded_pending: BTreeSet<u64>,
-    last_slots_full: u64,
+    /// Gone containers whose exit the CRI has not reported yet: polls waited.
+    exit_waits: HashMap<u64, u32>,
+}
+
+/// Listings a removed sandbox or container is remembered for.
+const FORGET_AFTER_LISTINGS: u64 = 60;
+
+/// Polls a gone container waits for the CRI to report how it exited before
+/// it is folded as not cleanly stopped. The runtime removes a container's
+/// cgroup before the CRI records the exit (containerd deletes the task,
+/// then updates the status), so the first poll that misses the cgroup can
+/// still see the container running.
+const EXIT_WAIT_POLLS: u32 = 10;
+
+/// How a gone container ended, as far as the CRI says.
+enum Ended {
+    /// Exited with this code (0: its shutdown ran to the end).
+    Exited(i32),
+    /// Still listed as running: ask again on the next poll.
+    NotYet,
+    /// Unknown (never named, removed, or the CRI is unavailable).
+    Unknown,
 }
 
 /// Unix seconds now.
@@ -76,9 +103,10 @@ impl Engine {
             paths: HashMap::new(),
             sandboxes: HashMap::new(),
             containers: HashMap::new(),
+            listings: 0,
             ignored: BTreeSet::new(),
             folded_pending: BTreeSet::new(),
-            last_slots_full: 0,
+            exit_waits: HashMap::new(),
         }
     }
 
@@ -115,10 +143,14 @@ impl Engine {
             async { Ok::<_, cri::CriError>((cri.list_sandboxes().await?, cri.list_all_containers().await?)) }.await;
         match listed {
             Ok((sandboxes, containers)) => {
-                // Keep what was listed before too: a container the kubelet
-                // removed between two polls is still named.
-                self.sandboxes.extend(sandboxes.into_iter().map(|s| (s.id.clone(), s)));
-                self.containers.extend(containers.into_iter().map(|c| (c.id.clone(), c)));
+                // Keep what was listed before too, for a while: a container
+                // the kubelet removed between two polls is still named.
+                self.listings += 1;
+                let n = self.listings;
+                self.sandboxes.extend(sandboxes.into_iter().map(|s| (s.id.clone(), (s, n))));
+                self.containers.extend(containers.into_iter().map(|c| (c.id.clone(), (c, n))));
+                self.sandboxes.retain(|_, (_, seen)| n - *seen <= FORGET_AFTER_LISTINGS);
+                self.containers.retain(|_, (_, seen)| n - *seen <= FORGET_AFTER_LISTINGS);
                 self.lock().cri_connected = true;
             }
             Err(e) => {
@@ -140,8 +172,8 @@ impl Engine {
         if self.sandboxes.contains_key(id) {
             return Err(());
         }
-        let Some(c) = self.containers.get(id) else { return Ok(None) };
-        let Some(sandbox) = self.sandboxes.get(&c.sandbox_id) else { return Ok(None) };
+        let Some((c, _)) = self.containers.get(id) else { return Ok(None) };
+        let Some((sandbox, _)) = self.sandboxes.get(&c.sandbox_id) else { return Ok(None) };
         let (workload, kind) = workload_of(&sandbox.name, &sandbox.labels);
         Ok(Some(Identity {
             namespace: sandbox.namespace.clone(),
@@ -204,18 +236,52 @@ impl Engine {
             self.ignored.insert(id);
             self.lock().containers.remove(&id);
         }
+        // One lookup per slot (the table has the slot already).
         let exec_sessions: BTreeSet<u64> = table
-            .keys()
-            .copied()
-            .filter(|id| self.probe.slot_flags(*id) & recorder_common::slot_flags::EXEC_SESSION != 0)
+            .iter()
+            .filter(|(_, slot)| {
+                self.probe.state.get(slot, 0).is_ok_and(|s| s.flags & recorder_common::slot_flags::EXEC_SESSION != 0)
+            })
+            .map(|(id, _)| *id)
             .collect();
 
-        // What each learned; who is gone.
-        let gone: Vec<u64> = table
-            .keys()
-            .copied()
-            .filter(|id| !alive.contains(id) && !self.ignored.contains(id) && !self.folded_pending.contains(id))
-            .collect();
+        // Containers that found no free slot: their calls are not recorded.
+        // Once the kernel counted such a miss, a named container without a
+        // slot is one of them (a container's processes make syscalls from the
+        // moment they join its cgroup, before the CRI lists it).
+        let unslotted: Vec<Identity> = if kernel.slots_full > 0 {
+            alive
+                .iter()
+                .filter(|id| !table.contains_key(id) && self.probe.slots.get(id, 0).is_err())
+                .filter_map(|id| self.paths.get(id))
+                .filter_map(|path| self.identify(path).ok().flatten())
+                .filter(|identity| self.filter.wants(identity))
+                .collect()
+        } else {
+            Vec::new()
+        };
+
+        // Who is gone: cgroups with a slot, and containers the snapshot held
+        // (after a reboot or --unpin their slots are gone with the maps).
+        let candidates: BTreeSet<u64> = table.keys().copied().chain(self.lock().containers.keys().copied()).collect();
+        let mut gone = Vec::new();
+        for id in candidates {
+            if alive.contains(&id) || self.ignored.contains(&id) || self.folded_pending.contains(&id) {
+                continue;
+            }
+            let named_now = identities.get(&id).map(|i: &Identity| i.container_id.clone());
+            match self.ended(id, named_now).await {
+                Ended::NotYet if self.exit_waits.get(&id).copied().unwrap_or(0) < EXIT_WAIT_POLLS => {
+                    *self.exit_waits.entry(id).or_default() += 1;
+                }
+                ended => {
+                    self.exit_waits.remove(&id);
+                    gone.push((id, matches!(ended, Ended::Exited(0))));
+                }
+            }
+        }
+
+        // What each learned.
         let state_handle = self.state.clone();
         let mut state = state_handle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (id, _) in table.iter().filter(|(id, _)| !self.ignored.contains(id) && !self.folded_pending.contains(id)) {
@@ -241,39 +307,71 @@ impl Engine {
                 record.identity = Some(identity);
             }
         }
-        for id in &gone {
-            let clean = state.containers.get(id).and_then(|c| c.identity.as_ref()).is_some_and(|identity| {
-                self.containers.get(&identity.container_id).is_some_and(|c| c.state == ContainerState::Exited)
-            });
+        for (id, clean) in &gone {
             if let Some(record) = state.containers.get_mut(id) {
-                record.clean_stop = clean;
+                record.clean_stop = *clean;
             }
             state.fold(*id, now);
         }
-        self.folded_pending.extend(gone.iter().copied());
-        if kernel.slots_full > self.last_slots_full {
-            let unslotted: Vec<u64> = alive.iter().copied().filter(|id| !table.contains_key(id)).collect();
-            state.note_slots_full(&unslotted);
-            self.last_slots_full = kernel.slots_full;
-        }
-        state.slots_used = table.len() as u64;
+        self.folded_pending.extend(gone.iter().map(|(id, _)| *id));
+        state.note_slots_full(&unslotted, now);
         state.kernel = kernel;
         state.last_tick = now;
         state.ready = true;
         drop(state);
 
         // Gone cgroups leave the kernel maps only once a snapshot holds them.
+        let mut released = BTreeSet::new();
         if snapshot_due || !self.folded_pending.is_empty() {
             match self.snapshot(now) {
                 Ok(()) => {
                     let pending: Vec<u64> = std::mem::take(&mut self.folded_pending).into_iter().collect();
                     self.probe.release(&pending)?;
-                    self.ignored.retain(|id| alive.contains(id));
+                    released.extend(pending);
                 }
                 Err(e) => tracing::error!("{e}"),
             }
         }
+        // Dropped cgroups that are gone hold nothing to save: their slots come
+        // back at once.
+        let gone_ignored: Vec<u64> = self.ignored.iter().copied().filter(|id| !alive.contains(id)).collect();
+        if !gone_ignored.is_empty() {
+            self.probe.release(&gone_ignored)?;
+            for id in &gone_ignored {
+                self.ignored.remove(id);
+            }
+            released.extend(gone_ignored);
+        }
+        self.paths.retain(|id, _| alive.contains(id) || (table.contains_key(id) && !released.contains(id)));
+        self.lock().slots_used = (table.len() - table.keys().filter(|id| released.contains(id)).count()) as u64;
         Ok(gone.len())
+    }
+
+    /// How the container in the gone cgroup `id` (named `named_now` in this
+    /// poll, or earlier) ended, per the CRI.
+    async fn ended(&self, id: u64, named_now: Option<String>) -> Ended {
+        let named_before =
+            self.lock().containers.get(&id).and_then(|c| c.identity.as_ref()).map(|i| i.container_id.clone());
+        let Some(container_id) = named_now.or(named_before) else { return Ended::Unknown };
+        let (Some(cri), Some((listed, seen))) = (&self.cri, self.containers.get(&container_id)) else {
+            return Ended::Unknown;
+        };
+        if *seen != self.listings {
+            // Removed from the CRI already: how it ended is not known.
+            return Ended::Unknown;
+        }
+        match listed.state {
+            ContainerState::Exited => match cri.exit_code(&container_id).await {
+                Ok(Some(code)) => Ended::Exited(code),
+                Ok(None) => Ended::NotYet,
+                Err(e) => {
+                    tracing::debug!("exit code of {container_id}: {e}");
+                    Ended::Unknown
+                }
+            },
+            ContainerState::Running | ContainerState::Created => Ended::NotYet,
+            ContainerState::Unknown => Ended::Unknown,
+        }
     }
 
     /// Saves the state now, counting failures and timing it.
@@ -287,6 +385,16 @@ impl Engine {
             Err(_) => state.counters.persist_errors += 1,
         }
         result
+    }
+
+    /// A cgroup made its first syscall and took a slot (a ring buffer
+    /// hint): learn its directory now, while it surely exists. A container
+    /// that lives less than a poll interval (an init container, a crash
+    /// loop) is then still named: the CRI keeps listing it after it exited.
+    pub fn note_new_cgroup(&mut self, cgroup_id: u64) {
+        if let Some(path) = self.parent.descendant_by_id(cgroup_id) {
+            self.paths.insert(cgroup_id, path);
+        }
     }
 
     /// A syscall seen for the first time in `cgroup_id` (a ring buffer

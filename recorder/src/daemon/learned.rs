@@ -177,8 +177,8 @@ pub struct ContainerRecord {
     /// Was running before recording started (its start was not seen).
     pub preexisting: bool,
     pub exec_session: bool,
-    /// Did its shutdown look clean (cgroup emptied while the CRI said
-    /// exited with code 0, or on SIGTERM)?
+    /// Did its shutdown run to the end (its cgroup is gone and the CRI
+    /// says it exited with code 0)?
     pub clean_stop: bool,
 }
 

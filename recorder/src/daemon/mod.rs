@@ -32,7 +32,7 @@ use std::{
     time::Duration,
 };
 
-use recorder_common::{Event, EventKind};
+use recorder_common::{Event, EventKind, Phase};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
@@ -162,8 +162,13 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
                 while let Some(item) = guard.get_inner_mut().next() {
-                    if let Some(Event { kind: EventKind::SYSCALL, cgroup_id, .. }) = events::decode(&item) {
-                        engine.note_new_call(cgroup_id);
+                    match events::decode(&item) {
+                        // A runtime's setup calls are not the workload learning.
+                        Some(Event { kind: EventKind::SYSCALL, cgroup_id, phase, .. }) if phase != Phase::SETUP => {
+                            engine.note_new_call(cgroup_id);
+                        }
+                        Some(Event { kind: EventKind::CGROUP, cgroup_id, .. }) => engine.note_new_cgroup(cgroup_id),
+                        _ => {}
                     }
                 }
                 guard.clear_ready();

@@ -1,7 +1,7 @@
 //! Profiles from what the daemon learned: the recorded calls named per ABI,
-//! plus what the recording could not see: the runtime's base set when no
-//! replica's start was seen, the calls every process needs to end, and the
-//! shutdown set when no clean stop was seen.
+//! plus what the recording could not see: the runtime's base set (its calls
+//! after installing the container's filter), the calls every process needs
+//! to end, and the shutdown set when no clean stop was seen.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,7 +19,6 @@ use crate::{
 /// What a profile is built from.
 pub struct Learned<'a> {
     pub calls: &'a Calls,
-    pub startup_seen: bool,
     pub clean_stop_seen: bool,
     /// The pod's runtime handler (runc, crun, or empty).
     pub runtime_handler: &'a str,
@@ -37,23 +36,24 @@ pub fn names(calls: &Calls) -> BTreeMap<Arch, BTreeSet<String>> {
     names
 }
 
-/// The profile for `learned` (with the clone3 ENOSYS rule): the base set
-/// when no replica's start was seen, the shutdown set when no clean stop
-/// was.
+/// The profile for `learned` (with the clone3 ENOSYS rule) and what was added
+/// to it: the runtime's base set always, as `record` does (a container
+/// started without a filter, the default for pods, shows no post-filter calls
+/// at all, yet under its Localhost profile the runtime makes them after
+/// installing the filter: runc's `fstatfs`, `execve`, ...; and even a start
+/// seen under a filter misses the calls only some starts make, like runc's
+/// `futex` and `rt_sigreturn`), the shutdown set when no clean stop was seen.
 pub fn profile(learned: &Learned<'_>) -> Assembled {
-    let base = (!learned.startup_seen).then(|| {
-        let runtime = match learned.runtime_handler {
-            "" | "runc" => Some("runc"),
-            "crun" => Some("crun"),
-            _ => None,
-        };
-        base_set::for_runtime(runtime)
-    });
+    let runtime = match learned.runtime_handler {
+        "" | "runc" => Some("runc"),
+        "crun" => Some("crun"),
+        _ => None,
+    };
     assemble(
         Family::host(),
         &Recorded {
             by_arch: names(learned.calls),
-            base,
+            base: Some(base_set::for_runtime(runtime)),
             shutdown_observed: learned.clean_stop_seen,
             add_shutdown_set: true,
             enosys_clone3: true,

@@ -178,20 +178,23 @@ impl DaemonState {
         found
     }
 
-    /// Marks containers that found no free slot as partial.
-    pub fn note_slots_full(&mut self, cgroup_ids: &[u64]) {
-        for id in cgroup_ids {
-            if let Some(c) = self.containers.get(id)
-                && let Some(identity) = &c.identity
-            {
-                let gid = generation_id(&identity.key(), &identity.image_ref);
-                let now = c.first_seen;
-                self.workloads
-                    .entry(gid)
-                    .or_insert_with(|| WorkloadRecord::new(identity, now))
-                    .reasons
-                    .insert(PartialReason::SlotsFull);
+    /// Marks the workloads of containers that found no free slot as partial.
+    pub fn note_slots_full(&mut self, unslotted: &[Identity], now: u64) {
+        for identity in unslotted {
+            let gid = generation_id(&identity.key(), &identity.image_ref);
+            if !self.workloads.get(&gid).is_some_and(|w| w.reasons.contains(&PartialReason::SlotsFull)) {
+                tracing::warn!(
+                    "{}/{} ({}) found no free slot: its calls are not recorded and its workload is partial; raise --max-containers",
+                    identity.namespace,
+                    identity.pod,
+                    identity.container
+                );
             }
+            self.workloads
+                .entry(gid)
+                .or_insert_with(|| WorkloadRecord::new(identity, now))
+                .reasons
+                .insert(PartialReason::SlotsFull);
         }
     }
 }

@@ -210,12 +210,59 @@ impl Cgroup {
         Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
     }
 
+    /// The directory of the cgroup with id `id` if it is this one or below
+    /// it and still exists, in a few syscalls whatever the tree's size:
+    /// cgroupfs (kernfs) file handles are the 64-bit cgroup id
+    /// (`FILEID_KERNFS`, fs/kernfs/mount.c), so `open_by_handle_at` opens the
+    /// directory directly. Needs CAP_DAC_READ_SEARCH.
+    pub fn descendant_by_id(&self, id: u64) -> Option<PathBuf> {
+        use std::os::{
+            fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+            unix::ffi::OsStrExt as _,
+        };
+        /// `struct file_handle` with room for a kernfs handle.
+        #[repr(C)]
+        struct KernfsHandle {
+            handle_bytes: u32,
+            handle_type: i32,
+            id: u64,
+        }
+        /// `FILEID_KERNFS` from include/linux/exportfs.h.
+        const FILEID_KERNFS: i32 = 0xfe;
+        let dir = fs::File::open(&self.path).ok()?;
+        let mut handle = KernfsHandle { handle_bytes: 8, handle_type: FILEID_KERNFS, id };
+        // SAFETY: `handle` is a valid `struct file_handle` with `handle_bytes`
+        // bytes of handle after its header; `dir` is an open directory on
+        // the cgroup filesystem. The returned fd is owned below.
+        let fd = unsafe {
+            libc::open_by_handle_at(
+                dir.as_raw_fd(),
+                (&raw mut handle).cast::<libc::file_handle>(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` was just returned by the kernel and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let path = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+        drop(fd);
+        (path.starts_with(&self.path) && !path.as_os_str().as_bytes().ends_with(b" (deleted)")).then_some(path)
+    }
+
     /// Every cgroup below this one (not itself), at most [`MAX_DEPTH`]
     /// levels down, with its id. The one walker of cgroup trees: a container
     /// cgroup sits at most 4 levels below a kubelet's parent
     /// (kubepods.slice/kubepods-burstable.slice/...-pod<uid>.slice/<ctr>.scope),
     /// plus a runtime's own sub-cgroups.
+    ///
+    /// No syscall per entry: a cgroup directory holds a few dozen control
+    /// files, and the daemon walks its tree on every poll. cgroupfs
+    /// (kernfs) fills in `d_type` and `d_ino` in `getdents64`, and `d_ino`
+    /// is the cgroup id, as `st_ino` is (`kernfs_ino`).
     pub fn descendants(&self) -> Vec<(u64, PathBuf)> {
+        use std::os::unix::fs::DirEntryExt as _;
         let mut found = Vec::new();
         let mut stack = vec![(self.path.clone(), 0)];
         while let Some((dir, depth)) = stack.pop() {
@@ -224,11 +271,9 @@ impl Cgroup {
             }
             let Ok(entries) = fs::read_dir(&dir) else { continue };
             for entry in entries.flatten() {
-                if let Ok(meta) = entry.metadata()
-                    && meta.is_dir()
-                {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
                     let path = entry.path();
-                    found.push((meta.ino(), path.clone()));
+                    found.push((entry.ino(), path.clone()));
                     stack.push((path, depth + 1));
                 }
             }

@@ -30,6 +30,11 @@ pub const NGINX_CONF: &str = "/etc/nginx/nginx.conf";
 pub const INDEX_HTML: &str = "<h1>recorder-tests nginx</h1>\n";
 /// Syscalls tests/programs/early_syscalls.c makes only in its first millisecond.
 pub const EARLY_SYSCALLS: [&str; 3] = ["getcpu", "uname", "sysinfo"];
+/// tests/programs/replica.c, statically linked: one image, each replica's arguments choose
+/// its distinctive calls, and it runs until the test writes to its FIFO.
+pub const REPLICA_IMAGE: &str = "localhost/recorder-tests/replica:local";
+/// Where a replica container sees its control directory (holding the FIFO `go`).
+pub const REPLICA_CTL: &str = "/ctl";
 
 /// An image a test may need besides the pause image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +43,8 @@ pub enum Image {
     Nginx,
     /// [`EARLY_IMAGE`]
     Early,
+    /// [`REPLICA_IMAGE`]
+    Replica,
     /// [`super::databases::REDIS_IMAGE`]
     Redis,
     /// [`super::databases::POSTGRES_IMAGE`]
@@ -51,6 +58,7 @@ pub fn import(c: &Containerd, images: &[Image], work: &Path) -> anyhow::Result<(
         match image {
             Image::Nginx => import_nginx_image(c, work).context("importing the nginx image")?,
             Image::Early => import_early_image(c, work).context("importing the early_syscalls image")?,
+            Image::Replica => import_replica_image(c, work).context("importing the replica image")?,
             Image::Redis => super::databases::import_redis_image(c, work).context("importing the redis image")?,
             Image::Postgres => {
                 super::databases::import_postgres_image(c, work).context("importing the postgres image")?
@@ -147,10 +155,22 @@ pub fn nginx_container(work: &Path, port: u16) -> anyhow::Result<ContainerSpec> 
 /// Compiles tests/programs/early_syscalls.c with `gcc -static` and imports it as
 /// [`EARLY_IMAGE`] with entrypoint `/bin/early_syscalls`.
 pub fn import_early_image(c: &Containerd, work: &Path) -> anyhow::Result<()> {
-    let work = absolute(work)?.join("early-image");
+    import_static_program(c, work, "early_syscalls", EARLY_IMAGE)
+}
+
+/// Compiles tests/programs/replica.c with `gcc -static` and imports it as
+/// [`REPLICA_IMAGE`] with entrypoint `/bin/replica`.
+pub fn import_replica_image(c: &Containerd, work: &Path) -> anyhow::Result<()> {
+    import_static_program(c, work, "replica", REPLICA_IMAGE)
+}
+
+/// Compiles tests/programs/`program`.c with `gcc -static` and imports it as `image` with
+/// entrypoint `/bin/<program>`.
+fn import_static_program(c: &Containerd, work: &Path, program: &str, image: &str) -> anyhow::Result<()> {
+    let work = absolute(work)?.join(format!("{program}-image"));
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
-    let source = workspace_root().join("tests/programs/early_syscalls.c");
-    let binary = work.join("early_syscalls");
+    let source = workspace_root().join(format!("tests/programs/{program}.c"));
+    let binary = work.join(program);
     let out = Command::new("gcc")
         .args(["-static", "-O2", "-Wall", "-o"])
         .arg(&binary)
@@ -165,7 +185,7 @@ pub fn import_early_image(c: &Containerd, work: &Path) -> anyhow::Result<()> {
         );
     }
     let rootfs = rootfs_with(&[binary.as_path()], &work)?;
-    import_image(c, &rootfs, EARLY_IMAGE, &["/bin/early_syscalls"], "k8s.io", &work)
+    import_image(c, &rootfs, image, &[&format!("/bin/{program}")], "k8s.io", &work)
 }
 
 /// A container running [`EARLY_IMAGE`] that sleeps `sleep_ms` after its early syscalls.
@@ -176,6 +196,52 @@ pub fn early_container(sleep_ms: u32) -> ContainerSpec {
         args: vec![sleep_ms.to_string()],
         seccomp: Some(Seccomp::Unconfined),
         ..Default::default()
+    }
+}
+
+/// A container named `name` running [`REPLICA_IMAGE`]: it makes `uname`, plus `getcpu` if
+/// `calls` holds 'a' and `sysinfo` if it holds 'b', then waits on the FIFO `ctl/go` (made
+/// here if missing; `ctl` is bind-mounted at [`REPLICA_CTL`]) until [`release_replica`].
+/// Unconfined; set `seccomp` on the result for a profile.
+pub fn replica_container(name: &str, calls: &str, ctl: &Path) -> anyhow::Result<ContainerSpec> {
+    let ctl = absolute(ctl)?;
+    fs::create_dir_all(&ctl).with_context(|| format!("creating {}", ctl.display()))?;
+    let fifo = ctl.join("go");
+    if !fifo.exists() {
+        let path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes())?;
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        if unsafe { libc::mkfifo(path.as_ptr(), 0o600) } != 0 {
+            return Err(std::io::Error::last_os_error()).with_context(|| format!("mkfifo {}", fifo.display()));
+        }
+    }
+    Ok(ContainerSpec {
+        name: name.to_owned(),
+        image: REPLICA_IMAGE.to_owned(),
+        args: vec![calls.to_owned(), format!("{REPLICA_CTL}/go")],
+        mounts: vec![(ctl, PathBuf::from(REPLICA_CTL))],
+        seccomp: Some(Seccomp::Unconfined),
+        ..Default::default()
+    })
+}
+
+/// Lets the replica waiting on `ctl/go` finish. Waits (up to [`super::WAIT_TIMEOUT`]) until
+/// the replica has opened the FIFO for reading, so it also waits for it to get that far.
+pub fn release_replica(ctl: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let fifo = ctl.join("go");
+    let deadline = Instant::now() + super::WAIT_TIMEOUT;
+    loop {
+        // Non-blocking: ENXIO while nobody reads (a replica that died would hang a blocking open).
+        match fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo) {
+            Ok(mut writer) => {
+                writer.write_all(b"go\n").with_context(|| format!("writing {}", fifo.display()))?;
+                return Ok(());
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e).with_context(|| format!("no replica reads {}", fifo.display())),
+        }
     }
 }
 

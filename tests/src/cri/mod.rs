@@ -141,12 +141,18 @@ pub struct PodRef {
     pub cgroup_parent: String,
     /// Host directory the CRI writes this pod's container logs to.
     pub log_dir: PathBuf,
+    /// Labels beyond the kubelet's own three (e.g. `pod-template-hash`, which the
+    /// ReplicaSet controller puts on a Deployment's pods).
+    pub labels: Vec<(String, String)>,
 }
 
 /// Runs pods on one private containerd. Dropping it stops and removes every pod it ran and
 /// the pod cgroups the runtimes left behind.
 pub struct Pods<'c> {
     containerd: &'c Containerd,
+    /// The cgroup every pod's parent goes under (relative to the root): [`KUBEPODS`] unless
+    /// [`Pods::new_under`] chose another.
+    parent: String,
     rt: tokio::runtime::Runtime,
     cri: Cri,
     work: tempfile::TempDir,
@@ -156,6 +162,14 @@ pub struct Pods<'c> {
 impl<'c> Pods<'c> {
     /// Connects to `containerd`'s CRI socket with [`recorder::cri::connect`].
     pub fn new(containerd: &'c Containerd) -> anyhow::Result<Pods<'c>> {
+        Pods::new_under(containerd, KUBEPODS)
+    }
+
+    /// Like [`Pods::new`], with every pod's cgroup parent under `parent` (a path relative to
+    /// the cgroup root, e.g. `recorder-daemon-1234/kubepods`) instead of the shared
+    /// [`KUBEPODS`]: a test whose recorder watches the whole parent then sees only its own
+    /// pods. The caller creates and removes `parent`.
+    pub fn new_under(containerd: &'c Containerd, parent: &str) -> anyhow::Result<Pods<'c>> {
         let rt =
             tokio::runtime::Builder::new_current_thread().enable_all().build().context("building a tokio runtime")?;
         let cri = rt
@@ -165,7 +179,14 @@ impl<'c> Pods<'c> {
             .prefix("pods-")
             .tempdir_in(containerd.dir())
             .context("creating the pods' work directory")?;
-        Ok(Pods { containerd, rt, cri, work, pods: RefCell::new(Vec::new()) })
+        Ok(Pods {
+            containerd,
+            parent: parent.trim_matches('/').to_owned(),
+            rt,
+            cri,
+            work,
+            pods: RefCell::new(Vec::new()),
+        })
     }
 
     /// The CRI client (the recorder's own), for tests of it.
@@ -186,12 +207,25 @@ impl<'c> Pods<'c> {
     /// Runs a sandbox named `name` in `namespace` as the kubelet would for a
     /// `hostNetwork: true` pod, under the runtime handler of `runtime`.
     pub fn run_pod(&self, name: &str, namespace: &str, runtime: Runtime) -> anyhow::Result<PodRef> {
+        self.run_pod_labelled(name, namespace, runtime, &[])
+    }
+
+    /// [`Pods::run_pod`] with `labels` on the sandbox besides the kubelet's own.
+    pub fn run_pod_labelled(
+        &self,
+        name: &str,
+        namespace: &str,
+        runtime: Runtime,
+        labels: &[(&str, &str)],
+    ) -> anyhow::Result<PodRef> {
         if runtime == Runtime::Crun {
             fix_crun_hybrid_hugetlb().context("moving cgroup v2 controllers off for crun")?;
         }
-        KubepodsUse::register();
+        if self.parent == KUBEPODS {
+            KubepodsUse::register();
+        }
         let uid = unique_uid();
-        let cgroup_parent = format!("/{KUBEPODS}/pod-{uid}");
+        let cgroup_parent = format!("/{}/pod-{uid}", self.parent);
         let log_dir = self.work.path().join("logs").join(format!("{namespace}_{name}_{uid}"));
         fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
         let pod = PodRef {
@@ -202,6 +236,7 @@ impl<'c> Pods<'c> {
             runtime,
             cgroup_parent,
             log_dir,
+            labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         };
         let request =
             RunPodSandboxRequest { config: Some(sandbox_config(&pod)), runtime_handler: runtime.handler().to_owned() };
@@ -435,11 +470,12 @@ async fn long_call_client(
 /// The sandbox configuration the kubelet sends with RunPodSandbox and again with every
 /// CreateContainer.
 fn sandbox_config(pod: &PodRef) -> PodSandboxConfig {
-    let labels = HashMap::from([
+    let mut labels = HashMap::from([
         (POD_NAME_LABEL.to_owned(), pod.name.clone()),
         (POD_NAMESPACE_LABEL.to_owned(), pod.namespace.clone()),
         (POD_UID_LABEL.to_owned(), pod.uid.clone()),
     ]);
+    labels.extend(pod.labels.iter().cloned());
     PodSandboxConfig {
         metadata: Some(PodSandboxMetadata {
             name: pod.name.clone(),
@@ -482,13 +518,16 @@ fn unique_uid() -> String {
     format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Removes `/kubepods/pod-<uid>` in every cgroup hierarchy (runc and crun remove the
-/// container's own directory, not its parent), then `/kubepods` if it is empty and no other
-/// test process uses it. rmdir fails harmlessly on a cgroup still in use.
+/// Removes `/<parent>/pod-<uid>` in every cgroup hierarchy (runc and crun remove the
+/// container's own directory, not its parent), then `/kubepods` if that is the parent, it is
+/// empty and no other test process uses it. rmdir fails harmlessly on a cgroup still in use.
 fn remove_pod_cgroups(pod: &PodRef) {
     let relative = pod.cgroup_parent.trim_start_matches('/');
     for mount in crate::containers::cgroup_mounts().unwrap_or_default() {
         let _ = fs::remove_dir(mount.join(relative));
+    }
+    if !relative.starts_with(&format!("{KUBEPODS}/")) {
+        return;
     }
     if let Some(_last) = KubepodsUse::last_user() {
         for mount in crate::containers::cgroup_mounts().unwrap_or_default() {
