@@ -144,6 +144,13 @@ impl Probe {
                     let _ = exes.remove(&key);
                 }
             }
+            if let Some(denials) = self.denials.as_mut() {
+                let keys: Vec<recorder_common::DenialKey> =
+                    denials.keys().filter_map(Result::ok).filter(|k| k.cgroup_id == *id).collect();
+                for key in keys {
+                    let _ = denials.remove(&key);
+                }
+            }
             if let Some(values) = self.arg_values.as_mut() {
                 let keys: Vec<recorder_common::ArgKey> =
                     values.keys().filter_map(Result::ok).filter(|k| k.cgroup_id == *id).collect();

@@ -209,6 +209,8 @@ impl Engine {
         self.sync_cri().await;
         let observation = self.probe.observe_cgroups(&table)?;
         let kernel = self.probe.stats()?;
+        // Calls containers' own profiles denied (empty with --no-learn-denials).
+        let denials = self.probe.denials()?;
 
         // Who is who, and who is not wanted.
         let mut to_ignore = Vec::new();
@@ -285,7 +287,11 @@ impl Engine {
         let state_handle = self.state.clone();
         let mut state = state_handle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (id, _) in table.iter().filter(|(id, _)| !self.ignored.contains(id) && !self.folded_pending.contains(id)) {
-            let calls = Calls::of(&observation, *id);
+            let mut calls = Calls::of(&observation, *id);
+            // A denied call is one the workload needs: it goes into the
+            // profile, and (being new) sends the workload back to learning.
+            let (denied_calls, denied) = Calls::denied(&denials, *id);
+            calls.union_with(&denied_calls);
             let record = state.containers.entry(*id).or_insert_with(|| ContainerRecord {
                 cgroup_id: *id,
                 identity: None,
@@ -295,7 +301,9 @@ impl Engine {
                 preexisting: false,
                 exec_session: false,
                 clean_stop: false,
+                denied: 0,
             });
+            record.denied = record.denied.max(denied);
             if record.calls.union_with(&calls) {
                 record.last_new_call = now;
             }

@@ -145,6 +145,19 @@ impl Calls {
         self.0.values().map(|p| p.profile().len()).sum()
     }
 
+    /// Calls a container's own profile denied, from the kernel's `DENIALS`
+    /// map: booked as calls it makes (the profile needs them), with the
+    /// number of denials.
+    pub fn denied(denials: &BTreeMap<recorder_common::DenialKey, u64>, cgroup_id: u64) -> (Calls, u64) {
+        let mut calls = Calls::default();
+        let mut total = 0u64;
+        for (key, count) in denials.iter().filter(|(k, _)| k.cgroup_id == cgroup_id) {
+            calls.0.entry(key.abi.0).or_default().run.insert(key.nr);
+            total = total.saturating_add(*count);
+        }
+        (calls, total)
+    }
+
     /// Whether the runtime's start was seen (setup or post-filter calls).
     pub fn saw_startup(&self) -> bool {
         self.0.values().any(|p| !p.setup.is_empty() || !p.filtered.is_empty())
@@ -180,6 +193,10 @@ pub struct ContainerRecord {
     /// Did its shutdown run to the end (its cgroup is gone and the CRI
     /// says it exited with code 0)?
     pub clean_stop: bool,
+    /// Calls its own seccomp profile denied (sys_exit without sys_enter),
+    /// as the kernel counts them while the cgroup lives.
+    #[serde(default)]
+    pub denied: u64,
 }
 
 /// A workload generation: one (namespace, workload, container, image).
@@ -204,6 +221,9 @@ pub struct WorkloadRecord {
     pub reasons: BTreeSet<PartialReason>,
     /// The sandbox runtime handler last seen (for the base set).
     pub runtime_handler: String,
+    /// Calls the containers' own profiles denied, over folded containers.
+    #[serde(default)]
+    pub denied: u64,
 }
 
 /// Pods remembered per workload, for the report.
@@ -226,6 +246,7 @@ impl WorkloadRecord {
             clean_stop_seen: false,
             reasons: BTreeSet::new(),
             runtime_handler: identity.runtime_handler.clone(),
+            denied: 0,
         }
     }
 
@@ -246,6 +267,7 @@ impl WorkloadRecord {
             self.runtime_handler = id.runtime_handler.clone();
         }
         self.pods_folded += 1;
+        self.denied = self.denied.saturating_add(c.denied);
         self.first_seen = self.first_seen.min(c.first_seen);
         self.startup_seen |= !c.preexisting;
         self.clean_stop_seen |= c.clean_stop;
@@ -311,6 +333,22 @@ mod tests {
         assert_eq!(json, "[0,1,63,64,1023]");
         assert_eq!(serde_json::from_str::<Bits>(&json).expect("parse"), bits);
         assert!(serde_json::from_str::<Bits>("[1024]").is_err());
+    }
+
+    #[test]
+    fn denied_calls_are_booked_per_cgroup_and_abi_and_are_new() {
+        let key = |cgroup_id, abi, nr| recorder_common::DenialKey { cgroup_id, abi: Abi(abi), nr, comm: [0; 16] };
+        let mut denials = BTreeMap::new();
+        denials.insert(key(7, 0, 39), 3);
+        denials.insert(key(7, 1, 20), 2);
+        denials.insert(key(8, 0, 41), 5);
+        let (calls, total) = Calls::denied(&denials, 7);
+        assert_eq!(total, 5);
+        assert!(calls.0[&0].run.contains(39) && calls.0[&1].run.contains(20));
+        assert!(!calls.0[&0].run.contains(41), "another cgroup's denial");
+        let mut learned = Calls::default();
+        assert!(learned.union_with(&calls), "a denied call is a new profile call");
+        assert!(!learned.union_with(&calls));
     }
 
     #[test]

@@ -53,6 +53,15 @@ pub fn render(state: &DaemonState, now: u64, stable_after: u64) -> String {
     }
     header(
         &mut out,
+        "recorder_denials_total",
+        "counter",
+        "Calls the workload's own seccomp profile denied (seen as sys_exit without sys_enter); each is added to its profile.",
+    );
+    for (labels, v) in &labelled {
+        let _ = writeln!(out, "recorder_denials_total{{{labels}}} {}", v.record.denied);
+    }
+    header(
+        &mut out,
         "recorder_workload_seconds_since_new_syscall",
         "gauge",
         "Seconds since the workload generation made a syscall it had not made before.",
