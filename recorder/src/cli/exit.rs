@@ -138,7 +138,7 @@ failure_from! {
         CommandError::NotExecutable(_) => Code::CannotExecute,
     };
     PreflightError => |e| match e {
-        PreflightError::NotPrivileged => Code::NotPrivileged,
+        PreflightError::NotPrivileged { .. } => Code::NotPrivileged,
         PreflightError::NoBtf => Code::KernelUnsupported,
         PreflightError::Caps(_) => Code::Internal,
     };
@@ -170,7 +170,8 @@ failure_from! {
 
 fn cgroup_code(e: &CgroupError) -> Code {
     match e {
-        CgroupError::NoV2 => Code::NoCgroupV2,
+        CgroupError::NoV2 | CgroupError::NotHostRoot { .. } => Code::NoCgroupV2,
+        CgroupError::NotDelegated { .. } => Code::NotPrivileged,
         CgroupError::NotACgroup { .. } | CgroupError::NoSuchPid(_) | CgroupError::NoV2Membership { .. } => {
             Code::TargetNotFound
         }
