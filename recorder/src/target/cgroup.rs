@@ -20,6 +20,12 @@ pub enum CgroupError {
     MountInfo(#[source] procfs::ProcError),
     #[error("{path} is not a cgroup v2 directory under {mount}; pass a directory such as {mount}/my.slice")]
     NotACgroup { path: PathBuf, mount: PathBuf },
+    #[error("--host-cgroup-root {path} is not the root of the host's cgroup v2 hierarchy: {why}")]
+    NotHostRoot { path: PathBuf, why: &'static str },
+    #[error(
+        "cannot create a cgroup for the recording in {shared} or below this process's own cgroup {own} (permission denied); without root, run recorder in a cgroup delegated to you, e.g. `systemd-run --user --scope -p Delegate=yes recorder record ...`"
+    )]
+    NotDelegated { shared: PathBuf, own: PathBuf },
     #[error("no process with PID {0}; check the PID with `ps -p {0}`")]
     NoSuchPid(i32),
     #[error("PID {pid} has no cgroup v2 membership in /proc/{pid}/cgroup")]
@@ -60,6 +66,33 @@ impl Hierarchy {
             .min_by_key(|m| m.mount_point.as_os_str().len())
             .ok_or(CgroupError::NoV2)?;
         Ok(Hierarchy { root_level: depth(Path::new(&mount.root)), mount: mount.mount_point })
+    }
+
+    /// The host's cgroup v2 hierarchy mounted at `path`, for a process in a
+    /// private cgroup namespace (a pod): its own `/sys/fs/cgroup` shows only
+    /// its own cgroup as the root, while the BPF side compares the global
+    /// ids (inode numbers, the same through any mount) and levels (depth
+    /// from the real root). `path` must be the real root: a bind mount of
+    /// the host's `/sys/fs/cgroup` (pure v2), or its `unified` directory
+    /// (hybrid hosts; tried when `path` itself is not cgroup v2).
+    pub fn at_root(path: &Path) -> Result<Hierarchy, CgroupError> {
+        let not_root = |why: &'static str| CgroupError::NotHostRoot { path: path.to_path_buf(), why };
+        let unified = path.join("unified");
+        let mount = if is_cgroup2(path) {
+            path.to_path_buf()
+        } else if is_cgroup2(&unified) {
+            unified
+        } else {
+            return Err(not_root("it is not a cgroup v2 filesystem, nor is its unified/ directory"));
+        };
+        // Only the root cgroup lacks cgroup.type (CFTYPE_NOT_ON_ROOT in
+        // kernel/cgroup/cgroup.c): a namespaced or sub-tree mount has it.
+        if mount.join("cgroup.type").exists() || !mount.join("cgroup.procs").exists() {
+            return Err(not_root(
+                "it is a cgroup below the root (mount the host's /sys/fs/cgroup itself, not a pod's view of it)",
+            ));
+        }
+        Ok(Hierarchy { mount, root_level: 0 })
     }
 
     pub fn mount(&self) -> &Path {
@@ -134,6 +167,20 @@ impl crate::cri::CgroupLookup for Hierarchy {
     fn root(&self) -> &Path {
         &self.mount
     }
+}
+
+/// `CGROUP2_SUPER_MAGIC` from include/uapi/linux/magic.h.
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// Is `path` on a cgroup v2 filesystem?
+fn is_cgroup2(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: a zeroed statfs is a valid out-buffer.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `buf` a valid out-buffer,
+    // both alive for the call.
+    (unsafe { libc::statfs(c.as_ptr(), &mut buf) } == 0) && buf.f_type as i64 == CGROUP2_SUPER_MAGIC
 }
 
 /// Number of normal components in a path.
