@@ -71,10 +71,10 @@ impl Delegated {
             .arg("--")
             .arg(program)
             .current_dir(self.home.path());
+        let procs = std::ffi::CString::new(procs.as_os_str().as_encoded_bytes()).expect("path");
         // SAFETY: the closure runs in the forked child before exec and only
         // open(2)s and write(2)s, which are async-signal-safe; the path is
         // built before the fork.
-        let procs = std::ffi::CString::new(procs.as_os_str().as_encoded_bytes()).expect("path");
         unsafe {
             cmd.pre_exec(move || {
                 // As root, before setpriv drops it: into the cgroup.
