@@ -6,6 +6,7 @@
 
 pub mod containers;
 pub mod cri;
+pub mod deploy;
 pub mod ground_truth;
 pub mod runtime_base;
 

@@ -8,7 +8,9 @@ mod bench_pod;
 mod bench_stats;
 mod demo;
 mod floor;
+mod image;
 mod nginx;
+mod self_profile;
 mod setup;
 mod util;
 
@@ -51,12 +53,27 @@ enum Cmd {
     /// `cargo fmt --check` and clippy with `-D warnings` (host crates, and
     /// the BPF crate on its own target).
     Lint,
+    /// Setup, static build, then the OCI image (umoci, no registry) in
+    /// target/image/recorder.oci.tar; its size goes to BENCHMARKS.md.
+    Image,
+    /// Setup, static build, then record the daemon doing its whole job and
+    /// write its own seccomp profile, deploy/recorder-seccomp.json (and its
+    /// memory use to BENCHMARKS.md).
+    SelfProfile,
     /// Cross-build recorder (binary and BPF object) for aarch64.
     Cross,
     /// Attach only an empty program to sys_enter until interrupted: the cost
     /// floor `bench` measures against.
     #[command(hide = true)]
     Floor,
+}
+
+/// Builds the image and records its size in BENCHMARKS.md.
+fn image_step() -> Result<()> {
+    let built = image::build()?;
+    util::write_benchmarks_section("Container image", &image::benchmarks_section(&built))?;
+    eprintln!("xtask image: {} in {} (layer {} bytes)", built.reference, built.archive.display(), built.layer_bytes);
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -68,8 +85,22 @@ fn main() -> Result<()> {
         }
         Cmd::Test { args } => {
             setup::run()?;
-            util::build_release()?;
+            // The static binary is what the image ships, so it is what
+            // every test runs; the image is built for the deploy tests.
+            util::build_static()?;
+            image_step()?;
             util::test(&args)
+        }
+        Cmd::Image => {
+            setup::run()?;
+            util::build_static()?;
+            image_step()
+        }
+        Cmd::SelfProfile => {
+            setup::run()?;
+            util::build_static()?;
+            self_profile::run()?;
+            image_step()
         }
         Cmd::Bench { iterations, runs, wrk_seconds } => {
             setup::run()?;

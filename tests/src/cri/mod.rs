@@ -81,11 +81,17 @@ impl Node {
     /// Starts a containerd under a new directory in /tmp (short socket paths) and imports
     /// the pause image plus `images`.
     pub fn start(images: &[images::Image]) -> anyhow::Result<Node> {
+        Node::start_with_handlers(images, &[])
+    }
+
+    /// [`Node::start`] with extra CRI runtime handlers: (name, OCI runtime
+    /// binary) pairs, see [`Containerd::start_with_handlers`].
+    pub fn start_with_handlers(images: &[images::Image], handlers: &[(&str, &Path)]) -> anyhow::Result<Node> {
         let dir = tempfile::Builder::new()
             .prefix("cri-")
             .tempdir_in("/tmp")
             .context("creating a temporary directory in /tmp")?;
-        let containerd = Containerd::start(dir.path())?;
+        let containerd = Containerd::start_with_handlers(dir.path(), handlers)?;
         images::import(&containerd, images, dir.path())?;
         Ok(Node { containerd, dir })
     }
@@ -120,7 +126,42 @@ pub struct ContainerSpec {
     pub no_new_privs: bool,
     /// Restart attempt (`metadata.attempt`); the kubelet counts restarts with it.
     pub attempt: u32,
+    /// Read-write bind mounts: (host path, container path).
+    pub rw_mounts: Vec<(PathBuf, PathBuf)>,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// The rest of a Kubernetes `securityContext`, as the kubelet passes it.
+    pub security: Option<Security>,
 }
+
+/// What the kubelet makes of a container's `securityContext` besides
+/// seccomp and `allowPrivilegeEscalation` (see [`ContainerSpec`]).
+#[derive(Clone, Debug, Default)]
+pub struct Security {
+    pub privileged: bool,
+    pub read_only_root_filesystem: bool,
+    pub run_as_user: Option<i64>,
+    /// `capabilities.add` and `.drop` as written in the manifest (`BPF`,
+    /// `ALL`): containerd prefixes `CAP_`.
+    pub add_capabilities: Vec<String>,
+    pub drop_capabilities: Vec<String>,
+}
+
+/// The kubelet's masked and read-only /proc and /sys paths for a container
+/// that is not privileged (`DefaultProcMountType`).
+const MASKED_PATHS: [&str; 10] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// A pod sandbox this harness started.
 #[derive(Clone, Debug)]
@@ -180,6 +221,18 @@ impl<'c> Pods<'c> {
     /// Runs a sandbox named `name` in `namespace` as the kubelet would for a
     /// `hostNetwork: true` pod, under the runtime handler of `runtime`.
     pub fn run_pod(&self, name: &str, namespace: &str, runtime: Runtime) -> anyhow::Result<PodRef> {
+        self.run_pod_with_handler(name, namespace, runtime, runtime.handler())
+    }
+
+    /// [`Pods::run_pod`] under another runtime handler (one configured with
+    /// [`Node::start_with_handlers`]) that wraps `runtime`.
+    pub fn run_pod_with_handler(
+        &self,
+        name: &str,
+        namespace: &str,
+        runtime: Runtime,
+        handler: &str,
+    ) -> anyhow::Result<PodRef> {
         if runtime == Runtime::Crun {
             fix_crun_hybrid_hugetlb().context("moving cgroup v2 controllers off for crun")?;
         }
@@ -197,8 +250,7 @@ impl<'c> Pods<'c> {
             cgroup_parent,
             log_dir,
         };
-        let request =
-            RunPodSandboxRequest { config: Some(sandbox_config(&pod)), runtime_handler: runtime.handler().to_owned() };
+        let request = RunPodSandboxRequest { config: Some(sandbox_config(&pod)), runtime_handler: handler.to_owned() };
         let id = self
             .rt
             .block_on(self.cri.runtime_client().run_pod_sandbox(request))
@@ -226,13 +278,22 @@ impl<'c> Pods<'c> {
         let mounts = spec
             .mounts
             .iter()
-            .map(|(host, container)| Mount {
+            .map(|m| (m, true))
+            .chain(spec.rw_mounts.iter().map(|m| (m, false)))
+            .map(|((host, container), readonly)| Mount {
                 host_path: host.display().to_string(),
                 container_path: container.display().to_string(),
-                readonly: true,
+                readonly,
                 ..Default::default()
             })
             .collect();
+        let security = spec.security.clone().unwrap_or_default();
+        let (masked_paths, readonly_paths) = match &spec.security {
+            Some(s) if !s.privileged => {
+                (MASKED_PATHS.map(str::to_owned).to_vec(), READONLY_PATHS.map(str::to_owned).to_vec())
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
         let config = ContainerConfig {
             metadata: Some(ContainerMetadata { name: spec.name.clone(), attempt: spec.attempt }),
             image: Some(ImageSpec { image: spec.image.clone(), ..Default::default() }),
@@ -240,12 +301,27 @@ impl<'c> Pods<'c> {
             args: spec.args.clone(),
             labels,
             mounts,
+            envs: spec
+                .env
+                .iter()
+                .map(|(key, value)| api::KeyValue { key: key.clone(), value: value.clone() })
+                .collect(),
             log_path: format!("{}/{}.log", spec.name, spec.attempt),
             linux: Some(LinuxContainerConfig {
                 security_context: Some(LinuxContainerSecurityContext {
                     namespace_options: Some(kubelet_namespaces()),
                     seccomp,
                     no_new_privs: spec.no_new_privs,
+                    privileged: security.privileged,
+                    readonly_rootfs: security.read_only_root_filesystem,
+                    run_as_user: security.run_as_user.map(|value| api::Int64Value { value }),
+                    capabilities: spec.security.as_ref().map(|s| api::Capability {
+                        add_capabilities: s.add_capabilities.clone(),
+                        drop_capabilities: s.drop_capabilities.clone(),
+                        ..Default::default()
+                    }),
+                    masked_paths,
+                    readonly_paths,
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -317,6 +393,19 @@ impl<'c> Pods<'c> {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The PID of the container's main process on the host (from the
+    /// runtime's info in a verbose ContainerStatus).
+    pub fn pid(&self, id: &str) -> anyhow::Result<u32> {
+        let (_, info) = self.status(id)?;
+        let text = info.get("info").ok_or_else(|| anyhow!("ContainerStatus of {id} has no info"))?;
+        let json: serde_json::Value = serde_json::from_str(text).context("the container's info is not JSON")?;
+        json["pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|p| *p != 0)
+            .ok_or_else(|| anyhow!("container {id} has no pid (not running?)"))
     }
 
     /// Waits until `id` exited and returns its exit code.
@@ -460,6 +549,13 @@ fn remove_pod_cgroups(pod: &PodRef) {
     for mount in crate::containers::cgroup_mounts().unwrap_or_default() {
         let _ = fs::remove_dir(mount.join(relative));
     }
+    remove_kubepods_if_unused();
+}
+
+/// Removes `/kubepods` in every cgroup hierarchy if it is empty and no other test process
+/// uses it (for tests that create it themselves, before any pod: see
+/// [`crate::deploy::ensure_kubepods`]).
+pub fn remove_kubepods_if_unused() {
     if let Some(_last) = KubepodsUse::last_user() {
         for mount in crate::containers::cgroup_mounts().unwrap_or_default() {
             let _ = fs::remove_dir(mount.join(KUBEPODS));
