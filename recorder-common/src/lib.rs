@@ -44,7 +44,21 @@ pub mod capacity {
     pub const ARG_KEYS: u32 = 16_384;
     /// (cgroup, syscall) pairs whose values did not fit (`ARG_OVERFLOW`).
     pub const ARG_OVERFLOWS: u32 = 4_096;
+    /// Processes whose executable is known at once (`TASK_EXE`, an LRU: an
+    /// evicted process's calls are booked under "exec not seen").
+    pub const TASK_EXES: u32 = 65_536;
+    /// Distinct executable paths (`EXE_PATHS`, `--by-exe`).
+    pub const EXE_PATHS: u32 = 4_096;
+    /// (cgroup, executable, ABI) bitmaps (`EXE_BITS`, `--by-exe`).
+    pub const EXE_KEYS: u32 = 16_384;
 }
+
+/// Bytes of an executable path `--by-exe` keeps (longer ones are cut).
+pub const EXE_PATH_LEN: usize = 256;
+
+/// The executable id of processes whose exec was not seen (they were
+/// running before the recording started).
+pub const EXE_NOT_SEEN: u64 = 0;
 
 /// Phases a slot holds a bitmap for (`Phase::RUN`, `SETUP`, `FILTERED`).
 pub const PHASES: usize = 3;
@@ -250,6 +264,14 @@ pub mod names {
     pub const ARG_VALUES_MAP: &str = "ARG_VALUES";
     /// `ArgOverflowKey` -> 1.
     pub const ARG_OVERFLOW_MAP: &str = "ARG_OVERFLOW";
+    /// `--by-exe`: process (tgid) -> executable id.
+    pub const TASK_EXE_MAP: &str = "TASK_EXE";
+    /// `--by-exe`: executable id -> path.
+    pub const EXE_PATHS_MAP: &str = "EXE_PATHS";
+    /// `--by-exe`: (cgroup, executable, ABI) -> calls.
+    pub const EXE_BITS_MAP: &str = "EXE_BITS";
+    /// `--by-exe`: a per-CPU buffer for the path being read.
+    pub const EXE_SCRATCH_MAP: &str = "EXE_SCRATCH";
     pub const TASK_CACHE_MAP: &str = "TASK_CACHE";
     pub const GENERATION_MAP: &str = "GENERATION";
 
@@ -300,9 +322,15 @@ pub mod names {
     /// Byte offset of the syscall number in the kernel's `struct pt_regs`
     /// (`orig_ax` on x86_64, `syscallno` on arm64), from BTF.
     pub const SYSCALL_NR_OFFSET_GLOBAL: &str = "SYSCALL_NR_OFFSET";
+    /// Non-zero: attribute calls to executables (`--by-exe`).
+    pub const BY_EXE_GLOBAL: &str = "BY_EXE_MODE";
+    /// Byte offset of `filename` in `struct linux_binprm`, from BTF.
+    pub const BPRM_FILENAME_OFFSET_GLOBAL: &str = "BPRM_FILENAME_OFFSET";
+    /// Byte offset of `tgid` in `struct task_struct`, from BTF.
+    pub const TASK_TGID_OFFSET_GLOBAL: &str = "TASK_TGID_OFFSET";
 
     /// Every map userspace opens or that the programs need.
-    pub const MAPS: [&str; 14] = [
+    pub const MAPS: [&str; 18] = [
         SLOTS_MAP,
         FREE_SLOTS_MAP,
         BITS_MAP,
@@ -317,6 +345,10 @@ pub mod names {
         DENIALS_MAP,
         ARG_VALUES_MAP,
         ARG_OVERFLOW_MAP,
+        TASK_EXE_MAP,
+        EXE_PATHS_MAP,
+        EXE_BITS_MAP,
+        EXE_SCRATCH_MAP,
     ];
     /// The maps that hold what was learned. The daemon pins them in bpffs
     /// so the kernel keeps recording while it restarts.
@@ -330,7 +362,7 @@ pub mod names {
         (SYS_ENTER_PROG, SYS_ENTER_TP),
     ];
     /// Every global the loader sets.
-    pub const GLOBALS: [&str; 20] = [
+    pub const GLOBALS: [&str; 23] = [
         TARGET_CGROUP_GLOBAL,
         TARGET_LEVEL_GLOBAL,
         BOUNDARY_GLOBAL,
@@ -351,6 +383,9 @@ pub mod names {
         NR_FCNTL_GLOBAL,
         NR_MPROTECT_GLOBAL,
         NR_MMAP_GLOBAL,
+        BY_EXE_GLOBAL,
+        BPRM_FILENAME_OFFSET_GLOBAL,
+        TASK_TGID_OFFSET_GLOBAL,
     ];
 }
 
@@ -399,6 +434,52 @@ pub struct ArgOverflowKey {
     pub _pad: u32,
 }
 const _: () = assert!(size_of::<ArgOverflowKey>() == 16);
+
+/// Key of `EXE_BITS`: the calls one executable made in one cgroup, on one
+/// ABI (`--by-exe`). `exe` is the FNV-1a hash of the exec'd path
+/// (`EXE_PATHS` maps it back), or `EXE_NOT_SEEN`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExeKey {
+    pub cgroup_id: u64,
+    pub exe: u64,
+    pub abi: Abi,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<ExeKey>() == 24);
+
+/// An exec'd path as `sched_process_exec` has it (`bprm->filename`),
+/// NUL-padded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExePath {
+    pub bytes: [u8; EXE_PATH_LEN],
+}
+const _: () = assert!(size_of::<ExePath>() == EXE_PATH_LEN);
+
+impl ExePath {
+    pub const fn zeroed() -> ExePath {
+        ExePath { bytes: [0; EXE_PATH_LEN] }
+    }
+}
+
+/// FNV-1a, 64 bits: the id of an executable path (bytes up to the first
+/// NUL). 0 is reserved for `EXE_NOT_SEEN`, so a path hashing to it gets 1.
+#[inline(always)]
+pub fn exe_id(bytes: &[u8; EXE_PATH_LEN]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < EXE_PATH_LEN {
+        let b = bytes[i];
+        if b == 0 {
+            break;
+        }
+        hash ^= b as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    if hash == EXE_NOT_SEEN { 1 } else { hash }
+}
 
 /// The reduced value `--args` keeps, per syscall: what decides its risk.
 pub mod arg_reduce {
@@ -449,8 +530,10 @@ pub mod stat {
     /// Argument values that found `ARG_VALUES` full (that syscall then
     /// allows any arguments).
     pub const ARGS_FULL: u32 = 7;
+    /// `--by-exe` attributions lost: `EXE_BITS` or `EXE_PATHS` full.
+    pub const EXE_FULL: u32 = 8;
     /// Number of slots.
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 9;
 }
 
 #[cfg(feature = "user")]
@@ -469,6 +552,10 @@ mod user {
     unsafe impl aya::Pod for super::ArgOverflowKey {}
     // SAFETY: Event is repr(C), Copy, and has no implicit padding (asserted above).
     unsafe impl aya::Pod for super::Event {}
+    // SAFETY: ExeKey is repr(C), Copy, integer fields with explicit padding (asserted).
+    unsafe impl aya::Pod for super::ExeKey {}
+    // SAFETY: ExePath is repr(C), Copy, a plain byte array.
+    unsafe impl aya::Pod for super::ExePath {}
     // SAFETY: BoundaryState is repr(C), Copy, integer fields with explicit padding.
     unsafe impl aya::Pod for super::BoundaryState {}
 }

@@ -6,7 +6,7 @@ use aya_ebpf::{helpers::bpf_get_current_cgroup_id, macros::raw_tracepoint, progr
 use recorder_common::{Abi, Event, EventKind, NO_SLOT, Phase, stat};
 
 use crate::{
-    boundary, bump, emit,
+    BY_EXE_MODE, boundary, bump, emit, exe, global,
     slots::{bump_generation, classify, in_target},
     tgid,
 };
@@ -26,6 +26,9 @@ pub fn task_newtask(ctx: RawTracePointContext) -> i32 {
     if clone_flags & CLONE_THREAD == 0 && in_target() {
         bump(stat::FORKS);
         lifecycle_event(EventKind::FORK, NO_SLOT);
+        if global(&BY_EXE_MODE) != 0 {
+            exe::on_fork(ctx.arg(0));
+        }
     }
     0
 }
@@ -42,12 +45,15 @@ pub fn cgroup_attach_task(_ctx: RawTracePointContext) -> i32 {
 /// `sched:sched_process_exec`, fired after a successful exec in the new image,
 /// `TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
-pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
+pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     // The new image may run another ABI (a 32-bit program): classify again.
     bump_generation();
     if in_target() {
         bump(stat::EXECS);
         lifecycle_event(EventKind::EXEC, NO_SLOT);
+        if global(&BY_EXE_MODE) != 0 {
+            exe::on_exec(ctx.arg(2));
+        }
         // The task's slot (taken now if this is its cgroup's first event).
         // The cache key is any per-task value: exec runs on the task itself.
         // SAFETY: the helper has no preconditions.

@@ -15,6 +15,7 @@
 mod args;
 mod atomic;
 mod boundary;
+mod exe;
 mod lifecycle;
 mod slots;
 mod sys_enter;
@@ -27,8 +28,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, Queue, RingBuf},
 };
 use recorder_common::{
-    ArgKey, ArgOverflowKey, Bitmap, BoundaryState, CgroupKey, DenialKey, Event, RING_BUF_BYTES, SlotBits, TaskCache,
-    capacity, stat,
+    ArgKey, ArgOverflowKey, Bitmap, BoundaryState, CgroupKey, DenialKey, Event, ExeKey, ExePath, RING_BUF_BYTES,
+    SlotBits, TaskCache, capacity, stat,
 };
 
 /// cgroup id -> slot, for every cgroup that made a syscall. The slot maps
@@ -84,6 +85,22 @@ static ARG_VALUES: HashMap<ArgKey, u8> = HashMap::with_max_entries(capacity::ARG
 /// `--args`: (cgroup, syscall) pairs whose values did not fit.
 #[map(name = "ARG_OVERFLOW")]
 static ARG_OVERFLOW: HashMap<ArgOverflowKey, u8> = HashMap::with_max_entries(capacity::ARG_OVERFLOWS, 0);
+
+/// `--by-exe`: process (tgid) -> executable id (see `exe`).
+#[map(name = "TASK_EXE")]
+static TASK_EXE: LruHashMap<u32, u64> = LruHashMap::with_max_entries(capacity::TASK_EXES, 0);
+
+/// `--by-exe`: executable id -> the exec'd path.
+#[map(name = "EXE_PATHS")]
+static EXE_PATHS: HashMap<u64, ExePath> = HashMap::with_max_entries(capacity::EXE_PATHS, BPF_F_NO_PREALLOC);
+
+/// `--by-exe`: (cgroup, executable, ABI) -> the calls it made.
+#[map(name = "EXE_BITS")]
+static EXE_BITS: HashMap<ExeKey, Bitmap> = HashMap::with_max_entries(capacity::EXE_KEYS, BPF_F_NO_PREALLOC);
+
+/// `--by-exe`: room to read a path into (too big for the stack).
+#[map(name = "EXE_SCRATCH")]
+static EXE_SCRATCH: PerCpuArray<ExePath> = PerCpuArray::with_max_entries(1, 0);
 
 /// See `recorder_common::TaskCache`.
 #[map(name = "TASK_CACHE")]
@@ -146,6 +163,15 @@ static NR_FCNTL: u32 = u32::MAX;
 static NR_MPROTECT: u32 = u32::MAX;
 #[unsafe(no_mangle)]
 static NR_MMAP: u32 = u32::MAX;
+
+/// Non-zero: attribute calls to executables (see `exe`), with the offsets
+/// of `linux_binprm.filename` and `task_struct.tgid` from BTF.
+#[unsafe(no_mangle)]
+static BY_EXE_MODE: u32 = 0;
+#[unsafe(no_mangle)]
+static BPRM_FILENAME_OFFSET: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+static TASK_TGID_OFFSET: u32 = u32::MAX;
 
 /// Non-zero: pair syscall entries and exits (see `sys_exit`).
 #[unsafe(no_mangle)]

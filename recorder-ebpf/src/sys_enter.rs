@@ -11,8 +11,8 @@ use aya_ebpf::{bindings::BPF_NOEXIST, macros::raw_tracepoint, programs::RawTrace
 use recorder_common::{Abi, Bitmap, CgroupKey, Event, EventKind, MAX_SYSCALLS, Phase, SYSCALL_MASK, stat};
 
 use crate::{
-    ABI_BITS, ARGS_MODE, BITS, INFLIGHT, LEARN_MODE, args, atomic, boundary, bump, emit, global, slots, tgid,
-    tid_of_current,
+    ABI_BITS, ARGS_MODE, BITS, BY_EXE_MODE, INFLIGHT, LEARN_MODE, args, atomic, boundary, bump, emit, exe, global,
+    slots, tgid, tid_of_current,
 };
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
@@ -50,6 +50,9 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), ()> {
     };
     if global(&ARGS_MODE) != 0 && abi == Abi::NATIVE && phase != Phase::SETUP {
         args::note(regs as *const _, place.cgroup_id, nr as u32);
+    }
+    if global(&BY_EXE_MODE) != 0 && phase != Phase::SETUP {
+        exe::note(place.cgroup_id, abi, nr);
     }
     let word = ((nr & SYSCALL_MASK) / 64) as usize;
     let bit = 1u64 << (nr % 64);

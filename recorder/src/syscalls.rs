@@ -1,6 +1,6 @@
 //! Per-architecture syscall tables (libseccomp's names, which runtimes use,
-//! completed by the `syscall-numbers` crate for newer calls) and the host's
-//! architecture family.
+//! completed by the `syscall-numbers` crate for newer calls), the host's
+//! architecture family, and what each syscall does (man-pages' one-liners).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -236,9 +236,45 @@ impl Family {
     }
 }
 
+/// What each syscall does: the NAME lines of section 2 of Linux man-pages,
+/// derived by tests/scripts/derive-syscall-descriptions.py (the header says
+/// which version). Tab-separated: name, description, page.
+const DESCRIPTIONS: &str = include_str!("../data/syscall-descriptions.tsv");
+
+/// What syscall `name` does in one line, and the man page that says so.
+/// `None` when man-pages has no page for it (nothing is made up).
+pub fn description(name: &str) -> Option<(&'static str, &'static str)> {
+    DESCRIPTIONS.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let mut columns = line.split('\t');
+        if columns.next()? != name {
+            return None;
+        }
+        Some((columns.next()?, columns.next()?))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descriptions_are_well_formed_and_cover_the_common_calls() {
+        let rows: Vec<&str> = DESCRIPTIONS.lines().filter(|l| !l.starts_with('#')).collect();
+        let names: Vec<&str> = rows.iter().filter_map(|l| l.split('\t').next()).collect();
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+        for row in &rows {
+            let columns: Vec<&str> = row.split('\t').collect();
+            assert_eq!(columns.len(), 3, "{row}");
+            assert!(columns.iter().all(|c| !c.trim().is_empty()), "{row}");
+        }
+        assert_eq!(description("read"), Some(("read from a file descriptor", "read(2)")));
+        assert_eq!(description("newfstatat").map(|d| d.1), Some("stat(2)"));
+        assert_eq!(description("no_such_call"), None);
+        // Most of what an x86_64 process can call has a page.
+        let native: Vec<&str> = Arch::X86_64.names().collect();
+        let described = native.iter().filter(|n| description(n).is_some()).count();
+        assert!(described * 100 / native.len() >= 85, "{described} of {} described", native.len());
+    }
 
     #[test]
     fn x86_64_names_round_trip() {

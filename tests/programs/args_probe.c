@@ -4,6 +4,9 @@
  * SOCK_DGRAM), fork() (clone without namespace flags) and mprotect without
  * PROT_EXEC. Printed as "<what>: ok".
  *
+ * With "netlink", also socket(AF_NETLINK, SOCK_RAW) (a second recording
+ * whose profile, merged with the first, allows it).
+ *
  * With "probe", also the calls a profile recorded from a plain run must deny
  * on their arguments alone (the syscall itself is allowed), each printed as
  * "<what>: EPERM" or "<what>: ok":
@@ -71,6 +74,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     report("mprotect read", mprotect(map, page, PROT_READ));
+    if (argc > 1 && strcmp(argv[1], "netlink") == 0) {
+        sock("netlink raw", AF_NETLINK, SOCK_RAW);
+        return 0;
+    }
     if (!probe) {
         return 0;
     }

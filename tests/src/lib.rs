@@ -9,6 +9,7 @@ pub mod cri;
 pub mod deploy;
 pub mod ground_truth;
 pub mod runtime_base;
+pub mod servers;
 
 use std::{
     collections::BTreeSet,
@@ -51,10 +52,26 @@ pub fn skip_bpf_tests() -> bool {
     false
 }
 
-/// A directory for this test binary's build products and scratch files.
+/// A directory for this test binary's build products and scratch files,
+/// removed when the test binary exits (a static is never dropped, so an
+/// `atexit` handler removes it; the test harness ends with `exit`, also
+/// after failures).
 pub fn scratch_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::Builder::new().prefix("recorder-tests.").tempdir().expect("tempdir")).path()
+    SCRATCH.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("recorder-tests.").tempdir().expect("tempdir").keep();
+        // SAFETY: registers a plain `extern "C"` function with no arguments;
+        // it only reads the OnceLock, which is set before this call returns.
+        unsafe { libc::atexit(remove_scratch_dir) };
+        dir
+    })
+}
+
+static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_scratch_dir() {
+    if let Some(dir) = SCRATCH.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// Compiles tests/programs/`source` with gcc and `flags` into `name`.

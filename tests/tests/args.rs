@@ -37,6 +37,11 @@ fn program() -> PathBuf {
 
 /// Records the plain run with `--args`; returns the profile.
 fn record(name: &str) -> (PathBuf, Value) {
+    record_mode(name, None)
+}
+
+/// Records a run of the probe (with `mode` as its argument) with `--args`.
+fn record_mode(name: &str, mode: Option<&str>) -> (PathBuf, Value) {
     let program = program();
     let profile = scratch_dir().join(format!("args-{name}.json"));
     let out = recorder(&[
@@ -47,9 +52,14 @@ fn record(name: &str) -> (PathBuf, Value) {
         profile.to_str().expect("utf8"),
         "--",
         program.to_str().expect("utf8"),
+        mode.unwrap_or("plain"),
     ]);
     assert_exit(&out, 0, "record --args");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), PLAIN);
+    let expected = match mode {
+        Some("netlink") => format!("{PLAIN}netlink raw: ok\n"),
+        _ => PLAIN.to_owned(),
+    };
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&profile).expect("read")).expect("json");
     (profile, json)
 }
@@ -110,6 +120,41 @@ fn recorded_argument_values_become_rules_that_hold() {
         .expect("recorder run");
     assert_exit(&out, 0, "the probe under its --args profile");
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{PLAIN}{PROBED}"));
+}
+
+/// Merging two `--args` profiles takes the union of their values: a second
+/// recording that opened a netlink socket lets the merged profile open one,
+/// and nothing else gets through.
+#[test]
+fn merge_takes_the_union_of_argument_values() {
+    if skip_bpf_tests() {
+        return;
+    }
+    let (plain, _) = record_mode("merge-plain", None);
+    let (netlink, _) = record_mode("merge-netlink", Some("netlink"));
+    let merged = scratch_dir().join("args-merged.json");
+    let out = recorder(&[
+        "merge",
+        plain.to_str().expect("utf8"),
+        netlink.to_str().expect("utf8"),
+        "-o",
+        merged.to_str().expect("utf8"),
+    ]);
+    assert_exit(&out, 0, "merge");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&merged).expect("read")).expect("json");
+    assert_eq!(conditioned(&json, "socket").len(), 3, "AF_UNIX, AF_INET and AF_NETLINK rules: {json}");
+    assert!(!unconditioned(&json, "socket"), "{json}");
+    let out = std::process::Command::new(recorder_bin())
+        .args(["run", "--profile", merged.to_str().expect("utf8"), "--"])
+        .arg(program())
+        .arg("probe")
+        .output()
+        .expect("recorder run");
+    assert_exit(&out, 0, "the probe under the merged profile");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{PLAIN}{}", PROBED.replace("netlink raw: EPERM", "netlink raw: ok"))
+    );
 }
 
 /// The profile with the runtime's post-filter calls added as a plain rule,

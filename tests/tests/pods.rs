@@ -290,8 +290,23 @@ fn multi_container_pod_gets_one_profile_each() {
     ensure_kubepods();
     let out_dir = tempfile::tempdir().expect("tmp");
     let out_arg = format!("{}/", out_dir.path().display());
-    let recorder =
-        start_recorder(&node, &["--pod", "multi", "--wait-timeout", "90s", "--duration", "120s", "-o", &out_arg]);
+    let summary_dir = tempfile::tempdir().expect("tmp");
+    let summary = summary_dir.path().join("summary.json");
+    let recorder = start_recorder(
+        &node,
+        &[
+            "--pod",
+            "multi",
+            "--wait-timeout",
+            "90s",
+            "--duration",
+            "120s",
+            "-o",
+            &out_arg,
+            "--json-summary",
+            summary.to_str().expect("utf8"),
+        ],
+    );
     std::thread::sleep(Duration::from_millis(700));
     let pod = pods.run_pod("multi", "default", Runtime::Runc).expect("pod");
     let nginx = images::nginx_container(pods.work_dir(), 18099).expect("nginx spec");
@@ -306,6 +321,17 @@ fn multi_container_pod_gets_one_profile_each() {
     let early_names = allowed_names(&out_dir.path().join("default_multi_early.json"));
     assert!(nginx_names.contains("accept4") && !nginx_names.contains("getcpu"), "{nginx_names:?}");
     assert!(early_names.contains("getcpu") && !early_names.contains("accept4"), "{early_names:?}");
+    // The JSON summary names the pod, its containers and the base set added.
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("summary is JSON");
+    assert_eq!(s["target"], serde_json::json!({"kind": "pod", "namespace": "default", "name": "multi"}), "{s}");
+    let mut containers: Vec<&str> =
+        s["containers"].as_array().expect("containers").iter().filter_map(|c| c.as_str()).collect();
+    containers.sort_unstable();
+    assert_eq!(containers, ["early", "nginx"], "{s}");
+    assert_eq!(s["provenance"]["base_set"], serde_json::json!({"added": true, "runtime": "runc"}), "{s}");
+    assert_eq!(s["outputs"].as_array().map(Vec::len), Some(2), "{s}");
+    assert!(s["profiles"].as_array().expect("profiles").iter().all(|p| p["format"] == "oci" && p["runs"] == 1), "{s}");
 }
 
 /// `--container-id` finds a `ctr run` container's cgroup by its id.
@@ -328,15 +354,24 @@ fn container_id_records_a_ctr_container() {
     )
     .expect("ctr run");
     let out_file = dir.path().join("ctr.json");
+    let summary = dir.path().join("summary.json");
     let recorder = Command::new(recorder_bin())
         .args(["record", "-q", "--container-id", task.id(), "--runtime", "runc", "--duration", "20s", "-o"])
         .arg(&out_file)
+        .arg("--json-summary")
+        .arg(&summary)
         .output()
         .expect("recorder");
     assert_exit(&recorder, 0, "--container-id");
     let names = allowed_names(&out_file);
     assert!(names.contains("uname"), "{names:?}");
     assert!(names.contains("fstatfs"), "runc's base set is added: {names:?}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).expect("summary")).expect("summary is JSON");
+    assert_eq!(s["target"], serde_json::json!({"kind": "container", "container_id": task.id()}), "{s}");
+    assert_eq!(s["containers"], serde_json::json!([task.id()]), "{s}");
+    assert_eq!(s["provenance"]["base_set"], serde_json::json!({"added": true, "runtime": "runc"}), "{s}");
+    assert_eq!(s["provenance"]["startup_observed"], false, "{s}");
 }
 
 #[test]

@@ -16,7 +16,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{nginx::Site, util};
+use crate::{
+    nginx::{Proc, Site},
+    util,
+};
 
 /// The CPU the loop is pinned to.
 const LOOP_CPU: &str = "1";
@@ -184,28 +187,70 @@ pub(crate) fn wrk(url: &str, seconds: u64) -> Result<String> {
     util::output(Command::new("wrk").args(["-t1", "-c32", &format!("-d{seconds}s"), "--latency", url]))
 }
 
-fn nginx_rounds(rounds: usize, seconds: u64) -> Result<Vec<(WrkResult, WrkResult)>> {
+/// How nginx runs in one benchmark round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NginxMode {
+    /// Started directly, nothing on the hook.
+    Plain,
+    /// Started directly while `xtask floor` holds an empty program on
+    /// sys_enter: what the hook itself costs nginx.
+    Floor,
+    /// Started by `recorder record -- nginx`.
+    Recorded,
+}
+
+/// One round of the nginx table: plain, floor (absent for the pod table),
+/// recorded.
+pub(crate) struct NginxRound {
+    pub plain: WrkResult,
+    pub floor: Option<WrkResult>,
+    pub recorded: WrkResult,
+}
+
+fn nginx_rounds(rounds: usize, seconds: u64) -> Result<Vec<NginxRound>> {
     let mut results = Vec::new();
     for round in 0..rounds {
-        let plain = nginx_once(false, seconds)?;
-        let recorded = nginx_once(true, seconds)?;
+        let plain = nginx_once(NginxMode::Plain, seconds)?;
+        let floor = nginx_once(NginxMode::Floor, seconds)?;
+        let recorded = nginx_once(NginxMode::Recorded, seconds)?;
         eprintln!(
-            "bench nginx round {}/{rounds}: plain {:.0} req/s p99 {:.2} ms; recorded {:.0} req/s p99 {:.2} ms",
+            "bench nginx round {}/{rounds}: plain {:.0} req/s p99 {:.2} ms; empty program {:.0} req/s p99 {:.2} ms; recorded {:.0} req/s p99 {:.2} ms",
             round + 1,
             plain.rps,
             plain.p99_ms,
+            floor.rps,
+            floor.p99_ms,
             recorded.rps,
             recorded.p99_ms
         );
-        results.push((plain, recorded));
+        results.push(NginxRound { plain, floor: Some(floor), recorded });
     }
     Ok(results)
 }
 
-fn nginx_once(record: bool, seconds: u64) -> Result<WrkResult> {
+/// Only the nginx rounds (`cargo xtask bench --only nginx`): prints the
+/// table, writes nothing.
+pub fn nginx_only(rounds: usize, seconds: u64) -> Result<()> {
+    let nginx = nginx_rounds(rounds, seconds)?;
+    let mut md = String::new();
+    nginx_table(
+        &mut md,
+        "nginx + wrk on loopback",
+        &format!("`wrk -t1 -c32 -d{seconds}s --latency`; {rounds} rounds, medians."),
+        &nginx,
+    )?;
+    println!("{md}");
+    Ok(())
+}
+
+fn nginx_once(mode: NginxMode, seconds: u64) -> Result<WrkResult> {
     let site = Site::new(18_080)?;
     let profile = site.dir.path().join("nginx.json");
-    let mut cmd = if record {
+    let floor = match mode {
+        NginxMode::Floor => Some(Background::start(&mut util::xtask_floor(), true)?),
+        _ => None,
+    };
+    let mut cmd = if mode == NginxMode::Recorded {
         let mut c = Command::new(util::recorder_bin());
         c.args(["record", "-o"]).arg(&profile).arg("--").args(site.argv());
         c
@@ -215,22 +260,48 @@ fn nginx_once(record: bool, seconds: u64) -> Result<WrkResult> {
         c.args(&argv[1..]);
         c
     };
-    let mut server = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
-    site.wait_ready(Duration::from_secs(10))?;
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+    let mut server =
+        Proc { child, what: if mode == NginxMode::Recorded { "recorder record -- nginx" } else { "nginx" } };
+    site.wait_ready(&mut server, Duration::from_secs(15))?;
     let out = wrk(&site.url(), seconds);
-    // SAFETY: kill(2) on our own unreaped child.
-    unsafe { libc::kill(server.id() as i32, if record { libc::SIGINT } else { libc::SIGQUIT }) };
+    // The recorder stops nginx itself (SIGTERM to the master, recorded).
+    server.signal(if mode == NginxMode::Recorded { libc::SIGINT } else { libc::SIGQUIT })?;
     let stderr = {
         let mut s = String::new();
-        if let Some(mut e) = server.stderr.take() {
+        if let Some(mut e) = server.child.stderr.take() {
             use std::io::Read as _;
             let _ = e.read_to_string(&mut s);
         }
         s
     };
-    server.wait()?;
+    server.wait(Duration::from_secs(30), "nginx (or the recorder) to exit after the run")?;
+    if let Some(floor) = floor {
+        floor.stop()?;
+    }
     let out = out?;
+    let errors = wrk_errors(&out);
+    if errors > 0 {
+        bail!("wrk saw {errors} errors or non-2xx responses ({mode:?}):\n{out}");
+    }
     Ok(WrkResult { rps: wrk_rps(&out)?, p99_ms: wrk_p99_ms(&out)?, daemon_cpu: daemon_cpu(&stderr) })
+}
+
+/// Socket errors plus non-2xx/3xx responses in a wrk report (wrk prints
+/// those lines only when they are not zero).
+fn wrk_errors(out: &str) -> u64 {
+    out.lines()
+        .map(str::trim)
+        .map(|l| {
+            if let Some(rest) = l.strip_prefix("Socket errors:") {
+                rest.split(',').filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok()).sum()
+            } else if let Some(rest) = l.strip_prefix("Non-2xx or 3xx responses:") {
+                rest.trim().parse().unwrap_or(1)
+            } else {
+                0
+            }
+        })
+        .sum()
 }
 
 fn wrk_rps(out: &str) -> Result<f64> {
@@ -264,8 +335,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn render(
     samples: &[(Scenario, Vec<Sample>)],
     program_cost: &[(&str, f64)],
-    nginx: &[(WrkResult, WrkResult)],
-    pod: &[(WrkResult, WrkResult)],
+    nginx: &[NginxRound],
+    pod: &[NginxRound],
     iterations: u64,
     runs: usize,
     wrk_seconds: u64,
@@ -332,7 +403,7 @@ fn render(
         &mut md,
         "nginx + wrk on loopback",
         &format!(
-            "nginx (1 worker) serving a 440-byte page, started directly and by `recorder record -- nginx`; `wrk -t1 -c32 -d{wrk_seconds}s --latency`; {} alternating rounds, medians.",
+            "nginx (1 worker) serving a 440-byte page: started directly; started directly while an empty program sits on sys_enter (`xtask floor`, the hook's own cost, which every program there pays); started by `recorder record -- nginx`. `wrk -t1 -c32 -d{wrk_seconds}s --latency`; {} alternating rounds, medians.",
             nginx.len()
         ),
         nginx,
@@ -355,25 +426,49 @@ fn render(
     Ok(md)
 }
 
-fn nginx_table(md: &mut String, title: &str, what: &str, rounds: &[(WrkResult, WrkResult)]) -> Result<()> {
-    let plain_rps = median(rounds.iter().map(|(p, _)| p.rps).collect());
-    let rec_rps = median(rounds.iter().map(|(_, r)| r.rps).collect());
-    let loss = (plain_rps - rec_rps) / plain_rps * 100.0;
+fn nginx_table(md: &mut String, title: &str, what: &str, rounds: &[NginxRound]) -> Result<()> {
+    let plain_rps = median(rounds.iter().map(|r| r.plain.rps).collect());
+    let rec_rps = median(rounds.iter().map(|r| r.recorded.rps).collect());
+    let floors: Vec<&WrkResult> = rounds.iter().filter_map(|r| r.floor.as_ref()).collect();
+    let loss = |rps: f64| (plain_rps - rps) / plain_rps * 100.0;
     writeln!(md, "\n## {title}\n\n{what}\n")?;
-    writeln!(md, "| scenario | requests/s | p99 latency (ms) | recorder CPU (s) |")?;
-    writeln!(md, "|---|---:|---:|---:|")?;
+    writeln!(md, "| scenario | requests/s | vs. not recorded | p99 latency (ms) | recorder CPU (s) |")?;
+    writeln!(md, "|---|---:|---:|---:|---:|")?;
     writeln!(
         md,
-        "| not recorded | {plain_rps:.0} | {:.2} | - |",
-        median(rounds.iter().map(|(p, _)| p.p99_ms).collect())
+        "| not recorded | {plain_rps:.0} | - | {:.2} | - |",
+        median(rounds.iter().map(|r| r.plain.p99_ms).collect())
+    )?;
+    let floor_rps = (!floors.is_empty()).then(|| median(floors.iter().map(|f| f.rps).collect()));
+    if let Some(floor_rps) = floor_rps {
+        writeln!(
+            md,
+            "| empty program on sys_enter alone (the hook) | {floor_rps:.0} | {:+.1}% | {:.2} | - |",
+            -loss(floor_rps),
+            median(floors.iter().map(|f| f.p99_ms).collect())
+        )?;
+    }
+    writeln!(
+        md,
+        "| recorded | {rec_rps:.0} | {:+.1}% | {:.2} | {:.3} |",
+        -loss(rec_rps),
+        median(rounds.iter().map(|r| r.recorded.p99_ms).collect()),
+        median(rounds.iter().filter_map(|r| r.recorded.daemon_cpu).collect())
     )?;
     writeln!(
         md,
-        "| recorded | {rec_rps:.0} | {:.2} | {:.3} |",
-        median(rounds.iter().map(|(_, r)| r.p99_ms).collect()),
-        median(rounds.iter().filter_map(|(_, r)| r.daemon_cpu).collect())
+        "\nThroughput loss while recording: **{:.1}%** (target < 3%: {}).",
+        loss(rec_rps),
+        verdict(loss(rec_rps) < 3.0)
     )?;
-    writeln!(md, "\nThroughput loss while recording: **{loss:.1}%** (target < 3%: {}).", verdict(loss < 3.0))?;
+    if let Some(floor_rps) = floor_rps {
+        writeln!(
+            md,
+            "Of that, the hook itself (an empty program, the floor no design on sys_enter can beat) costs {:.1}%, and the recorder adds {:.1} points on top.",
+            loss(floor_rps),
+            loss(rec_rps) - loss(floor_rps)
+        )?;
+    }
     Ok(())
 }
 

@@ -6,11 +6,11 @@
 use anyhow::{Context as _, Result};
 
 use crate::{
-    bench::{WrkResult, daemon_cpu},
+    bench::{NginxRound, WrkResult, daemon_cpu},
     util,
 };
 
-pub fn rounds(rounds: usize, seconds: u64) -> Result<Vec<(WrkResult, WrkResult)>> {
+pub fn rounds(rounds: usize, seconds: u64) -> Result<Vec<NginxRound>> {
     let out = util::output(
         util::cargo()
             .args([
@@ -52,5 +52,5 @@ pub fn rounds(rounds: usize, seconds: u64) -> Result<Vec<(WrkResult, WrkResult)>
         );
     }
     anyhow::ensure!(!pairs.is_empty(), "the pod benchmark printed no results");
-    Ok(pairs)
+    Ok(pairs.into_iter().map(|(plain, recorded)| NginxRound { plain, floor: None, recorded }).collect())
 }

@@ -1,4 +1,4 @@
-//! Project automation: `cargo xtask setup|build|test|bench|demo`.
+//! Project automation: `cargo xtask setup|build|test|bench|demo|man|deb`.
 //!
 //! This is the only place that knows toolchain details (nightly, rust-src,
 //! bpf-linker, Debian packages).
@@ -6,6 +6,7 @@
 mod bench;
 mod bench_pod;
 mod bench_stats;
+mod deb;
 mod demo;
 mod floor;
 mod image;
@@ -13,6 +14,8 @@ mod nginx;
 mod self_profile;
 mod setup;
 mod util;
+
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -47,8 +50,14 @@ enum Cmd {
         /// Seconds per wrk run.
         #[arg(long, default_value_t = 10)]
         wrk_seconds: u64,
+        /// Measure only this part and print its table; BENCHMARKS.md is
+        /// not written (`nginx`: nginx + wrk, plain, under the empty
+        /// program, recorded; `--runs` rounds).
+        #[arg(long, value_parser = ["nginx"])]
+        only: Option<String>,
     },
-    /// Setup, build, record nginx serving a page, then serve it again under the profile.
+    /// Setup, build, record nginx serving a page, then run it under the
+    /// profile: serve, reload, stop.
     Demo,
     /// `cargo fmt --check` and clippy with `-D warnings` (host crates, and
     /// the BPF crate on its own target).
@@ -62,6 +71,16 @@ enum Cmd {
     SelfProfile,
     /// Cross-build recorder (binary and BPF object) for aarch64.
     Cross,
+    /// Build, then write one man page per command (generated from the clap
+    /// definitions by the built binary).
+    Man {
+        /// Where to write the pages (default: target/man).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build, then a Debian package in target/debian: the binary, man pages,
+    /// bash/zsh/fish completions, the shipped base and shutdown sets, docs.
+    Deb,
     /// Attach only an empty program to sys_enter until interrupted: the cost
     /// floor `bench` measures against.
     #[command(hide = true)]
@@ -85,11 +104,14 @@ fn main() -> Result<()> {
         }
         Cmd::Test { args } => {
             setup::run()?;
+            util::build_release()?;
+            // The package test installs this .deb (RECORDER_DEB).
+            let deb = deb::build()?;
             // The static binary is what the image ships, so it is what
             // every test runs; the image is built for the deploy tests.
             util::build_static()?;
             image_step()?;
-            util::test(&args)
+            util::test(&args, &deb)
         }
         Cmd::Image => {
             setup::run()?;
@@ -102,10 +124,13 @@ fn main() -> Result<()> {
             self_profile::run()?;
             image_step()
         }
-        Cmd::Bench { iterations, runs, wrk_seconds } => {
+        Cmd::Bench { iterations, runs, wrk_seconds, only } => {
             setup::run()?;
             util::build_release()?;
-            bench::run(iterations, runs, wrk_seconds)
+            match only.as_deref() {
+                Some("nginx") => bench::nginx_only(runs, wrk_seconds),
+                _ => bench::run(iterations, runs, wrk_seconds),
+            }
         }
         Cmd::Demo => {
             setup::run()?;
@@ -120,6 +145,19 @@ fn main() -> Result<()> {
             setup::run()?;
             setup::cross_aarch64()?;
             util::cross_aarch64()
+        }
+        Cmd::Man { dir } => {
+            setup::run()?;
+            util::build_release()?;
+            let dir = dir.unwrap_or_else(deb::default_man_dir);
+            deb::man(&dir)?;
+            eprintln!("xtask man: pages in {}", dir.display());
+            Ok(())
+        }
+        Cmd::Deb => {
+            setup::run()?;
+            util::build_release()?;
+            deb::build().map(drop)
         }
         Cmd::Floor => floor::run(),
     }

@@ -26,6 +26,19 @@ pub const PACKAGES: &[&str] = &[
     "curl",
     // 32-bit (ia32) ground-truth programs: gcc -m32.
     "gcc-multilib",
+    // The lifecycle tests' redis and postgres pods (images built from
+    // these binaries) and their clients, redis-benchmark and pgbench. The
+    // packages' own services stay stopped (policy-rc.d below); postgresql's
+    // postinst creates a cluster under /var/lib/postgresql, which nothing
+    // here starts.
+    "redis-server",
+    "redis-tools",
+    "postgresql",
+    "tzdata",
+    // `cargo xtask deb`: dpkg-shlibdeps for the package's Depends.
+    "dpkg-dev",
+    // script(1): the colour tests run recorder on a pseudo-terminal.
+    "bsdutils",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -81,12 +81,13 @@ pub fn xtask_floor() -> Command {
     cmd
 }
 
-pub fn test(extra: &[String]) -> Result<()> {
+pub fn test(extra: &[String], deb: &Path) -> Result<()> {
     let mut cmd = cargo();
     cmd.args(["test", "--no-fail-fast"])
         .args(extra)
         .env("RECORDER_BIN", static_recorder_bin())
-        .env("RECORDER_IMAGE", workspace_root().join("target/image/recorder.oci.tar"));
+        .env("RECORDER_IMAGE", workspace_root().join("target/image/recorder.oci.tar"))
+        .env("RECORDER_DEB", deb);
     run(&mut cmd)
 }
 

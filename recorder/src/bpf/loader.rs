@@ -11,7 +11,9 @@ use aya::{
         links::{FdLink, PinnedLink},
     },
 };
-use recorder_common::{ArgKey, ArgOverflowKey, Bitmap, BoundaryState, CgroupKey, DenialKey, Phase, SlotBits, names};
+use recorder_common::{
+    ArgKey, ArgOverflowKey, Bitmap, BoundaryState, CgroupKey, DenialKey, ExeKey, ExePath, Phase, SlotBits, names,
+};
 
 use super::btf::{BtfOffsetError, CompatProbe, KernelBtf};
 use crate::{syscalls::Family, target::Cgroup};
@@ -85,6 +87,8 @@ pub struct ProbeConfig {
     pub learn: bool,
     /// Keep the argument values that decide some calls' risk (`--args`).
     pub args: bool,
+    /// Attribute each call to the executable that made it (`--by-exe`).
+    pub by_exe: bool,
 }
 
 /// The loaded and attached recorder.
@@ -101,6 +105,8 @@ pub struct Probe {
     pub(crate) denials: Option<HashMap<MapData, DenialKey, u64>>,
     pub(crate) arg_values: Option<HashMap<MapData, ArgKey, u8>>,
     pub(crate) arg_overflow: Option<HashMap<MapData, ArgOverflowKey, u8>>,
+    pub(crate) exe_bits: Option<HashMap<MapData, ExeKey, Bitmap>>,
+    pub(crate) exe_paths: Option<HashMap<MapData, u64, ExePath>>,
     events: Option<RingBuf<MapData>>,
     logger: Option<Logger>,
     /// The learned maps were already pinned (a restarted daemon).
@@ -127,6 +133,15 @@ impl Probe {
             super::btf::syscall_nr_offset(&btf).map_err(BpfError::Btf)?.unwrap_or(u32::MAX)
         } else {
             u32::MAX
+        };
+        let (by_exe, bprm_filename, task_tgid) = if config.by_exe {
+            (
+                1u32,
+                btf.offset_of("linux_binprm", &["filename"]).map_err(BpfError::Btf)?,
+                btf.offset_of("task_struct", &["tgid"]).map_err(BpfError::Btf)?,
+            )
+        } else {
+            (0, u32::MAX, u32::MAX)
         };
         let learn = u32::from(config.learn);
         let args = u32::from(config.args);
@@ -163,7 +178,10 @@ impl Probe {
             .override_global(names::NR_IOCTL_GLOBAL, &nr_ioctl, true)
             .override_global(names::NR_FCNTL_GLOBAL, &nr_fcntl, true)
             .override_global(names::NR_MPROTECT_GLOBAL, &nr_mprotect, true)
-            .override_global(names::NR_MMAP_GLOBAL, &nr_mmap, true);
+            .override_global(names::NR_MMAP_GLOBAL, &nr_mmap, true)
+            .override_global(names::BY_EXE_GLOBAL, &by_exe, true)
+            .override_global(names::BPRM_FILENAME_OFFSET_GLOBAL, &bprm_filename, true)
+            .override_global(names::TASK_TGID_OFFSET_GLOBAL, &task_tgid, true);
         for name in [names::SLOTS_MAP, names::FREE_SLOTS_MAP, names::BITS_MAP, names::SLOT_STATE_MAP] {
             loader.map_max_entries(name, config.slots);
         }
@@ -196,6 +214,8 @@ impl Probe {
             denials: None,
             arg_values: None,
             arg_overflow: None,
+            exe_bits: None,
+            exe_paths: None,
             logger,
             adopted,
             compat_tagged: compat.is_some(),
@@ -229,6 +249,16 @@ impl Probe {
             HashMap::try_from(take_map(&mut probe._ebpf, names::ARG_OVERFLOW_MAP)?)
                 .map_err(map_err(names::ARG_OVERFLOW_MAP))?,
         );
+        if config.by_exe {
+            probe.exe_bits = Some(
+                HashMap::try_from(take_map(&mut probe._ebpf, names::EXE_BITS_MAP)?)
+                    .map_err(map_err(names::EXE_BITS_MAP))?,
+            );
+            probe.exe_paths = Some(
+                HashMap::try_from(take_map(&mut probe._ebpf, names::EXE_PATHS_MAP)?)
+                    .map_err(map_err(names::EXE_PATHS_MAP))?,
+            );
+        }
         Ok(probe)
     }
 

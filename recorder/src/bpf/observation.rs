@@ -15,7 +15,19 @@ pub struct Observation {
     /// `--args`: per (cgroup, native syscall number), the reduced argument
     /// values seen (`recorder_common::arg_reduce`).
     pub args: BTreeMap<(u64, u32), ArgValues>,
+    /// `--by-exe`: per (cgroup, executable id, ABI), the numbers it made.
+    pub exes: BTreeMap<(u64, u64, Abi), BTreeSet<u32>>,
+    /// `--by-exe`: executable id -> the exec'd path.
+    pub exe_paths: BTreeMap<u64, String>,
 }
+
+/// `--by-exe`, named: per executable path, the calls it made per
+/// architecture. Processes whose exec was not seen are under
+/// [`EXEC_NOT_SEEN`].
+pub type ByExe = BTreeMap<String, BTreeMap<Arch, BTreeSet<&'static str>>>;
+
+/// The "path" of processes whose exec the recording did not see.
+pub const EXEC_NOT_SEEN: &str = "(exec not seen)";
 
 /// The argument values one call was made with.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -105,6 +117,34 @@ impl Observation {
         for (key, values) in other.args {
             self.args.entry(key).or_default().merge(&values);
         }
+        for (key, calls) in other.exes {
+            self.exes.entry(key).or_default().extend(calls);
+        }
+        self.exe_paths.extend(other.exe_paths);
+    }
+
+    /// `--by-exe`: the calls each executable made, over `cgroups` (all when
+    /// `None`), named with `family`'s tables.
+    pub fn by_exe(&self, family: Family, cgroups: Option<&[u64]>) -> ByExe {
+        let mut out = ByExe::new();
+        for ((cgroup, exe, abi), calls) in &self.exes {
+            if cgroups.is_some_and(|ids| !ids.contains(cgroup)) {
+                continue;
+            }
+            let Some(arch) = family.arch_for(*abi) else { continue };
+            let path = match (*exe, self.exe_paths.get(exe)) {
+                (recorder_common::EXE_NOT_SEEN, _) => EXEC_NOT_SEEN.to_owned(),
+                (_, Some(path)) => path.clone(),
+                // EXE_PATHS was full when it was exec'd.
+                (id, None) => format!("(path not kept: {id:016x})"),
+            };
+            out.entry(path)
+                .or_default()
+                .entry(arch)
+                .or_default()
+                .extend(calls.iter().filter_map(|nr| arch.name_of(*nr)));
+        }
+        out
     }
 
     /// `--args`: argument values per native syscall name, over `cgroups`

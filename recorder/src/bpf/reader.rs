@@ -25,6 +25,8 @@ pub struct Stats {
     /// `--args` values not kept: `ARG_VALUES` full (those calls are
     /// allowed with any arguments).
     pub args_full: u64,
+    /// `--by-exe` attributions lost (`EXE_BITS` or `EXE_PATHS` full).
+    pub exe_full: u64,
     pub out_of_range: u64,
     pub forks: u64,
     pub execs: u64,
@@ -83,6 +85,21 @@ impl Probe {
                 }
             }
         }
+        if let Some(exes) = &self.exe_bits {
+            for entry in exes.iter() {
+                let (key, bitmap) = entry?;
+                if table.contains_key(&key.cgroup_id) {
+                    obs.exes.entry((key.cgroup_id, key.exe, key.abi)).or_default().extend(numbers(&bitmap.bits));
+                }
+            }
+        }
+        if let Some(paths) = &self.exe_paths {
+            for entry in paths.iter() {
+                let (id, path) = entry?;
+                let end = path.bytes.iter().position(|b| *b == 0).unwrap_or(path.bytes.len());
+                obs.exe_paths.insert(id, String::from_utf8_lossy(&path.bytes[..end]).into_owned());
+            }
+        }
         for (cgroup_id, slot) in table {
             let bits = self.bits.get(slot, 0)?;
             self.add_slot(&mut obs, *cgroup_id, &bits);
@@ -119,6 +136,13 @@ impl Probe {
         for id in cgroup_ids {
             for key in abi_keys.iter().filter(|k| k.cgroup_id == *id) {
                 let _ = self.abi_bits.remove(key);
+            }
+            if let Some(exes) = self.exe_bits.as_mut() {
+                let keys: Vec<recorder_common::ExeKey> =
+                    exes.keys().filter_map(Result::ok).filter(|k| k.cgroup_id == *id).collect();
+                for key in keys {
+                    let _ = exes.remove(&key);
+                }
             }
             if let Some(values) = self.arg_values.as_mut() {
                 let keys: Vec<recorder_common::ArgKey> =
@@ -168,6 +192,7 @@ impl Probe {
             abi_full: slot(stat::ABI_FULL)?,
             denials_full: slot(stat::DENIALS_FULL)?,
             args_full: slot(stat::ARGS_FULL)?,
+            exe_full: slot(stat::EXE_FULL)?,
             out_of_range: slot(stat::OUT_OF_RANGE)?,
             forks: slot(stat::FORKS)?,
             execs: slot(stat::EXECS)?,

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use crate::{
     cli::exit::{Code, Failure},
-    profile::{self, ProfileError, Severity},
+    profile::{self, Diagnostic, ProfileError, Severity},
+    text::Paint,
 };
 
 const EXAMPLES: &str = "\
@@ -34,7 +35,16 @@ pub struct CheckArgs {
     pub quiet: bool,
 }
 
-pub fn execute(args: CheckArgs) -> Result<u8, Failure> {
+/// `FILE:LINE:COLUMN: error|warning: MESSAGE`, the level coloured.
+fn render(d: &Diagnostic, paint: Paint) -> String {
+    let level = match d.severity {
+        Severity::Error => paint.red("error"),
+        Severity::Warning => paint.yellow("warning"),
+    };
+    format!("{}:{}:{}: {level}: {}", d.path, d.pos.line, d.pos.column, d.message)
+}
+
+pub fn execute(args: CheckArgs, paint: Paint) -> Result<u8, Failure> {
     let mut failed = false;
     let mut too_large = false;
     for path in &args.profiles {
@@ -45,14 +55,14 @@ pub fn execute(args: CheckArgs) -> Result<u8, Failure> {
             Err(e) => {
                 too_large |= matches!(e, ProfileError::TooLarge { .. } | ProfileError::TooDeep { .. });
                 for d in e.diagnostics() {
-                    println!("{d}");
+                    println!("{}", render(&d, paint));
                 }
                 failed = true;
                 continue;
             }
         };
         for d in &report.problems {
-            println!("{d}");
+            println!("{}", render(d, paint));
         }
         let errors = report.errors();
         let warnings = report.problems.iter().filter(|d| d.severity == Severity::Warning).count();

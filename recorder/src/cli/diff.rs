@@ -5,7 +5,10 @@ use std::{collections::BTreeSet, path::PathBuf};
 use crate::{
     algebra::diff::{self, Side, Treatment},
     cli::exit::{Code, Failure},
-    profile::{EvalContext, catalog, evaluate::parse_kernel, runtime_default::RuntimeDefault},
+    profile::{
+        EvalContext, attribution::AttributionFile, catalog, evaluate::parse_kernel, runtime_default::RuntimeDefault,
+    },
+    text::Paint,
 };
 
 const EXAMPLES: &str = "\
@@ -16,6 +19,7 @@ Examples:
   recorder diff app.json --json | jq '.only_in_profile'
   recorder diff new.json --against approved.json --fail-on-added   # CI gate: exit 30 on drift
   recorder diff app.json --cap SYS_ADMIN            # baseline for a container with CAP_SYS_ADMIN
+  recorder diff app.json --by-exe app.by-exe.json   # who makes each risky call (record --by-exe)
 
 The table answers: 1. what the profile needs that the base blocks (it would break
 under RuntimeDefault); 2. what the base allows that the profile does not (attack
@@ -51,6 +55,10 @@ pub struct DiffArgs {
     /// Architecture to evaluate templates for, e.g. arm64. Default: this host.
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<String>,
+    /// Show which executables made each risky call, from `record --by-exe
+    /// FILE` (information only: a profile cannot differ per executable).
+    #[arg(long, value_name = "FILE")]
+    pub by_exe: Option<PathBuf>,
     /// Exit 30 when the profile permits something the base does not.
     #[arg(long)]
     pub fail_on_added: bool,
@@ -96,15 +104,18 @@ fn side(spec: &str, ctx: &EvalContext) -> Result<Side, Failure> {
     Ok(Side { label: spec.to_owned(), profile: loaded.profile.evaluate(ctx) })
 }
 
-pub fn execute(args: DiffArgs) -> Result<u8, Failure> {
+pub fn execute(args: DiffArgs, paint: Paint) -> Result<u8, Failure> {
     let ctx = context(&args)?;
     let base = side(&args.against, &ctx)?;
     let profile = side(&args.profile.display().to_string(), &ctx)?;
-    let d = diff::diff(&base, &profile);
+    let mut d = diff::diff(&base, &profile);
+    if let Some(path) = &args.by_exe {
+        d.made_by = AttributionFile::read(path)?.by_syscall();
+    }
     if args.json {
         print!("{}", diff::json(&d));
     } else {
-        print!("{}", diff::human(&d));
+        print!("{}", diff::human(&d, paint));
     }
     let mut added = BTreeSet::new();
     let mut removed = BTreeSet::new();

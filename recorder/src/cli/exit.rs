@@ -4,6 +4,7 @@
 //! codes: their error types convert into a [`Failure`] here.
 
 use crate::{
+    algebra::explain::ExplainError,
     bpf::{BpfError, preflight::PreflightError},
     cli::duration::DurationError,
     cri::CriError,
@@ -11,7 +12,7 @@ use crate::{
     enforce::EnforceError,
     k8s_name::NameError,
     output::{OutputError, beneath::BeneathError},
-    profile::ProfileError,
+    profile::{ProfileError, attribution::AttributionError},
     record::RecordError,
     runtime::bundle::BundleError,
     target::{CgroupError, CommandError, container::FindError, pod::PodError},
@@ -61,6 +62,8 @@ pub enum Code {
     CheckFailed = 31,
     /// Input too large or too deeply nested.
     InputTooLarge = 32,
+    /// `explain` was given a name that is no syscall.
+    UnknownSyscall = 33,
     /// CMD exists but cannot be executed (like a shell).
     CannotExecute = 126,
     /// CMD not found (like a shell).
@@ -110,8 +113,8 @@ Exit codes:
   23   BPF load/attach failed    24   profile could not be enforced
   25   container runtime failed  26   no CRI socket / not a CRI runtime
   30   diff found drift          31   check found errors
-  32   input too large or nested 126  CMD not executable
-  127  CMD not found";
+  32   input too large or nested 33   explain: unknown syscall
+  126  CMD not executable        127  CMD not found";
 
 /// Every library error becomes a [`Failure`] with its code through `?`.
 macro_rules! failure_from {
@@ -129,9 +132,14 @@ failure_from! {
     OutputError => |e| Code::OutputUnwritable;
     BeneathError => |e| Code::OutputUnwritable;
     DurationError => |e| Code::BadDuration;
+    AttributionError => |e| Code::BadProfile;
     NameError => |e| Code::BadName;
     EnforceError => |e| Code::EnforceFailed;
     BundleError => |e| Code::RuntimeFailed;
+    ExplainError => |e| match e {
+        ExplainError::Unknown(_) => Code::UnknownSyscall,
+        ExplainError::BuiltIn(_) => Code::Internal,
+    };
     ProfileError => |e| if e.is_too_large() { Code::InputTooLarge } else { Code::BadProfile };
     CommandError => |e| match e {
         CommandError::NotFound(_) => Code::CommandNotFound,

@@ -123,6 +123,7 @@ fn learn(args: &RunArgs, command: Command, filter: libseccomp::ScmpFilterContext
         boundary: false,
         learn: true,
         args: false,
+        by_exe: false,
         enforce: Some(program),
     })?;
     let denied = name_denials(Family::host(), &recording.denials);

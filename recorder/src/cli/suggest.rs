@@ -64,7 +64,14 @@ pub fn execute(args: SuggestArgs) -> Result<u8, Failure> {
     let s = suggest(&loaded.profile, &denied);
     let before = loaded.profile.to_oci_json();
     let after = s.patched.to_oci_json();
-    print!("{}", unified_diff(&before, &after, &args.profile.display().to_string(), "patched"));
+    let patch = unified_diff(&before, &after, &args.profile.display().to_string(), "patched");
+    // With `-o -` the patched profile is what stdout carries (so it can be
+    // piped); the patch then goes to stderr.
+    if matches!(output, Some(Output::Stdout)) {
+        eprint!("{patch}");
+    } else {
+        print!("{patch}");
+    }
     for (name, why) in &s.risky {
         eprintln!("recorder: warning: the patch adds {name}, which is risky: {why}");
     }

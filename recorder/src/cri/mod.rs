@@ -168,6 +168,27 @@ pub struct Pod {
     pub created_at: i64,
 }
 
+impl Pod {
+    /// A listed sandbox; names fall back to the kubelet's labels when the
+    /// metadata lacks them.
+    pub(crate) fn from_sandbox(sandbox: &api::PodSandbox) -> Pod {
+        let label = |key: &str| sandbox.labels.get(key).cloned().unwrap_or_default();
+        let meta = sandbox.metadata.clone().unwrap_or_default();
+        Pod {
+            name: non_empty_or(meta.name, || label(POD_NAME_LABEL)),
+            namespace: non_empty_or(meta.namespace, || label(POD_NAMESPACE_LABEL)),
+            uid: non_empty_or(meta.uid, || label(POD_UID_LABEL)),
+            state: match sandbox.state() {
+                api::PodSandboxState::SandboxReady => PodState::Ready,
+                api::PodSandboxState::SandboxNotready => PodState::NotReady,
+            },
+            runtime_handler: sandbox.runtime_handler.clone(),
+            created_at: sandbox.created_at,
+            id: sandbox.id.clone(),
+        }
+    }
+}
+
 /// A container's state, as the CRI reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContainerState {
@@ -248,25 +269,7 @@ impl Cri {
             .map_err(call_error("ListPodSandbox"))?
             .into_inner()
             .items;
-        let mut pods: Vec<Pod> = items
-            .into_iter()
-            .map(|sandbox| {
-                let label = |key: &str| sandbox.labels.get(key).cloned().unwrap_or_default();
-                let meta = sandbox.metadata.clone().unwrap_or_default();
-                Pod {
-                    name: non_empty_or(meta.name, || label(POD_NAME_LABEL)),
-                    namespace: non_empty_or(meta.namespace, || label(POD_NAMESPACE_LABEL)),
-                    uid: non_empty_or(meta.uid, || label(POD_UID_LABEL)),
-                    state: match sandbox.state() {
-                        api::PodSandboxState::SandboxReady => PodState::Ready,
-                        api::PodSandboxState::SandboxNotready => PodState::NotReady,
-                    },
-                    runtime_handler: sandbox.runtime_handler,
-                    created_at: sandbox.created_at,
-                    id: sandbox.id,
-                }
-            })
-            .collect();
+        let mut pods: Vec<Pod> = items.iter().map(Pod::from_sandbox).collect();
         pods.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
         Ok(pods)
     }
@@ -274,7 +277,8 @@ impl Cri {
     /// Every container of the sandbox `pod_id`, exited ones included (restarts), oldest
     /// first. For running containers, `pid` and `cgroup` say where they are now.
     ///
-    /// A container can exit between the status call and the `/proc` read; its `cgroup` is
+    /// A container removed between the listing and its status call is left out. A
+    /// container can exit between the status call and the `/proc` read; its `cgroup` is
     /// then `None`. (Its PID could in theory be reused in that window; callers that need
     /// certainty compare the cgroup path with `cgroups_path`.)
     pub async fn containers(&self, pod_id: &str, cgroups: &dyn CgroupLookup) -> Result<Vec<Container>, CriError> {
@@ -291,13 +295,14 @@ impl Cri {
             .containers;
         let mut containers = Vec::with_capacity(listed.len());
         for listed in listed {
-            let response = self
-                .client
-                .clone()
-                .container_status(ContainerStatusRequest { container_id: listed.id.clone(), verbose: true })
-                .await
-                .map_err(call_error("ContainerStatus"))?
-                .into_inner();
+            let request = ContainerStatusRequest { container_id: listed.id.clone(), verbose: true };
+            let response = match self.client.clone().container_status(request).await {
+                Ok(response) => response.into_inner(),
+                // Removed between the listing and this call: a pod being deleted, which is
+                // how a pod recording usually ends. It is gone, not an error.
+                Err(status) if status.code() == tonic::Code::NotFound => continue,
+                Err(status) => return Err(call_error("ContainerStatus")(status)),
+            };
             let status = response.status.ok_or(CriError::EmptyResponse { call: "ContainerStatus" })?;
             let info =
                 info::parse(&response.info).map_err(|source| CriError::Info { id: listed.id.clone(), source })?;

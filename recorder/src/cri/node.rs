@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use super::{
-    CONTAINER_NAME_LABEL, Cri, CriError, POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_UID_LABEL, PodState,
-    api::{self, ListContainersRequest, ListPodSandboxRequest},
-    call_error, non_empty_or,
+    CONTAINER_NAME_LABEL, Cri, CriError, Pod, PodState,
+    api::{ListContainersRequest, ListPodSandboxRequest},
+    call_error,
 };
 use crate::cri::ContainerState;
 
@@ -55,20 +55,16 @@ impl Cri {
         Ok(items
             .into_iter()
             .map(|sandbox| {
-                let label = |key: &str| sandbox.labels.get(key).cloned().unwrap_or_default();
-                let meta = sandbox.metadata.clone().unwrap_or_default();
+                let pod = Pod::from_sandbox(&sandbox);
                 Sandbox {
-                    name: non_empty_or(meta.name, || label(POD_NAME_LABEL)),
-                    namespace: non_empty_or(meta.namespace, || label(POD_NAMESPACE_LABEL)),
-                    uid: non_empty_or(meta.uid, || label(POD_UID_LABEL)),
-                    state: match sandbox.state() {
-                        api::PodSandboxState::SandboxReady => PodState::Ready,
-                        api::PodSandboxState::SandboxNotready => PodState::NotReady,
-                    },
-                    runtime_handler: sandbox.runtime_handler,
-                    created_at: sandbox.created_at,
+                    id: pod.id,
+                    name: pod.name,
+                    namespace: pod.namespace,
+                    uid: pod.uid,
+                    state: pod.state,
+                    runtime_handler: pod.runtime_handler,
+                    created_at: pod.created_at,
                     labels: sandbox.labels.into_iter().collect(),
-                    id: sandbox.id,
                 }
             })
             .collect())

@@ -139,6 +139,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         pin: Some(config.pin_dir.clone()),
         learn: config.learn_denials,
         args: false,
+        by_exe: false,
     })?;
     if probe.adopted {
         tracing::info!("adopted the maps pinned in {}: nothing was lost while no daemon ran", config.pin_dir.display());

@@ -9,6 +9,7 @@
 //! Output is deterministic: the same profile always gives the same bytes.
 
 pub mod arches;
+pub mod attribution;
 pub mod catalog;
 mod diag;
 pub mod evaluate;

@@ -20,6 +20,18 @@ pub enum Format {
     K8sSnippet,
 }
 
+impl Format {
+    /// The name `--format` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Oci => "oci",
+            Format::Spo => "spo",
+            Format::Moby => "moby",
+            Format::K8sSnippet => "k8s-snippet",
+        }
+    }
+}
+
 /// What the SPO and snippet writers need besides the profile.
 #[derive(Clone, Debug, Default)]
 pub struct WriteOptions {

@@ -56,6 +56,8 @@ pub struct Options {
     pub learn: bool,
     /// Keep the argument values that decide some calls' risk (`--args`).
     pub args: bool,
+    /// Attribute each call to the executable that made it (`--by-exe`).
+    pub by_exe: bool,
     /// For `Source::Command`: a classic-BPF seccomp program (libseccomp's
     /// export) the command is started under, right before its exec.
     pub enforce: Option<Vec<u8>>,
@@ -180,6 +182,7 @@ pub fn record_with_checkpoint(
         pin: None,
         learn: options.learn,
         args: options.args,
+        by_exe: options.by_exe,
     })?;
     runtime
         .block_on(Session { probe, cgroup, owned, options, watch, harvested: Observation::default() }.run(checkpoint))

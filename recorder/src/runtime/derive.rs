@@ -73,6 +73,7 @@ pub fn derive(runtime: &Path, runs: u32) -> Result<Derivation, DeriveError> {
         pin: None,
         learn: false,
         args: false,
+        by_exe: false,
     })?;
     let mut failures = Vec::new();
     for run in 0..runs {

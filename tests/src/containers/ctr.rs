@@ -34,7 +34,7 @@ pub fn ctr_run(
     args: &[&str],
 ) -> anyhow::Result<Output> {
     let id = container_id();
-    let mut cmd = run_command(c, rootfs, profile, runtime, &id, true)?;
+    let mut cmd = run_command(c, rootfs, profile, runtime, &id, true, &[])?;
     cmd.args(args);
     let child =
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("spawning ctr")?;
@@ -62,8 +62,21 @@ pub fn ctr_run_detached<'c>(
     runtime: Runtime,
     args: &[&str],
 ) -> anyhow::Result<Task<'c>> {
+    ctr_run_detached_with(c, rootfs, profile, runtime, &[], args)
+}
+
+/// [`ctr_run_detached`] with more `ctr run` options, e.g. `--net-host` for a server the
+/// host's clients reach on loopback.
+pub fn ctr_run_detached_with<'c>(
+    c: &'c Containerd,
+    rootfs: &Path,
+    profile: Option<&Path>,
+    runtime: Runtime,
+    options: &[&str],
+    args: &[&str],
+) -> anyhow::Result<Task<'c>> {
     let id = container_id();
-    let mut cmd = run_command(c, rootfs, profile, runtime, &id, false)?;
+    let mut cmd = run_command(c, rootfs, profile, runtime, &id, false, options)?;
     let out = cmd.args(args).stdin(Stdio::null()).output().context("running ctr run -d")?;
     if !out.status.success() {
         bail!("ctr run -d {id} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
@@ -80,6 +93,7 @@ fn run_command(
     runtime: Runtime,
     id: &str,
     remove: bool,
+    options: &[&str],
 ) -> anyhow::Result<Command> {
     let rootfs = absolute(rootfs)?;
     let mut cmd = c.ctr();
@@ -91,6 +105,7 @@ fn run_command(
     if let Some(profile) = profile {
         cmd.arg("--seccomp").arg("--seccomp-profile").arg(absolute(profile)?);
     }
+    cmd.args(options);
     cmd.arg("--rootfs").arg(rootfs).arg(id);
     Ok(cmd)
 }
@@ -129,6 +144,41 @@ impl Task<'_> {
             .find(|(task, _)| *task == self.id)
             .and_then(|(_, pid)| pid.parse().ok())
             .ok_or_else(|| anyhow!("task {} not in `ctr tasks ls`:\n{stdout}", self.id))
+    }
+
+    /// The task's status in `ctr tasks ls` (`RUNNING`, `STOPPED`, ...); empty when it is
+    /// not listed.
+    pub fn status(&self) -> anyhow::Result<String> {
+        let out = self
+            .containerd
+            .ctr()
+            .args(["tasks", "ls"])
+            .stdin(Stdio::null())
+            .output()
+            .context("running ctr tasks ls")?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|cols| cols.first() == Some(&self.id.as_str()))
+            .and_then(|cols| cols.get(2).map(|s| s.to_string()))
+            .unwrap_or_default())
+    }
+
+    /// `ctr tasks kill -s SIGNAL`: the signal goes to the container's init process only,
+    /// as containerd (and the kubelet through it) delivers a stop signal.
+    pub fn kill(&self, signal: &str) -> anyhow::Result<()> {
+        let out = self
+            .containerd
+            .ctr()
+            .args(["tasks", "kill", "-s", signal, &self.id])
+            .stdin(Stdio::null())
+            .output()
+            .context("running ctr tasks kill")?;
+        if !out.status.success() {
+            bail!("ctr tasks kill -s {signal} {} failed: {}", self.id, String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(())
     }
 
     /// Cgroups of the container's init process.

@@ -31,8 +31,8 @@ mod rootfs;
 
 pub use cgroups::{ProcCgroups, cgroup_id, cgroup_mounts, cgroup2_mount, fix_crun_hybrid_hugetlb};
 pub use containerd::Containerd;
-pub use ctr::{Task, ctr_run, ctr_run_detached};
-pub use rootfs::{import_image, import_pause_image, rootfs_with};
+pub use ctr::{Task, ctr_run, ctr_run_detached, ctr_run_detached_with};
+pub use rootfs::{import_image, import_pause_image, rootfs_with, shared_libraries};
 
 /// The containerd namespace every harness container lives in. containerd's runc shim uses
 /// `/<namespace>/<id>` as the cgroup path, so this also names the parent cgroup

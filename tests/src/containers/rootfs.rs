@@ -121,7 +121,7 @@ fn run_checked(cmd: &mut Command) -> anyhow::Result<()> {
 
 /// Absolute paths of the shared objects `binary` loads, the dynamic loader included; empty
 /// for a static binary.
-fn shared_libraries(binary: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub fn shared_libraries(binary: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let out =
         Command::new("ldd").arg(binary).stdin(Stdio::null()).output().context("running ldd (package libc-bin)")?;
     let stdout = String::from_utf8_lossy(&out.stdout);

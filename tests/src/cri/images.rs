@@ -38,6 +38,10 @@ pub enum Image {
     Nginx,
     /// [`EARLY_IMAGE`]
     Early,
+    /// [`super::databases::REDIS_IMAGE`]
+    Redis,
+    /// [`super::databases::POSTGRES_IMAGE`]
+    Postgres,
 }
 
 /// Imports the pause image and `images` into `c`; `work` holds the build files.
@@ -47,6 +51,10 @@ pub fn import(c: &Containerd, images: &[Image], work: &Path) -> anyhow::Result<(
         match image {
             Image::Nginx => import_nginx_image(c, work).context("importing the nginx image")?,
             Image::Early => import_early_image(c, work).context("importing the early_syscalls image")?,
+            Image::Redis => super::databases::import_redis_image(c, work).context("importing the redis image")?,
+            Image::Postgres => {
+                super::databases::import_postgres_image(c, work).context("importing the postgres image")?
+            }
         }
     }
     Ok(())

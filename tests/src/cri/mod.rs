@@ -19,6 +19,7 @@
 //! # let _ = nginx; Ok(()) }
 //! ```
 
+pub mod databases;
 pub mod images;
 mod placement;
 
@@ -121,13 +122,16 @@ pub struct ContainerSpec {
     pub seccomp: Option<Seccomp>,
     /// Read-only bind mounts: (host path, container path).
     pub mounts: Vec<(PathBuf, PathBuf)>,
+    /// Writable bind mounts (a database's data directory): (host path,
+    /// container path).
+    pub writable_mounts: Vec<(PathBuf, PathBuf)>,
+    /// `runAsUser` and `runAsGroup` (postgres refuses to run as root).
+    pub run_as: Option<(i64, i64)>,
     /// `no_new_privs`. The kubelet sets it only for `allowPrivilegeEscalation: false`; the
     /// runtimes install the seccomp filter at a different point depending on it.
     pub no_new_privs: bool,
     /// Restart attempt (`metadata.attempt`); the kubelet counts restarts with it.
     pub attempt: u32,
-    /// Read-write bind mounts: (host path, container path).
-    pub rw_mounts: Vec<(PathBuf, PathBuf)>,
     /// Environment variables.
     pub env: Vec<(String, String)>,
     /// The rest of a Kubernetes `securityContext`, as the kubelet passes it.
@@ -135,12 +139,11 @@ pub struct ContainerSpec {
 }
 
 /// What the kubelet makes of a container's `securityContext` besides
-/// seccomp and `allowPrivilegeEscalation` (see [`ContainerSpec`]).
+/// seccomp, `allowPrivilegeEscalation` and `runAsUser` (see [`ContainerSpec`]).
 #[derive(Clone, Debug, Default)]
 pub struct Security {
     pub privileged: bool,
     pub read_only_root_filesystem: bool,
-    pub run_as_user: Option<i64>,
     /// `capabilities.add` and `.drop` as written in the manifest (`BPF`,
     /// `ALL`): containerd prefixes `CAP_`.
     pub add_capabilities: Vec<String>,
@@ -275,11 +278,8 @@ impl<'c> Pods<'c> {
             Seccomp::RuntimeDefault => profile(ProfileType::RuntimeDefault, ""),
             Seccomp::Localhost(path) => profile(ProfileType::Localhost, &path.display().to_string()),
         });
-        let mounts = spec
-            .mounts
-            .iter()
-            .map(|m| (m, true))
-            .chain(spec.rw_mounts.iter().map(|m| (m, false)))
+        let mounts = (spec.mounts.iter().map(|m| (m, true)))
+            .chain(spec.writable_mounts.iter().map(|m| (m, false)))
             .map(|((host, container), readonly)| Mount {
                 host_path: host.display().to_string(),
                 container_path: container.display().to_string(),
@@ -314,7 +314,8 @@ impl<'c> Pods<'c> {
                     no_new_privs: spec.no_new_privs,
                     privileged: security.privileged,
                     readonly_rootfs: security.read_only_root_filesystem,
-                    run_as_user: security.run_as_user.map(|value| api::Int64Value { value }),
+                    run_as_user: spec.run_as.map(|(uid, _)| api::Int64Value { value: uid }),
+                    run_as_group: spec.run_as.map(|(_, gid)| api::Int64Value { value: gid }),
                     capabilities: spec.security.as_ref().map(|s| api::Capability {
                         add_capabilities: s.add_capabilities.clone(),
                         drop_capabilities: s.drop_capabilities.clone(),
@@ -423,13 +424,18 @@ impl<'c> Pods<'c> {
         Ok(text.lines().map(|line| line.splitn(4, ' ').nth(3).unwrap_or("")).collect::<Vec<_>>().join("\n"))
     }
 
-    /// Stops the container (SIGTERM, then SIGKILL after `grace_seconds`).
+    /// Stops the container (SIGTERM, then SIGKILL after `grace_seconds`). Like the
+    /// kubelet, the call may take the whole grace period and then some: it goes over a
+    /// channel of its own, without the recorder client's per-call timeout (15 s).
     pub fn stop_container(&self, id: &str, grace_seconds: i64) -> anyhow::Result<()> {
-        let request = StopContainerRequest { container_id: id.to_owned(), timeout: grace_seconds };
-        self.rt
-            .block_on(self.cri.runtime_client().stop_container(request))
-            .map_err(|s| self.failed("StopContainer", &s))?;
-        Ok(())
+        let mut request =
+            tonic::Request::new(StopContainerRequest { container_id: id.to_owned(), timeout: grace_seconds });
+        request.set_timeout(Duration::from_secs(grace_seconds.unsigned_abs() + 60));
+        self.rt.block_on(async {
+            let mut client = long_call_client(self.containerd.address()).await?;
+            client.stop_container(request).await.map_err(|s| self.failed("StopContainer", &s))?;
+            anyhow::Ok(())
+        })
     }
 
     /// Removes a stopped container.
@@ -489,6 +495,24 @@ impl Drop for Pods<'_> {
             }
         }
     }
+}
+
+/// A CRI client over its own channel to `socket` with no per-call timeout (each request
+/// sets its own).
+async fn long_call_client(
+    socket: &Path,
+) -> anyhow::Result<api::runtime_service_client::RuntimeServiceClient<tonic::transport::Channel>> {
+    let path = socket.to_path_buf();
+    let connector = tower::service_fn(move |_: tonic::transport::Uri| {
+        let path = path.clone();
+        async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
+    });
+    let channel = tonic::transport::Endpoint::from_static("http://cri.invalid")
+        .connect_timeout(Duration::from_secs(5))
+        .connect_with_connector(connector)
+        .await
+        .with_context(|| format!("connecting to {}", socket.display()))?;
+    Ok(api::runtime_service_client::RuntimeServiceClient::new(channel))
 }
 
 /// The sandbox configuration the kubelet sends with RunPodSandbox and again with every

@@ -11,7 +11,7 @@ pub mod risky;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use report::{human, json};
+pub use report::{describe, human, json};
 
 use crate::profile::{
     ArgCondition, Profile,
@@ -69,6 +69,9 @@ pub struct Diff {
     /// Architectures compared, in canonical order.
     pub arches: Vec<String>,
     pub per_arch: BTreeMap<String, ArchDiff>,
+    /// `diff --by-exe`: call -> the executables that made it (from
+    /// `record --by-exe`); shown for risky calls.
+    pub made_by: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Diff {
@@ -159,7 +162,13 @@ pub fn diff(base: &Side, profile: &Side) -> Diff {
         }
         per_arch.insert(arch.clone(), d);
     }
-    Diff { base_label: base.label.clone(), profile_label: profile.label.clone(), arches, per_arch }
+    Diff {
+        base_label: base.label.clone(),
+        profile_label: profile.label.clone(),
+        arches,
+        per_arch,
+        made_by: BTreeMap::new(),
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::{collections::BTreeSet, fmt::Write as _};
 use serde_json::{Map, Value, json};
 
 use super::{ArchDiff, Diff, Treatment, risky};
-use crate::profile::ArgCondition;
+use crate::{profile::ArgCondition, text::Paint};
 
 /// How many names of "attack surface removed" the table shows.
 const NOTABLE: usize = 12;
@@ -84,6 +84,12 @@ pub fn json(diff: &Diff) -> String {
     let reasons: Map<String, Value> =
         reasons.into_iter().filter_map(|n| risky::reason(n).map(|r| (n.clone(), json!(r)))).collect();
     m.insert("risky_reasons".into(), Value::Object(reasons));
+    if !diff.made_by.is_empty() {
+        let risky: BTreeSet<&String> = diff.iter().flat_map(|(_, d)| &d.risky).collect();
+        let made_by: Map<String, Value> =
+            risky.into_iter().map(|n| (n.clone(), json!(diff.made_by.get(n).cloned().unwrap_or_default()))).collect();
+        m.insert("risky_made_by".into(), Value::Object(made_by));
+    }
     m.insert("sources".into(), json!({"base": diff.base_label, "profile": diff.profile_label}));
     m.insert("architectures".into(), json!(diff.arches));
     m.insert(
@@ -117,7 +123,9 @@ fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
     if v.is_empty() { "-".to_owned() } else { v.join(", ") }
 }
 
-fn describe(t: &Treatment) -> String {
+/// A treatment in words: "allowed with any arguments", "allowed only with
+/// these arguments: arg0 == 1".
+pub fn describe(t: &Treatment) -> String {
     let sets = |w: &[Vec<ArgCondition>]| {
         w.iter()
             .map(|set| set.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "))
@@ -132,7 +140,7 @@ fn describe(t: &Treatment) -> String {
     }
 }
 
-fn section(out: &mut String, diff: &Diff, d: &ArchDiff) {
+fn section(out: &mut String, diff: &Diff, d: &ArchDiff, paint: Paint) {
     let (b, p) = (&diff.base_label, &diff.profile_label);
     let mut notable: Vec<&String> = d.only_in_base.iter().filter(|n| risky::reason(n).is_some()).collect();
     notable.extend(d.only_in_base.iter().filter(|n| risky::reason(n).is_none()));
@@ -148,10 +156,22 @@ fn section(out: &mut String, diff: &Diff, d: &ArchDiff) {
     if more > 0 {
         let _ = write!(removed, " (+{more} more; --json lists all)");
     }
+    // Colour only where it carries meaning: what would break (red), what
+    // deserves a second look (yellow).
+    let needed = list(&d.only_in_profile);
+    let risky_names = list(&d.risky);
     let rows = [
-        (format!("1. needed by {p}, blocked by {b}"), d.only_in_profile.len(), list(&d.only_in_profile)),
+        (
+            format!("1. needed by {p}, blocked by {b}"),
+            d.only_in_profile.len(),
+            if d.only_in_profile.is_empty() { needed } else { paint.red(&needed) },
+        ),
         (format!("2. allowed by {b}, removed by {p}"), d.only_in_base.len(), removed),
-        (format!("3. risky, still allowed by {p}"), d.risky.len(), list(&d.risky)),
+        (
+            format!("3. risky, still allowed by {p}"),
+            d.risky.len(),
+            if d.risky.is_empty() { risky_names } else { paint.yellow(&risky_names) },
+        ),
     ];
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     for (q, n, names) in rows {
@@ -163,7 +183,7 @@ fn section(out: &mut String, diff: &Diff, d: &ArchDiff) {
         } else {
             format!("  -> under {b} these calls would be refused.")
         };
-        let _ = writeln!(out, "{note}");
+        let _ = writeln!(out, "{}", paint.red(&note));
     }
     if !d.risky.is_empty() {
         let _ = writeln!(out, "\n  Risky syscalls {p} allows:");
@@ -173,7 +193,8 @@ fn section(out: &mut String, diff: &Diff, d: &ArchDiff) {
                 Some((_, t)) if t.is_conditional() => " (only with certain arguments)",
                 _ => "",
             };
-            let _ = writeln!(out, "    {name:<w$}  {}{cond}", risky::reason(name).unwrap_or(""));
+            let shown = paint.yellow(&format!("{name:<w$}"));
+            let _ = writeln!(out, "    {shown}  {}{cond}{}", risky::reason(name).unwrap_or(""), made_by(diff, name));
         }
     }
     if !d.conditional.is_empty() {
@@ -186,19 +207,31 @@ fn section(out: &mut String, diff: &Diff, d: &ArchDiff) {
     }
 }
 
-/// The table for people.
-pub fn human(diff: &Diff) -> String {
+/// ` — only /usr/bin/x` (or ` — made by: a, b`) for `diff --by-exe`.
+fn made_by(diff: &Diff, name: &str) -> String {
+    if diff.made_by.is_empty() {
+        return String::new();
+    }
+    match diff.made_by.get(name) {
+        None => " — made by: not recorded (a base set or the shutdown set added it)".to_owned(),
+        Some(exes) if exes.len() == 1 => format!(" — only {}", exes.iter().next().map_or("", String::as_str)),
+        Some(exes) => format!(" — made by: {}", exes.iter().cloned().collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// The table for people; `paint` colours it for a terminal.
+pub fn human(diff: &Diff, paint: Paint) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} compared with {}", diff.profile_label, diff.base_label);
+    let _ = writeln!(out, "{}", paint.bold(&format!("{} compared with {}", diff.profile_label, diff.base_label)));
     if diff.uniform() {
         let _ = writeln!(out, "architectures: {}\n", diff.arches.join(", "));
         if let Some((_, d)) = diff.iter().next() {
-            section(&mut out, diff, d);
+            section(&mut out, diff, d, paint);
         }
     } else {
         for (arch, d) in diff.iter() {
-            let _ = writeln!(out, "\n{arch}:");
-            section(&mut out, diff, d);
+            let _ = writeln!(out, "\n{}", paint.bold(&format!("{arch}:")));
+            section(&mut out, diff, d, paint);
         }
     }
     out

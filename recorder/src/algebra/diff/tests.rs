@@ -72,7 +72,7 @@ fn argument_conditions_are_reported_as_such() {
     let (b, t) = a.conditional.get("personality").expect("conditional");
     assert!(matches!(b, Treatment::AllowedWhen(w) if w.len() == 5));
     assert!(matches!(t, Treatment::AllowedWhen(w) if w.len() == 1));
-    let text = human(&d);
+    let text = human(&d, crate::text::Paint::PLAIN);
     assert!(text.contains("allowed only with these arguments: arg0 == 8"), "{text}");
 }
 

@@ -2,6 +2,8 @@
 
 use std::{ffi::OsString, path::PathBuf};
 
+use crate::profile::write::Format;
+
 const RECORD_EXAMPLES: &str = "\
 Examples:
   recorder record -o nginx.json -- nginx -g 'daemon off;'   # Ctrl-C ends the recording
@@ -88,6 +90,12 @@ pub struct RecordArgs {
     /// with them. A call with more than 16 values allows any (said).
     #[arg(long)]
     pub args: bool,
+    /// Also write which executable made each call to FILE (JSON; `-`:
+    /// stdout, when the profile goes to a file), and name the makers of risky calls on stderr. Information
+    /// only: the profile is the same (one filter covers the whole process
+    /// tree). `diff --by-exe FILE` shows it next to the risky calls.
+    #[arg(long, value_name = "FILE")]
+    pub by_exe: Option<PathBuf>,
     /// Do not add the shutdown set (recorder/data/shutdown) to a profile
     /// whose recording did not see the workload shut down.
     #[arg(long)]
@@ -145,11 +153,20 @@ pub struct RecordArgs {
     /// No live status line and no summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Also write the summary as one JSON object to FILE (`-`: stderr):
-    /// what was recorded, how it ended, what was added and why, per
-    /// architecture. Schema: README, "JSON summary".
+    /// Also write the summary as one JSON object to FILE (`-`: stdout, when
+    /// the profile goes to a file): what was recorded, how it ended, what
+    /// was added and why, per architecture. Schema: README, "The JSON summary".
     #[arg(long, value_name = "FILE")]
     pub json_summary: Option<PathBuf>,
+    /// The profile's dialect, as `convert --format` writes it: oci, spo (a
+    /// SeccompProfile resource), moby, or k8s-snippet (the securityContext
+    /// pointing at it). --install always writes OCI.
+    #[arg(long, value_enum, default_value_t = Format::Oci)]
+    pub format: Format,
+    /// Kubernetes object name for --format spo and k8s-snippet. Default: the
+    /// output file's name; a pod's profiles: <pod>-<container>.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     /// The command to start and record (after `--`, or after the last
     /// option: everything from its first word on is the command's).
     #[arg(value_name = "CMD", trailing_var_arg = true)]

@@ -5,11 +5,12 @@ use std::{
     time::Duration,
 };
 
-use super::{RecordArgs, SummarySink, summary};
+use super::{RecordArgs, SummarySink, by_exe, summary};
 use crate::{
     bpf::{Select, name_denials, preflight},
     cli::exit::Failure,
     output::Output,
+    profile::attribution::AttributionFile,
     record::{self, Recording, Source, stop::StopPolicy},
     runtime::{
         assemble::{Recorded, assemble},
@@ -22,6 +23,9 @@ use crate::{
 pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -> Result<u8, Failure> {
     let output = Output::prepare(args.output.as_deref())?;
     let summary_sink = SummarySink::prepare(args.json_summary.as_deref(), Some(&output))?;
+    let by_exe_sink = SummarySink::prepare(args.by_exe.as_deref(), Some(&output))?;
+    SummarySink::ensure_distinct(summary_sink.as_ref(), by_exe_sink.as_ref())?;
+    let name = super::object_name(args.format, args.name.as_deref(), args.output.as_deref(), None)?;
     let mut base: Option<BTreeSet<String>> = None;
     let source = if let Some(id) = &args.container_id {
         let cgroup = container::container_cgroup(&Hierarchy::find()?, id)?;
@@ -47,19 +51,31 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         boundary: args.boundary,
         learn: args.learn,
         args: args.args,
+        by_exe: args.by_exe.is_some(),
         enforce: None,
     };
     // With --until-exit the profile is written when --duration ends (the
     // workload still running), and again when the workload ends.
     let mut checkpoint = |r: &Recording| {
-        if let Err(e) = write(r, base.as_ref(), &args, &output) {
+        if let Err(e) = write(r, base.as_ref(), &args, &output, name.clone()) {
             eprintln!("recorder: warning: {e}; recording goes on and writes again when the workload ends");
         }
     };
     let recording = record::record_with_checkpoint(options, &mut checkpoint)?;
-    let profile = write(&recording, base.as_ref(), &args, &output)?;
+    let profile = write(&recording, base.as_ref(), &args, &output, name)?;
+    if let Some(sink) = by_exe_sink {
+        let not_seen = if args.command.is_empty() { crate::bpf::EXEC_NOT_SEEN } else { by_exe::BEFORE_COMMAND_EXEC };
+        let attribution = by_exe::attribution(&recording.observation, None, output.describe(), None, not_seen);
+        if !args.quiet {
+            by_exe::print_risky(&attribution);
+        }
+        sink.write_text(&AttributionFile::new(vec![attribution]).to_json())?;
+    }
     if let Some(sink) = summary_sink {
-        sink.write(&summary::json(&recording, target_json(&args), vec![profile]))?;
+        let containers: Vec<&String> = args.container_id.iter().collect();
+        let base_set = summary::base_set_json(base.is_some(), args.runtime.as_deref());
+        let target = summary::Target { what: target_json(&args), containers: serde_json::json!(containers), base_set };
+        sink.write(&summary::json(&recording, target, vec![profile]))?;
     }
     Ok(recording.exit_code())
 }
@@ -85,6 +101,7 @@ fn write(
     base: Option<&BTreeSet<String>>,
     args: &RecordArgs,
     output: &Output,
+    name: Option<String>,
 ) -> Result<serde_json::Value, Failure> {
     let family = Family::host();
     recording.observation.log_phases(family);
@@ -109,12 +126,13 @@ fn write(
             args: if args.args { recording.observation.arg_values(family, None) } else { BTreeMap::new() },
         },
     );
-    output.clone().commit(&assembled.profile().to_oci_json())?;
+    output.clone().commit(&super::render(assembled.profile(), args, name.clone())?)?;
     if !args.quiet {
         eprintln!("{}", summary::line(recording, &assembled, &output.describe()));
         summary::print_denials(&denied);
     }
     let mut json = summary::profile_json(&assembled, &by_arch, &output.describe());
+    summary::add_format(&mut json, args.format, name);
     if let Some(object) = json.as_object_mut() {
         object.insert("denied".to_owned(), serde_json::json!(denied));
     }

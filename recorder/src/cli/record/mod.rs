@@ -2,9 +2,11 @@
 //!
 //! `args` is the command line; `command` records a command, cgroup, process
 //! or container by id into one profile; `pod` records a pod's containers
-//! into one profile each; `summary` is the line printed at the end.
+//! into one profile each; `summary` is the line printed at the end;
+//! `by_exe` attributes calls to executables (`--by-exe`).
 
 mod args;
+mod by_exe;
 mod command;
 mod pod;
 mod summary;
@@ -13,36 +15,93 @@ pub use args::RecordArgs;
 
 use std::path::Path;
 
-use crate::output::Output;
+use crate::{
+    k8s_name,
+    output::Output,
+    profile::{
+        Profile,
+        write::{self, Format, WriteOptions},
+    },
+};
 
-/// Where `--json-summary` goes: stderr for `-`, else a file checked now.
-enum SummarySink {
-    Stderr,
-    File(Output),
-}
+/// Where `--json-summary` (or `--by-exe`) goes: a file checked now, or
+/// stdout for `-` (refused when the profile or the other goes there too).
+struct SummarySink(Output);
 
 impl SummarySink {
     fn prepare(path: Option<&Path>, profile_output: Option<&Output>) -> Result<Option<SummarySink>, Failure> {
         let Some(path) = path else { return Ok(None) };
-        if path == Path::new("-") {
-            return Ok(Some(SummarySink::Stderr));
-        }
         let out = Output::prepare(Some(path))?;
         if let Some(profile) = profile_output {
             out.ensure_distinct(profile)?;
         }
-        Ok(Some(SummarySink::File(out)))
+        Ok(Some(SummarySink(out)))
+    }
+
+    fn is_stdout(&self) -> bool {
+        matches!(self.0, Output::Stdout)
+    }
+
+    /// Refuses `--json-summary` and `--by-exe` naming the same file.
+    fn ensure_distinct(first: Option<&SummarySink>, second: Option<&SummarySink>) -> Result<(), Failure> {
+        if let (Some(a), Some(b)) = (first, second) {
+            a.0.ensure_distinct(&b.0)?;
+        }
+        Ok(())
     }
 
     fn write(self, summary: &serde_json::Value) -> Result<(), Failure> {
         let mut text = serde_json::to_string_pretty(summary).map_err(|e| Failure::new(Code::Internal, e))?;
         text.push('\n');
-        match self {
-            SummarySink::Stderr => eprint!("{text}"),
-            SummarySink::File(out) => out.commit(&text)?,
-        }
+        self.write_text(&text)
+    }
+
+    fn write_text(self, text: &str) -> Result<(), Failure> {
+        self.0.commit(text)?;
         Ok(())
     }
+}
+
+/// The Kubernetes object name `--format spo` and `k8s-snippet` need:
+/// `--name`, else the output file's name, else `fallback` (a pod's
+/// `<pod>-<container>`). Checked before recording starts, so a long
+/// recording never ends in "needs a name".
+fn object_name(
+    format: Format,
+    explicit: Option<&str>,
+    file: Option<&Path>,
+    fallback: Option<String>,
+) -> Result<Option<String>, Failure> {
+    if !matches!(format, Format::Spo | Format::K8sSnippet) {
+        return Ok(None);
+    }
+    let files: Vec<&Path> = file.into_iter().collect();
+    let name = super::convert::object_name(explicit, None, &files).or(fallback);
+    match name {
+        Some(n) if k8s_name::is_subdomain(&n) => Ok(Some(n)),
+        Some(n) => Err(super::convert::write_failure(write::WriteError::BadName { name: n })),
+        None => Err(Failure::new(
+            Code::Usage,
+            anyhow::anyhow!(
+                "--format {} needs a Kubernetes object name and the output file gives none; pass --name NAME",
+                format.as_str()
+            ),
+        )),
+    }
+}
+
+/// The profile in the dialect `--format` asks for (the writers `convert`
+/// uses); warnings go to stderr.
+fn render(profile: &Profile, args: &RecordArgs, name: Option<String>) -> Result<String, Failure> {
+    if args.format == Format::Oci {
+        return Ok(profile.to_oci_json());
+    }
+    let written = write::write(profile, args.format, &WriteOptions { name, annotations: Default::default() })
+        .map_err(super::convert::write_failure)?;
+    for w in &written.warnings {
+        eprintln!("recorder: warning: {w}");
+    }
+    Ok(written.text)
 }
 
 use super::{

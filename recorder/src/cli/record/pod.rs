@@ -7,12 +7,16 @@ use std::{
     time::Duration,
 };
 
-use super::{RecordArgs, SummarySink, summary};
+use super::{RecordArgs, SummarySink, by_exe, summary};
 use crate::{
     bpf::{Denied, name_denials, preflight},
     cli::exit::{Code, Failure},
     k8s_name::{Kind, validate},
     output::{self, Output, beneath},
+    profile::{
+        attribution::{Attribution, AttributionFile},
+        write::{Format, WriteError},
+    },
     record::{self, Recording, Source, stop::StopPolicy},
     runtime::{
         assemble::{Assembled, Recorded, assemble},
@@ -43,6 +47,19 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     }
     let destination = destination(&args)?;
     let summary_sink = SummarySink::prepare(args.json_summary.as_deref(), None)?;
+    let by_exe_sink = SummarySink::prepare(args.by_exe.as_deref(), None)?;
+    SummarySink::ensure_distinct(summary_sink.as_ref(), by_exe_sink.as_ref())?;
+    if args.install && args.format != Format::Oci {
+        return Err(usage("--install writes OCI JSON, the format the kubelet loads; drop --format"));
+    }
+    if args.install && [&summary_sink, &by_exe_sink].iter().any(|s| s.as_ref().is_some_and(SummarySink::is_stdout)) {
+        return Err(usage("--install prints the securityContext on stdout; give --json-summary and --by-exe files"));
+    }
+    if let Some(name) = &args.name
+        && !crate::k8s_name::is_subdomain(name)
+    {
+        return Err(super::super::convert::write_failure(WriteError::BadName { name: name.clone() }));
+    }
     preflight::check_privileges()?;
     preflight::check_btf()?;
 
@@ -62,6 +79,7 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         boundary: true,
         learn: args.learn,
         args: args.args,
+        by_exe: args.by_exe.is_some(),
         enforce: None,
     };
     let mut checkpoint = |r: &Recording| {
@@ -71,13 +89,27 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     };
     let recording = record::record_with_checkpoint(options, &mut checkpoint)?;
     let profiles = write_all(&recording, &destination, &args)?;
+    if let Some(sink) = by_exe_sink {
+        let attributions = attributions(&recording, &profiles);
+        if !args.quiet {
+            attributions.iter().for_each(by_exe::print_risky);
+        }
+        sink.write_text(&AttributionFile::new(attributions).to_json())?;
+    }
     if let Some(sink) = summary_sink {
         let pod = recording.pod.as_ref().and_then(|w| w.pod());
-        let target = serde_json::json!({
+        let what = serde_json::json!({
             "kind": "pod",
             "namespace": pod.map(|p| p.namespace.as_str()),
             "name": pod.map(|p| p.name.as_str()),
         });
+        let containers: Vec<serde_json::Value> = profiles.iter().map(|p| p["container"].clone()).collect();
+        let runtime = recording.pod.as_ref().and_then(|w| w.runtime());
+        let target = summary::Target {
+            what,
+            containers: serde_json::json!(containers),
+            base_set: summary::base_set_json(true, runtime),
+        };
         sink.write(&summary::json(&recording, target, profiles))?;
     }
     if !args.quiet {
@@ -90,6 +122,27 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         );
     }
     Ok(0)
+}
+
+/// `--by-exe`: one attribution per container, named like its profile.
+fn attributions(recording: &Recording, profiles: &[serde_json::Value]) -> Vec<Attribution> {
+    let Some(watch) = recording.pod.as_ref() else { return Vec::new() };
+    let pod = watch.pod();
+    watch
+        .containers()
+        .iter()
+        .map(|container| {
+            let written = profiles
+                .iter()
+                .find(|p| p["container"] == container.name.as_str())
+                .and_then(|p| p["output"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            let label = pod.map(|p| format!("{}/{}/{}", p.namespace, p.name, container.name));
+            let not_seen = crate::bpf::EXEC_NOT_SEEN;
+            by_exe::attribution(&recording.observation, Some(&container.cgroups), written, label, not_seen)
+        })
+        .collect()
 }
 
 /// Writes one profile per container of the recorded pod; returns their
@@ -129,8 +182,21 @@ fn write_all(
         ));
     }
     let mut profiles = Vec::new();
+    let single = containers.len() == 1;
     for container in &containers {
         let names = ContainerNames { namespace: &pod.namespace, pod: &pod.name, container: &container.name };
+        // SPO and snippet names: --name (one container), the -o file's name,
+        // else <pod>-<container> (<NAME>-<container> with --name).
+        let fallback = match &args.name {
+            Some(n) if single => n.clone(),
+            Some(n) => format!("{n}-{}", container.name),
+            None => format!("{}-{}", pod.name, container.name),
+        };
+        let file = match destination {
+            Destination::File(path) if args.name.is_none() => Some(path.as_path()),
+            _ => None,
+        };
+        let name = super::object_name(args.format, None, file, Some(fallback))?;
         let mut calls = container_calls(&recording.observation, &container.cgroups, family);
         // Learn mode: what the pod's profile denied, the container needed.
         let denied: Vec<Denied> = name_denials(family, &recording.denials)
@@ -162,9 +228,14 @@ fn write_all(
                 },
             },
         );
-        profiles.push(write_one(names, container, &calls, &assembled, destination, args)?);
+        let one = One { names, container, calls: &calls, assembled: &assembled, name };
+        profiles.push(write_one(&one, destination, args)?);
     }
     Ok(profiles)
+}
+
+fn usage(message: &str) -> Failure {
+    Failure::new(Code::Usage, anyhow::anyhow!("{message}"))
 }
 
 fn destination(args: &RecordArgs) -> Result<Destination, Failure> {
@@ -193,18 +264,28 @@ fn destination(args: &RecordArgs) -> Result<Destination, Failure> {
     }
 }
 
-fn write_one(
-    names: ContainerNames<'_>,
-    container: &ContainerCgroups,
-    calls: &ContainerCalls,
-    assembled: &Assembled,
-    destination: &Destination,
-    args: &RecordArgs,
-) -> Result<serde_json::Value, Failure> {
+/// One container's profile, ready to write.
+struct One<'a> {
+    names: ContainerNames<'a>,
+    container: &'a ContainerCgroups,
+    calls: &'a ContainerCalls,
+    assembled: &'a Assembled,
+    /// The object name for --format spo and k8s-snippet.
+    name: Option<String>,
+}
+
+fn write_one(one: &One<'_>, destination: &Destination, args: &RecordArgs) -> Result<serde_json::Value, Failure> {
+    let One { names, container, calls, assembled, .. } = *one;
     let completed = &assembled.completed;
-    let json = assembled.profile().to_oci_json();
+    let json = super::render(assembled.profile(), args, one.name.clone())?;
     let path = match destination {
-        Destination::Dir(dir) => write_file(&dir.join(names.file_name()?), &json)?,
+        Destination::Dir(dir) => {
+            let mut file = dir.join(names.file_name()?);
+            if matches!(args.format, Format::Spo | Format::K8sSnippet) {
+                file.set_extension("yaml");
+            }
+            write_file(&file, &json)?
+        }
         Destination::File(path) => write_file(path, &json)?,
         Destination::Install(root) => beneath::write(root, &names.install_path()?, json.as_bytes())?,
     };
@@ -237,6 +318,7 @@ fn write_one(
         print!("{}", names.snippet()?);
     }
     let mut json = summary::profile_json(assembled, &calls.by_arch, &path.display().to_string());
+    summary::add_format(&mut json, args.format, one.name.clone());
     if let Some(object) = json.as_object_mut() {
         object.insert("container".to_owned(), serde_json::json!(names.container));
         object.insert("runs".to_owned(), serde_json::json!(container.attempts));

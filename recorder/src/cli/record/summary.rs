@@ -7,6 +7,7 @@ use std::{
 };
 
 use crate::{
+    profile::write::Format,
     record::{Recording, Stop, stop::Ending},
     runtime::assemble::Assembled,
     syscalls::Arch,
@@ -63,14 +64,28 @@ pub fn line(r: &Recording, assembled: &Assembled, destination: &str) -> String {
     }
     if completed.shutdown_set_applied {
         line.push_str(&format!(
-            "\nrecorder: the workload's shutdown was not recorded; added the shipped shutdown set ({} not recorded: {}) so it can still stop under the profile. --until-exit or --exercise stop records the real one",
+            "\nrecorder: the workload's shutdown was not recorded; added the shipped shutdown set ({} not recorded: {}) so it can still stop under the profile. {}",
             completed.shutdown_added.len(),
-            names(&completed.shutdown_added)
+            names(&completed.shutdown_added),
+            how_to_record_the_shutdown(r.ending)
         ));
     } else if !r.ending.shutdown_observed() {
         line.push_str("\nrecorder: WARNING: the workload's shutdown was not recorded and no shutdown set was added (--no-shutdown-set): it may not stop under this profile");
     }
     line
+}
+
+/// What records the real shutdown next time. A workload that got the stop
+/// signal and outlived --grace needs more time or another signal
+/// (`--until-exit` is refused with a command, and `--exercise stop` was
+/// what just failed).
+fn how_to_record_the_shutdown(ending: Ending) -> &'static str {
+    match ending {
+        Ending::Killed { .. } | Ending::Survived { .. } => {
+            "A longer --grace, or the --stop-signal it stops on, records the real one"
+        }
+        _ => "--until-exit or --exercise stop records the real one",
+    }
 }
 
 /// How the workload ended, in words.
@@ -158,11 +173,44 @@ pub fn profile_json(
     })
 }
 
-/// The whole JSON summary (schema in README, "JSON summary").
-pub fn json(r: &Recording, target: serde_json::Value, profiles: Vec<serde_json::Value>) -> serde_json::Value {
+/// What was recorded, for the JSON summary.
+pub struct Target {
+    /// `{"kind": "command" | "cgroup" | "pid" | "container" | "pod", ...}`.
+    pub what: serde_json::Value,
+    /// The containers recorded (names for a pod, the id for --container-id).
+    pub containers: serde_json::Value,
+    /// Whether a runtime's base set was added, and whose (`base_set_json`).
+    pub base_set: serde_json::Value,
+}
+
+/// `{"added": bool, "runtime": "runc" | "crun" | "runc+crun" | null}`.
+pub fn base_set_json(added: bool, runtime: Option<&str>) -> serde_json::Value {
+    let runtime = match (added, runtime) {
+        (false, _) => None,
+        (true, Some(r)) if crate::runtime::base_set::KNOWN.contains(&r) => Some(r.to_owned()),
+        (true, _) => Some(crate::runtime::base_set::KNOWN.join("+")),
+    };
+    serde_json::json!({ "added": added, "runtime": runtime })
+}
+
+/// Adds `format` (and the object name, when the format has one) to a
+/// profile's part of the summary.
+pub fn add_format(profile: &mut serde_json::Value, format: Format, name: Option<String>) {
+    if let Some(object) = profile.as_object_mut() {
+        object.insert("format".to_owned(), serde_json::json!(format.as_str()));
+        object.insert("name".to_owned(), serde_json::json!(name));
+    }
+}
+
+/// The whole JSON summary (schema in README, "JSON summary"). Schema 1:
+/// fields are only ever added; a removal or a change of meaning bumps it.
+pub fn json(r: &Recording, target: Target, profiles: Vec<serde_json::Value>) -> serde_json::Value {
+    let outputs: Vec<serde_json::Value> = profiles.iter().map(|p| p["output"].clone()).collect();
+    let shutdown_set_added = profiles.iter().any(|p| p["added"]["shutdown_set_applied"] == true);
     serde_json::json!({
         "schema": 1,
-        "target": target,
+        "target": target.what,
+        "containers": target.containers,
         "processes": r.processes,
         "elapsed_seconds": r.elapsed.as_secs_f64(),
         "recorder_cpu_seconds": r.cpu.as_secs_f64(),
@@ -173,12 +221,33 @@ pub fn json(r: &Recording, target: serde_json::Value, profiles: Vec<serde_json::
         "provenance": {
             "startup_observed": r.startup_observed,
             "shutdown_observed": r.ending.shutdown_observed(),
+            "base_set": target.base_set,
+            "shutdown_set_added": shutdown_set_added,
             "ringbuf_drops": r.stats.ringbuf_drops,
             "cgroups_without_slot": r.stats.slots_full,
             "argument_values_not_kept": r.stats.args_full,
+            "attributions_not_kept": r.stats.exe_full,
             "abi_map_full": r.stats.abi_full,
             "out_of_range": r.stats.out_of_range,
         },
+        "outputs": outputs,
         "profiles": profiles,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::record::stop::Signal;
+
+    #[test]
+    fn the_advice_fits_how_the_workload_ended() {
+        let term = Signal(libc::SIGTERM);
+        let grace = Duration::from_secs(5);
+        assert!(how_to_record_the_shutdown(Ending::Killed { signal: term, grace }).contains("--grace"));
+        assert!(how_to_record_the_shutdown(Ending::Survived { signal: term, grace }).contains("--grace"));
+        assert!(how_to_record_the_shutdown(Ending::Running).contains("--until-exit"));
+    }
 }
