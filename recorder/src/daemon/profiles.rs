@@ -38,10 +38,11 @@ pub fn names(calls: &Calls) -> BTreeMap<Arch, BTreeSet<String>> {
 }
 
 /// The profile for `learned` (with the clone3 ENOSYS rule): the base set
-/// when no replica's start was seen, the shutdown set when no clean stop
-/// was.
+/// when no replica's start was seen or no filter was (an unconfined pod,
+/// the default: the runtime's post-filter calls were never observed as
+/// such), the shutdown set when no clean stop was.
 pub fn profile(learned: &Learned<'_>) -> Assembled {
-    let base = (!learned.startup_seen).then(|| {
+    let base = (!learned.startup_seen || !learned.calls.saw_filter()).then(|| {
         let runtime = match learned.runtime_handler {
             "" | "runc" => Some("runc"),
             "crun" => Some("crun"),
