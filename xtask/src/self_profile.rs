@@ -33,8 +33,10 @@ pub fn run() -> Result<()> {
                  | measure | KiB | MiB |\n|---|---:|---:|\n\
                  | peak resident set (VmHWM) | {} | {:.1} |\n\
                  | resident set (VmRSS) | {} | {:.1} |\n\n\
-                 The DaemonSet requests 32Mi and limits memory at 128Mi: the peak plus room for many \
-                 more workloads (each learned workload generation is a few KiB; snapshots are built in memory).\n",
+                 The DaemonSet requests 48Mi and limits memory at 128Mi: its pod's memory cgroup also holds \
+                 the BPF maps (charged to it on this kernel; `deploy_pod` prints the pod's peak as \
+                 DEPLOY_POD_MEMORY, about 39 MiB), plus room for many more workloads (each learned workload \
+                 generation is a few KiB; snapshots are built in memory).\n",
                 kib("vmhwm_kib"),
                 kib("vmhwm_kib") as f64 / 1024.0,
                 kib("vmrss_kib"),
