@@ -7,6 +7,7 @@
 pub mod containers;
 pub mod cri;
 pub mod daemon;
+pub mod deploy;
 pub mod ground_truth;
 pub mod runtime_base;
 pub mod servers;

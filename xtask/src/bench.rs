@@ -117,6 +117,9 @@ pub fn run(iterations: u64, runs: usize, wrk_seconds: u64) -> Result<()> {
     let pod = crate::bench_pod::rounds(2, wrk_seconds)?;
     let report = render(&samples, &program_cost, &nginx, &pod, iterations, runs, wrk_seconds)?;
     let path = util::workspace_root().join("BENCHMARKS.md");
+    // Sections other commands write (the image, the daemon's memory) stay.
+    let previous = std::fs::read_to_string(&path).unwrap_or_default();
+    let report = util::keep_other_sections(&report, &previous);
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     println!("{report}");
     eprintln!("wrote {}", path.display());

@@ -9,7 +9,9 @@ mod bench_stats;
 mod deb;
 mod demo;
 mod floor;
+mod image;
 mod nginx;
+mod self_profile;
 mod setup;
 mod util;
 
@@ -60,6 +62,13 @@ enum Cmd {
     /// `cargo fmt --check` and clippy with `-D warnings` (host crates, and
     /// the BPF crate on its own target).
     Lint,
+    /// Setup, static build, then the OCI image (umoci, no registry) in
+    /// target/image/recorder.oci.tar; its size goes to BENCHMARKS.md.
+    Image,
+    /// Setup, static build, then record the daemon doing its whole job and
+    /// write its own seccomp profile, deploy/recorder-seccomp.json (and its
+    /// memory use to BENCHMARKS.md).
+    SelfProfile,
     /// Cross-build recorder (binary and BPF object) for aarch64.
     Cross,
     /// Build, then write one man page per command (generated from the clap
@@ -78,6 +87,14 @@ enum Cmd {
     Floor,
 }
 
+/// Builds the image and records its size in BENCHMARKS.md.
+fn image_step() -> Result<()> {
+    let built = image::build()?;
+    util::write_benchmarks_section("Container image", &image::benchmarks_section(&built))?;
+    eprintln!("xtask image: {} in {} (layer {} bytes)", built.reference, built.archive.display(), built.layer_bytes);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Setup => setup::run(),
@@ -90,7 +107,22 @@ fn main() -> Result<()> {
             util::build_release()?;
             // The package test installs this .deb (RECORDER_DEB).
             let deb = deb::build()?;
+            // The static binary is what the image ships, so it is what
+            // every test runs; the image is built for the deploy tests.
+            util::build_static()?;
+            image_step()?;
             util::test(&args, &deb)
+        }
+        Cmd::Image => {
+            setup::run()?;
+            util::build_static()?;
+            image_step()
+        }
+        Cmd::SelfProfile => {
+            setup::run()?;
+            util::build_static()?;
+            self_profile::run()?;
+            image_step()
         }
         Cmd::Bench { iterations, runs, wrk_seconds, only } => {
             setup::run()?;

@@ -46,7 +46,8 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 pub fn run_setup_steps() -> Result<()> {
     rust_src()?;
     bpf_linker()?;
-    debian_packages()
+    debian_packages()?;
+    kubernetes_validate()
 }
 
 pub fn run() -> Result<()> {
@@ -141,6 +142,44 @@ fn install_missing(packages: &[&str]) -> Result<()> {
         let _ = std::fs::remove_file(&policy);
     }
     result
+}
+
+/// The PyPI tool the manifest tests validate deploy/kubernetes with, offline
+/// (it ships the Kubernetes JSON schemas). Pinned; tests/src/deploy.rs
+/// names the same version.
+pub const KUBERNETES_VALIDATE_VERSION: &str = "1.37.0";
+
+/// The virtualenv that holds it: `~/.cache/recorder-tools/kubernetes-validate-VERSION`.
+pub fn kubernetes_validate_venv() -> Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("HOME is not set")?;
+    Ok(PathBuf::from(home).join(format!(".cache/recorder-tools/kubernetes-validate-{KUBERNETES_VALIDATE_VERSION}")))
+}
+
+/// Installs kubernetes-validate into its own virtualenv, once.
+fn kubernetes_validate() -> Result<()> {
+    let venv = kubernetes_validate_venv()?;
+    let tool = venv.join("bin/kubernetes-validate");
+    let installed = output(Command::new(&tool).arg("--version")).unwrap_or_default();
+    if installed.contains(KUBERNETES_VALIDATE_VERSION) {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask setup: installing kubernetes-validate {KUBERNETES_VALIDATE_VERSION} from PyPI into {}",
+        venv.display()
+    );
+    let _ = std::fs::remove_dir_all(&venv);
+    // The machine's python3 has venv; Debian's needs python3-venv.
+    if util::run(Command::new("python3").arg("-m").arg("venv").arg(&venv)).is_err() {
+        let _ = std::fs::remove_dir_all(&venv);
+        install_missing(&["python3-venv"])?;
+        util::run(Command::new("/usr/bin/python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    util::run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &format!("kubernetes-validate=={KUBERNETES_VALIDATE_VERSION}"),
+    ]))
 }
 
 /// What cross-building for aarch64 needs: the Rust target, Debian's cross

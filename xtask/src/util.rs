@@ -83,11 +83,82 @@ pub fn xtask_floor() -> Command {
 
 pub fn test(extra: &[String], deb: &Path) -> Result<()> {
     let mut cmd = cargo();
-    cmd.args(["test", "--no-fail-fast"]).args(extra).env("RECORDER_BIN", recorder_bin()).env("RECORDER_DEB", deb);
+    cmd.args(["test", "--no-fail-fast"])
+        .args(extra)
+        .env("RECORDER_BIN", static_recorder_bin())
+        .env("RECORDER_IMAGE", workspace_root().join("target/image/recorder.oci.tar"))
+        .env("RECORDER_DEB", deb);
     run(&mut cmd)
 }
 
 /// Compiles a C benchmark/test program with gcc.
 pub fn compile_c(source: &Path, out: &Path, flags: &[&str]) -> Result<()> {
     run(Command::new("gcc").args(flags).arg("-o").arg(out).arg(source))
+}
+
+/// The host's Rust target triple (the static build names it explicitly, so
+/// build scripts and proc macros stay dynamic).
+pub fn host_triple() -> String {
+    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
+}
+
+/// The statically linked binary `build_static` makes: what the image ships
+/// and what the tests run.
+pub fn static_recorder_bin() -> PathBuf {
+    workspace_root().join("target").join(host_triple()).join("release/recorder")
+}
+
+/// `cargo build --release -p recorder` for the host triple, statically
+/// linked: glibc with `crt-static` and Debian's libseccomp.a. The binary
+/// runs on any Linux of the same architecture and needs nothing from an
+/// image but itself (it makes no NSS lookup and loads no module).
+pub fn build_static() -> Result<()> {
+    let triple = host_triple();
+    let libdir = format!("/usr/lib/{}-linux-gnu", std::env::consts::ARCH);
+    let env_name = format!("CARGO_TARGET_{}_RUSTFLAGS", triple.to_uppercase().replace('-', "_"));
+    run(cargo()
+        .args(["build", "--release", "-p", "recorder", "--target", &triple])
+        .env(env_name, "-C target-feature=+crt-static")
+        .env("LIBSECCOMP_LINK_TYPE", "static")
+        .env("LIBSECCOMP_LIB_PATH", libdir))
+}
+
+/// Replaces the `## title` section of BENCHMARKS.md with `body` (or appends
+/// it), leaving every other section as it is.
+pub fn write_benchmarks_section(title: &str, body: &str) -> Result<()> {
+    let path = workspace_root().join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
+    let new = replace_section(&old, title, body);
+    std::fs::write(&path, new).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The text with its `## title` section (up to the next `## `) replaced.
+pub fn replace_section(text: &str, title: &str, body: &str) -> String {
+    let heading = format!("## {title}\n");
+    let section = format!("{heading}\n{}\n", body.trim_end());
+    let Some(start) = text.find(&heading) else {
+        return format!("{}\n\n{section}", text.trim_end());
+    };
+    let rest = &text[start + heading.len()..];
+    let end = rest.find("\n## ").map_or(text.len(), |i| start + heading.len() + i + 1);
+    format!(
+        "{}{section}{}",
+        &text[..start],
+        if end < text.len() { format!("\n{}", &text[end..]) } else { String::new() }
+    )
+}
+
+/// The sections of `old` that `new` lacks, appended to `new` (for writers
+/// that own only some sections of BENCHMARKS.md).
+pub fn keep_other_sections(new: &str, old: &str) -> String {
+    let mut out = new.trim_end().to_owned();
+    for section in old.split("\n## ").skip(1) {
+        let title = section.lines().next().unwrap_or_default();
+        if !new.contains(&format!("\n## {title}\n")) {
+            out.push_str("\n\n## ");
+            out.push_str(section.trim_end());
+        }
+    }
+    out.push('\n');
+    out
 }

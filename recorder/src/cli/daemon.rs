@@ -51,6 +51,19 @@ pub struct DaemonArgs {
     /// kubepods under the cgroup v2 mount).
     #[arg(long, value_name = "PATH")]
     pub cgroup_parent: Option<PathBuf>,
+    /// The host's cgroup v2 hierarchy is mounted here (a pod: its own
+    /// /sys/fs/cgroup is a private cgroup namespace's view). The host's
+    /// /sys/fs/cgroup on pure v2 hosts; its unified/ directory is used on
+    /// hybrid ones. Cgroup ids and levels stay the kernel's global ones.
+    #[arg(long, value_name = "PATH")]
+    pub host_cgroup_root: Option<PathBuf>,
+    /// What a start-up failure that a restart cannot fix (a missing
+    /// capability, no BTF, no bpffs, no cgroup v2) does: `exit` with its
+    /// code, or `stay`: say why once and keep serving /healthz (200) and
+    /// /readyz (503 with the reason) until SIGTERM, so a DaemonSet shows a
+    /// pod that is not ready, with the reason, instead of a crash loop.
+    #[arg(long, value_name = "exit|stay", default_value = "exit", value_parser = ["exit", "stay"])]
+    pub on_start_error: String,
     /// The CRI socket (default: containerd's, then CRI-O's).
     #[arg(long, value_name = "PATH")]
     pub runtime_endpoint: Option<PathBuf>,
@@ -113,6 +126,7 @@ pub fn execute(args: DaemonArgs) -> Result<u8, Failure> {
         state_dir: args.state_dir,
         listen: args.listen,
         cgroup_parent: args.cgroup_parent,
+        host_cgroup_root: args.host_cgroup_root,
         runtime_endpoint: args.runtime_endpoint,
         filter,
         stable_after: duration::parse(&args.stable_after)?,
@@ -122,8 +136,28 @@ pub fn execute(args: DaemonArgs) -> Result<u8, Failure> {
         pin_dir: args.pin_dir,
         learn_denials: !args.no_learn_denials,
     };
-    preflight::check_privileges()?;
-    preflight::check_btf()?;
-    daemon::run(config)?;
-    Ok(0)
+    let listen = config.listen;
+    let started = (|| -> Result<(), Failure> {
+        preflight::check_privileges()?;
+        preflight::check_btf()?;
+        daemon::run(config)?;
+        Ok(())
+    })();
+    match started {
+        Err(failure) if args.on_start_error == "stay" && restart_cannot_fix(failure.code) => {
+            // One line, as main.rs prints it, then the not-ready API.
+            eprintln!("recorder: error: {failure}");
+            eprintln!("recorder: not recording; serving /healthz and /readyz on {listen} until SIGTERM");
+            daemon::degraded::serve(listen, failure.to_string())?;
+            // Said once already; the exit status still tells which failure.
+            Ok(failure.code.as_u8())
+        }
+        other => other.map(|()| 0),
+    }
+}
+
+/// Start-up failures that come from the node or the pod spec, which the
+/// same process would hit again after a restart.
+fn restart_cannot_fix(code: Code) -> bool {
+    matches!(code, Code::NotPrivileged | Code::NoCgroupV2 | Code::KernelUnsupported | Code::BpfFailed)
 }

@@ -184,7 +184,7 @@ failure_from! {
         CommandError::NotExecutable(_) => Code::CannotExecute,
     };
     PreflightError => |e| match e {
-        PreflightError::NotPrivileged => Code::NotPrivileged,
+        PreflightError::NotPrivileged { .. } => Code::NotPrivileged,
         PreflightError::NoBtf => Code::KernelUnsupported,
         PreflightError::TooManyFiles { .. } => Code::TooManyFiles,
         PreflightError::Caps(_) => Code::Internal,
@@ -228,7 +228,8 @@ pub fn profile_code(e: &ProfileError) -> Code {
 
 fn cgroup_code(e: &CgroupError) -> Code {
     match e {
-        CgroupError::NoV2 => Code::NoCgroupV2,
+        CgroupError::NoV2 | CgroupError::NotHostRoot { .. } => Code::NoCgroupV2,
+        CgroupError::NotDelegated { .. } => Code::NotPrivileged,
         CgroupError::NotACgroup { .. }
         | CgroupError::NoSuchPid(_)
         | CgroupError::NoV2Membership { .. }

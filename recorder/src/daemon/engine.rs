@@ -399,9 +399,17 @@ impl Engine {
     /// hint): learn its directory now, while it surely exists. A container
     /// that lives less than a poll interval (an init container, a crash
     /// loop) is then still named: the CRI keeps listing it after it exited.
+    ///
+    /// One walk of the tree (`getdents64` only) names every cgroup it finds,
+    /// so a burst of new containers costs one walk, not one each. Not
+    /// `open_by_handle_at`: it needs CAP_DAC_READ_SEARCH, which the
+    /// DaemonSet does not have and should not (deploy/).
     pub fn note_new_cgroup(&mut self, cgroup_id: u64) {
-        if let Some(path) = self.parent.descendant_by_id(cgroup_id) {
-            self.paths.insert(cgroup_id, path);
+        if self.paths.contains_key(&cgroup_id) {
+            return;
+        }
+        for (id, path) in self.parent.descendants() {
+            self.paths.entry(id).or_insert(path);
         }
     }
 

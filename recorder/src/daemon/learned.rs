@@ -162,6 +162,13 @@ impl Calls {
     pub fn saw_startup(&self) -> bool {
         self.0.values().any(|p| !p.setup.is_empty() || !p.filtered.is_empty())
     }
+
+    /// Whether the runtime was seen installing a seccomp filter (it made
+    /// post-filter calls). Without one, its post-filter calls were never
+    /// told apart from setup.
+    pub fn saw_filter(&self) -> bool {
+        self.0.values().any(|p| !p.filtered.is_empty())
+    }
 }
 
 /// Why a workload's profile is not to be trusted as complete.

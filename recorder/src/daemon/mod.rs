@@ -13,10 +13,12 @@
 //! `identity` names containers and workloads, `learned` and `state` hold
 //! what was learned, `engine` runs one poll, `store` saves it, `profiles`
 //! turns it into seccomp profiles, `api` and `metrics` serve it, `bpffs`
-//! makes sure pins have somewhere to go.
+//! makes sure pins have somewhere to go, `degraded` says why it could not
+//! start without crash-looping.
 
 pub mod api;
 pub mod bpffs;
+pub mod degraded;
 pub mod engine;
 pub mod identity;
 pub mod learned;
@@ -56,6 +58,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The kubelet's parent cgroup (default: kubepods.slice or kubepods).
     pub cgroup_parent: Option<PathBuf>,
+    /// The host's cgroup v2 root mounted here (a pod with a private cgroup
+    /// namespace); `None`: this process's own cgroup v2 mount.
+    pub host_cgroup_root: Option<PathBuf>,
     pub runtime_endpoint: Option<PathBuf>,
     pub filter: Filter,
     /// A workload is stable after this long without a new syscall.
@@ -104,7 +109,10 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 }
 
 async fn run_async(config: Config) -> Result<(), DaemonError> {
-    let hierarchy = Hierarchy::find()?;
+    let hierarchy = match &config.host_cgroup_root {
+        Some(root) => Hierarchy::at_root(root)?,
+        None => Hierarchy::find()?,
+    };
     let parent = hierarchy
         .pods_parent(config.cgroup_parent.as_deref())?
         .ok_or_else(|| DaemonError::NoPodsParent(hierarchy.mount().to_path_buf()))?;

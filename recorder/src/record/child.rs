@@ -38,7 +38,7 @@ pub fn spawn_into(command: &Command, cgroup: &Cgroup, filter: Option<&[u8]>) -> 
     let mut cmd = tokio::process::Command::new(&command.program);
     cmd.args(&command.args);
     // SAFETY: the closure runs in the forked child before exec and only calls
-    // setpgid(2), prctl(2), getppid(2) and write(2), which are
+    // setpgid(2), prctl(2), getppid(2), write(2) and seccomp(2), which are
     // async-signal-safe;
     // `procs` outlives the spawn call (it is dropped at the end of this
     // function, after spawn returned).
@@ -50,6 +50,12 @@ pub fn spawn_into(command: &Command, cgroup: &Cgroup, filter: Option<&[u8]>) -> 
                 return Err(io::Error::last_os_error());
             }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // CMD never inherits the capabilities a non-root recorder was
+            // given as ambient ones (CAP_BPF, CAP_PERFMON): as a non-root
+            // user it then execs with none.
+            if libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
             // The recorder may have died before the prctl took effect.

@@ -20,6 +20,12 @@ pub enum CgroupError {
     MountInfo(#[source] procfs::ProcError),
     #[error("{path} is not a cgroup v2 directory under {mount}; pass a directory such as {mount}/my.slice")]
     NotACgroup { path: PathBuf, mount: PathBuf },
+    #[error("--host-cgroup-root {path} is not the root of the host's cgroup v2 hierarchy: {why}")]
+    NotHostRoot { path: PathBuf, why: &'static str },
+    #[error(
+        "cannot create a cgroup for the recording in {shared} or below this process's own cgroup {own} (permission denied); without root, run recorder in a cgroup delegated to you, e.g. `systemd-run --user --scope -p Delegate=yes recorder record ...`"
+    )]
+    NotDelegated { shared: PathBuf, own: PathBuf },
     #[error("no process with PID {0}; check the PID with `ps -p {0}`")]
     NoSuchPid(i32),
     #[error("PID {pid} has no cgroup v2 membership in /proc/{pid}/cgroup")]
@@ -68,6 +74,33 @@ impl Hierarchy {
             .min_by_key(|m| m.mount_point.as_os_str().len())
             .ok_or(CgroupError::NoV2)?;
         Ok(Hierarchy { root_level: depth(Path::new(&mount.root)), mount: mount.mount_point })
+    }
+
+    /// The host's cgroup v2 hierarchy mounted at `path`, for a process in a
+    /// private cgroup namespace (a pod): its own `/sys/fs/cgroup` shows only
+    /// its own cgroup as the root, while the BPF side compares the global
+    /// ids (inode numbers, the same through any mount) and levels (depth
+    /// from the real root). `path` must be the real root: a bind mount of
+    /// the host's `/sys/fs/cgroup` (pure v2), or its `unified` directory
+    /// (hybrid hosts; tried when `path` itself is not cgroup v2).
+    pub fn at_root(path: &Path) -> Result<Hierarchy, CgroupError> {
+        let not_root = |why: &'static str| CgroupError::NotHostRoot { path: path.to_path_buf(), why };
+        let unified = path.join("unified");
+        let mount = if is_cgroup2(path) {
+            path.to_path_buf()
+        } else if is_cgroup2(&unified) {
+            unified
+        } else {
+            return Err(not_root("it is not a cgroup v2 filesystem, nor is its unified/ directory"));
+        };
+        // Only the root cgroup lacks cgroup.type (CFTYPE_NOT_ON_ROOT in
+        // kernel/cgroup/cgroup.c): a namespaced or sub-tree mount has it.
+        if mount.join("cgroup.type").exists() || !mount.join("cgroup.procs").exists() {
+            return Err(not_root(
+                "it is a cgroup below the root (mount the host's /sys/fs/cgroup itself, not a pod's view of it)",
+            ));
+        }
+        Ok(Hierarchy { mount, root_level: 0 })
     }
 
     pub fn mount(&self) -> &Path {
@@ -180,6 +213,20 @@ fn is_kernel_thread(pid: i32) -> bool {
     after_comm.split_whitespace().nth(6).and_then(|f| f.parse::<u64>().ok()).is_some_and(|f| f & PF_KTHREAD != 0)
 }
 
+/// `CGROUP2_SUPER_MAGIC` from include/uapi/linux/magic.h.
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// Is `path` on a cgroup v2 filesystem?
+fn is_cgroup2(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: a zeroed statfs is a valid out-buffer.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `buf` a valid out-buffer,
+    // both alive for the call.
+    (unsafe { libc::statfs(c.as_ptr(), &mut buf) } == 0) && buf.f_type as i64 == CGROUP2_SUPER_MAGIC
+}
+
 /// Number of normal components in a path.
 fn depth(path: &Path) -> u32 {
     path.components().filter(|c| matches!(c, Component::Normal(_))).count() as u32
@@ -208,47 +255,6 @@ impl Cgroup {
         let file = self.path.join("cgroup.procs");
         let text = fs::read_to_string(&file).map_err(io_err("read", &file))?;
         Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
-    }
-
-    /// The directory of the cgroup with id `id` if it is this one or below
-    /// it and still exists, in a few syscalls whatever the tree's size:
-    /// cgroupfs (kernfs) file handles are the 64-bit cgroup id
-    /// (`FILEID_KERNFS`, fs/kernfs/mount.c), so `open_by_handle_at` opens the
-    /// directory directly. Needs CAP_DAC_READ_SEARCH.
-    pub fn descendant_by_id(&self, id: u64) -> Option<PathBuf> {
-        use std::os::{
-            fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
-            unix::ffi::OsStrExt as _,
-        };
-        /// `struct file_handle` with room for a kernfs handle.
-        #[repr(C)]
-        struct KernfsHandle {
-            handle_bytes: u32,
-            handle_type: i32,
-            id: u64,
-        }
-        /// `FILEID_KERNFS` from include/linux/exportfs.h.
-        const FILEID_KERNFS: i32 = 0xfe;
-        let dir = fs::File::open(&self.path).ok()?;
-        let mut handle = KernfsHandle { handle_bytes: 8, handle_type: FILEID_KERNFS, id };
-        // SAFETY: `handle` is a valid `struct file_handle` with `handle_bytes`
-        // bytes of handle after its header; `dir` is an open directory on
-        // the cgroup filesystem. The returned fd is owned below.
-        let fd = unsafe {
-            libc::open_by_handle_at(
-                dir.as_raw_fd(),
-                (&raw mut handle).cast::<libc::file_handle>(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: `fd` was just returned by the kernel and nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let path = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
-        drop(fd);
-        (path.starts_with(&self.path) && !path.as_os_str().as_bytes().ends_with(b" (deleted)")).then_some(path)
     }
 
     /// Every cgroup below this one (not itself), at most [`MAX_DEPTH`]

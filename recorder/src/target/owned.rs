@@ -24,8 +24,25 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 impl Hierarchy {
     /// Creates a fresh, empty cgroup for one recording under
     /// `<mount>/recorder/`, after removing those of recorders that are gone.
+    /// Without the right to (not root), under `recorder/` below this
+    /// process's own cgroup instead: a cgroup delegated to the user
+    /// (systemd's `Delegate=yes`, or a chown of the directory and its
+    /// cgroup.procs), where the kernel lets the user move the command in.
     pub fn create_for_recording(&self) -> Result<OwnedCgroup, CgroupError> {
-        let parent = self.mount().join(RECORDINGS_DIR);
+        let shared = self.mount().join(RECORDINGS_DIR);
+        let denied = |e: &CgroupError| matches!(e, CgroupError::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied);
+        match self.create_below(&shared) {
+            Err(e) if denied(&e) => {
+                let own = self.cgroup_of_pid(std::process::id() as i32)?;
+                self.create_below(&own.path.join(RECORDINGS_DIR))
+                    .map_err(|e| if denied(&e) { CgroupError::NotDelegated { shared, own: own.path } } else { e })
+            }
+            other => other,
+        }
+    }
+
+    fn create_below(&self, parent: &Path) -> Result<OwnedCgroup, CgroupError> {
+        let parent = parent.to_path_buf();
         match fs::create_dir(&parent) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}

@@ -38,6 +38,13 @@ impl Containerd {
     /// true` (the host lacks CAP_SYS_RESOURCE), CNI pointed at empty directories so only
     /// host-network pods work, sandbox image [`SANDBOX_IMAGE`].
     pub fn start(dir: &Path) -> anyhow::Result<Containerd> {
+        Containerd::start_with_handlers(dir, &[])
+    }
+
+    /// [`Containerd::start`] with extra CRI runtime handlers, each an
+    /// `io.containerd.runc.v2` runtime with its own `BinaryName` (a wrapper
+    /// around runc, say), configured like the `runc` handler.
+    pub fn start_with_handlers(dir: &Path, handlers: &[(&str, &Path)]) -> anyhow::Result<Containerd> {
         let program = find_program("containerd")
             .context("containerd not found; install it with `apt-get install -y containerd`")?;
         let ctr = find_program("ctr").context("ctr not found; it ships in the `containerd` package")?;
@@ -64,8 +71,21 @@ impl Containerd {
             fs::create_dir_all(sub).with_context(|| format!("creating {}", sub.display()))?;
         }
         let config = dir.join("config.toml");
-        fs::write(&config, config_toml(&dir, &address, &runtime_root, &cni, &runc, &crun))
-            .with_context(|| format!("writing {}", config.display()))?;
+        let mut toml = config_toml(&dir, &address, &runtime_root, &cni, &runc, &crun);
+        for (name, binary) in handlers {
+            toml.push_str(&format!(
+                r#"      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}.options]
+          BinaryName = "{binary}"
+          Root = "{root}"
+          SystemdCgroup = false
+"#,
+                binary = binary.display(),
+                root = runtime_root.display(),
+            ));
+        }
+        fs::write(&config, toml).with_context(|| format!("writing {}", config.display()))?;
 
         let log_path = dir.join("containerd.log");
         let log = fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;

@@ -82,11 +82,17 @@ impl Node {
     /// Starts a containerd under a new directory in /tmp (short socket paths) and imports
     /// the pause image plus `images`.
     pub fn start(images: &[images::Image]) -> anyhow::Result<Node> {
+        Node::start_with_handlers(images, &[])
+    }
+
+    /// [`Node::start`] with extra CRI runtime handlers: (name, OCI runtime
+    /// binary) pairs, see [`Containerd::start_with_handlers`].
+    pub fn start_with_handlers(images: &[images::Image], handlers: &[(&str, &Path)]) -> anyhow::Result<Node> {
         let dir = tempfile::Builder::new()
             .prefix("cri-")
             .tempdir_in("/tmp")
             .context("creating a temporary directory in /tmp")?;
-        let containerd = Containerd::start(dir.path())?;
+        let containerd = Containerd::start_with_handlers(dir.path(), handlers)?;
         images::import(&containerd, images, dir.path())?;
         Ok(Node { containerd, dir })
     }
@@ -126,7 +132,39 @@ pub struct ContainerSpec {
     pub no_new_privs: bool,
     /// Restart attempt (`metadata.attempt`); the kubelet counts restarts with it.
     pub attempt: u32,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// The rest of a Kubernetes `securityContext`, as the kubelet passes it.
+    pub security: Option<Security>,
 }
+
+/// What the kubelet makes of a container's `securityContext` besides
+/// seccomp, `allowPrivilegeEscalation` and `runAsUser` (see [`ContainerSpec`]).
+#[derive(Clone, Debug, Default)]
+pub struct Security {
+    pub privileged: bool,
+    pub read_only_root_filesystem: bool,
+    /// `capabilities.add` and `.drop` as written in the manifest (`BPF`,
+    /// `ALL`): containerd prefixes `CAP_`.
+    pub add_capabilities: Vec<String>,
+    pub drop_capabilities: Vec<String>,
+}
+
+/// The kubelet's masked and read-only /proc and /sys paths for a container
+/// that is not privileged (`DefaultProcMountType`).
+const MASKED_PATHS: [&str; 10] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// A pod sandbox this harness started.
 #[derive(Clone, Debug)]
@@ -207,7 +245,7 @@ impl<'c> Pods<'c> {
     /// Runs a sandbox named `name` in `namespace` as the kubelet would for a
     /// `hostNetwork: true` pod, under the runtime handler of `runtime`.
     pub fn run_pod(&self, name: &str, namespace: &str, runtime: Runtime) -> anyhow::Result<PodRef> {
-        self.run_pod_labelled(name, namespace, runtime, &[])
+        self.run_pod_full(name, namespace, runtime, runtime.handler(), &[])
     }
 
     /// [`Pods::run_pod`] with `labels` on the sandbox besides the kubelet's own.
@@ -216,6 +254,29 @@ impl<'c> Pods<'c> {
         name: &str,
         namespace: &str,
         runtime: Runtime,
+        labels: &[(&str, &str)],
+    ) -> anyhow::Result<PodRef> {
+        self.run_pod_full(name, namespace, runtime, runtime.handler(), labels)
+    }
+
+    /// [`Pods::run_pod`] under another runtime handler (one configured with
+    /// [`Node::start_with_handlers`]) that wraps `runtime`.
+    pub fn run_pod_with_handler(
+        &self,
+        name: &str,
+        namespace: &str,
+        runtime: Runtime,
+        handler: &str,
+    ) -> anyhow::Result<PodRef> {
+        self.run_pod_full(name, namespace, runtime, handler, &[])
+    }
+
+    fn run_pod_full(
+        &self,
+        name: &str,
+        namespace: &str,
+        runtime: Runtime,
+        handler: &str,
         labels: &[(&str, &str)],
     ) -> anyhow::Result<PodRef> {
         if runtime == Runtime::Crun {
@@ -238,8 +299,7 @@ impl<'c> Pods<'c> {
             log_dir,
             labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         };
-        let request =
-            RunPodSandboxRequest { config: Some(sandbox_config(&pod)), runtime_handler: runtime.handler().to_owned() };
+        let request = RunPodSandboxRequest { config: Some(sandbox_config(&pod)), runtime_handler: handler.to_owned() };
         let id = self
             .rt
             .block_on(self.cri.runtime_client().run_pod_sandbox(request))
@@ -273,6 +333,13 @@ impl<'c> Pods<'c> {
                 ..Default::default()
             })
             .collect();
+        let security = spec.security.clone().unwrap_or_default();
+        let (masked_paths, readonly_paths) = match &spec.security {
+            Some(s) if !s.privileged => {
+                (MASKED_PATHS.map(str::to_owned).to_vec(), READONLY_PATHS.map(str::to_owned).to_vec())
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
         let config = ContainerConfig {
             metadata: Some(ContainerMetadata { name: spec.name.clone(), attempt: spec.attempt }),
             image: Some(ImageSpec { image: spec.image.clone(), ..Default::default() }),
@@ -280,14 +347,28 @@ impl<'c> Pods<'c> {
             args: spec.args.clone(),
             labels,
             mounts,
+            envs: spec
+                .env
+                .iter()
+                .map(|(key, value)| api::KeyValue { key: key.clone(), value: value.clone() })
+                .collect(),
             log_path: format!("{}/{}.log", spec.name, spec.attempt),
             linux: Some(LinuxContainerConfig {
                 security_context: Some(LinuxContainerSecurityContext {
                     namespace_options: Some(kubelet_namespaces()),
                     seccomp,
                     no_new_privs: spec.no_new_privs,
+                    privileged: security.privileged,
+                    readonly_rootfs: security.read_only_root_filesystem,
                     run_as_user: spec.run_as.map(|(uid, _)| api::Int64Value { value: uid }),
                     run_as_group: spec.run_as.map(|(_, gid)| api::Int64Value { value: gid }),
+                    capabilities: spec.security.as_ref().map(|s| api::Capability {
+                        add_capabilities: s.add_capabilities.clone(),
+                        drop_capabilities: s.drop_capabilities.clone(),
+                        ..Default::default()
+                    }),
+                    masked_paths,
+                    readonly_paths,
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -359,6 +440,19 @@ impl<'c> Pods<'c> {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The PID of the container's main process on the host (from the
+    /// runtime's info in a verbose ContainerStatus).
+    pub fn pid(&self, id: &str) -> anyhow::Result<u32> {
+        let (_, info) = self.status(id)?;
+        let text = info.get("info").ok_or_else(|| anyhow!("ContainerStatus of {id} has no info"))?;
+        let json: serde_json::Value = serde_json::from_str(text).context("the container's info is not JSON")?;
+        json["pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|p| *p != 0)
+            .ok_or_else(|| anyhow!("container {id} has no pid (not running?)"))
     }
 
     /// Waits until `id` exited and returns its exit code.
@@ -529,6 +623,13 @@ fn remove_pod_cgroups(pod: &PodRef) {
     if !relative.starts_with(&format!("{KUBEPODS}/")) {
         return;
     }
+    remove_kubepods_if_unused();
+}
+
+/// Removes `/kubepods` in every cgroup hierarchy if it is empty and no other test process
+/// uses it (for tests that create it themselves, before any pod: see
+/// [`crate::deploy::ensure_kubepods`]).
+pub fn remove_kubepods_if_unused() {
     if let Some(_last) = KubepodsUse::last_user() {
         for mount in crate::containers::cgroup_mounts().unwrap_or_default() {
             let _ = fs::remove_dir(mount.join(KUBEPODS));
