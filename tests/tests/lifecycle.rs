@@ -503,7 +503,7 @@ fn record_running_pod(node: &Node, pods: &Pods, server: &Server, runtime: Runtim
     let (state, _) = pods.status(&id).expect("status");
     assert_eq!(state.state(), ContainerState::ContainerRunning, "the recording must not stop the pod");
     assert!(stderr.contains("its shutdown was not seen"), "{stderr}");
-    assert!(stderr.contains("shutdown set added"), "the shutdown set must be added:\n{stderr}");
+    assert!(stderr.contains("the shutdown set was added"), "the shutdown set must be added:\n{stderr}");
     let profile = out_dir.join(format!("default_{}_{}.json", server.name, server.name));
     let names = allowed_names(&profile);
     let missing: Vec<String> = recorder::runtime::shutdown::shutdown_set().difference(&names).cloned().collect();

@@ -247,7 +247,7 @@ fn nginx_reload_path_is_named_and_survived_with_likely() {
         return;
     }
     let dir = tempfile::tempdir_in(scratch_dir()).expect("tmp");
-    let port = 17311;
+    let port = recorder_tests::deploy::free_port();
     let conf = nginx_conf(dir.path(), port);
     let record = |profile: &Path, extra: &[&str]| -> Value {
         let summary = dir.path().join("nginx-summary.json");
