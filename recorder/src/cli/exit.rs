@@ -112,7 +112,7 @@ Exit codes:
   21   no cgroup v2 mounted      22   kernel lacks BTF or raw tracepoints
   23   BPF load/attach failed    24   profile could not be enforced
   25   container runtime failed  26   no CRI socket / not a CRI runtime
-  30   diff found drift          31   check found errors
+  30   drift (diff, inspect)     31   check found errors
   32   input too large or nested 33   explain: unknown syscall
   126  CMD not executable        127  CMD not found";
 
