@@ -6,6 +6,7 @@
 //!   its allow set is exactly P's names, on every architecture P lists;
 //!   `--against` a profile lacking one name says which, and
 //!   `--fail-on-mismatch` exits 30.
+//! - Two stacked filters: the strictest action wins, as in the kernel.
 //! - An unconfined process says unconfined.
 //! - Containers started by containerd (`ctr run`) under runc and under crun
 //!   with a Localhost profile, containerd's RuntimeDefault and Unconfined:
@@ -195,6 +196,48 @@ fn a_recorder_run_process_has_exactly_its_profile() {
     // The process was only stopped for the read: it still sleeps, untraced.
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("still running");
     assert!(status.lines().any(|l| l.starts_with("TracerPid:") && l.ends_with("\t0")), "{status}");
+}
+
+/// Two filters stacked (`recorder run` inside `recorder run`): the outer
+/// one allows everything but `uname`, the inner one the sleep profile. The
+/// kernel keeps the strictest action, so `uname` is refused.
+#[test]
+fn stacked_filters_combine_as_the_kernel_does() {
+    if skip_bpf_tests() {
+        return;
+    }
+    let dir = scratch_dir().join("inspect-stacked");
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let outer = dir.join("outer.json");
+    let json = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+    });
+    std::fs::write(&outer, json.to_string()).expect("outer profile");
+    let inner = dir.join("inner.json");
+    let names = names(&[]);
+    write_profile(&inner, &names);
+    let child = Command::new(recorder_bin())
+        .args(["run", "--profile"])
+        .arg(&outer)
+        .arg("--")
+        .arg(recorder_bin())
+        .args(["run", "--profile"])
+        .arg(&inner)
+        .args(["--", "sleep", "30"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("recorder run");
+    let child = Started(child);
+    let pid = child.0.id();
+    wait_for(pid, "sleep", 2);
+    let v = inspect_json(&["--pid", &pid.to_string(), "--against", inner.to_str().expect("utf8")], 0);
+    assert_eq!(v["filters"], 2, "{v:#}");
+    assert_eq!(v["against"]["same_allow_set"], false, "{v:#}");
+    let mut expected = known_on(&names, libseccomp::ScmpArch::X8664);
+    assert!(expected.remove("uname"));
+    assert_eq!(allowed(&v, "SCMP_ARCH_X86_64"), expected, "{v:#}");
 }
 
 #[test]
