@@ -12,6 +12,7 @@
 //!   with a Localhost profile, containerd's RuntimeDefault and Unconfined:
 //!   found by `--container-id`, each says which of the three it runs under,
 //!   and the Localhost one's allow set equals its profile.
+//! - The same three through the CRI (`--pod`), under runc and crun.
 //!
 //! Needs root; fails when it cannot run (RECORDER_SKIP_BPF_TESTS=1 skips).
 //! Every process and container started here is killed at the end.
@@ -27,6 +28,11 @@ use std::{
 use recorder_tests::{
     assert_exit,
     containers::{Containerd, Runtime, ctr_run_detached, ctr_run_detached_with, fix_crun_hybrid_hugetlb, rootfs_with},
+    cri::{
+        ContainerSpec, Node, Pods, Seccomp,
+        images::{Image, early_container},
+        skip_container_tests,
+    },
     recorder, recorder_bin, scratch_dir, skip_bpf_tests, write_profile,
 };
 use serde_json::Value;
@@ -317,4 +323,59 @@ fn runc_containers_say_what_they_run_under() {
 #[test]
 fn crun_containers_say_what_they_run_under() {
     containers_say_what_they_run_under(Runtime::Crun);
+}
+
+/// `--pod` through the CRI: one pod per runtime with an Unconfined, a
+/// RuntimeDefault and a Localhost container (the early_syscalls image, kept
+/// running), each named by `profile_kind`.
+#[test]
+fn a_pods_containers_say_what_they_run_under() {
+    if skip_container_tests() {
+        return;
+    }
+    let node = Node::start(&[Image::Early]).expect("starting a private containerd with images");
+    let pods = Pods::new(&node.containerd).expect("CRI client");
+    let sock = node.containerd.address().to_str().expect("utf8").to_owned();
+    let localhost = pods.work_dir().join("deny-ptrace.json");
+    let json = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["ptrace"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+    });
+    std::fs::write(&localhost, json.to_string()).expect("Localhost profile");
+    for runtime in Runtime::ALL {
+        let name = format!("inspect-{}", runtime.binary_name());
+        let pod = pods.run_pod(&name, "default", runtime).expect("pod");
+        let settings = [
+            ("unconfined", Seccomp::Unconfined),
+            ("default", Seccomp::RuntimeDefault),
+            ("localhost", Seccomp::Localhost(localhost.clone())),
+        ];
+        for (container, seccomp) in &settings {
+            let spec = ContainerSpec {
+                name: (*container).to_owned(),
+                seccomp: Some(seccomp.clone()),
+                ..early_container(60_000)
+            };
+            pods.run_container(&pod, &spec).expect("container");
+        }
+        // The early program's syscalls are done within a moment; it then sleeps.
+        thread::sleep(Duration::from_millis(500));
+        let v = inspect_json(&["--pod", &name, "-n", "default", "--runtime-endpoint", &sock], 0);
+        let list = v.as_array().unwrap_or_else(|| panic!("an array for --pod: {v:#}"));
+        assert_eq!(list.len(), 3, "{runtime:?}: {v:#}");
+        for (container, kind) in
+            [("unconfined", "unconfined"), ("default", "runtime/default"), ("localhost", "localhost")]
+        {
+            let entry = list
+                .iter()
+                .find(|e| e["target"].as_str().is_some_and(|t| t.contains(&format!("container {container} "))))
+                .unwrap_or_else(|| panic!("{runtime:?}: no {container} in {v:#}"));
+            assert_eq!(entry["profile_kind"], kind, "{runtime:?} {container}: {entry:#}");
+        }
+        let local = list.iter().find(|e| e["profile_kind"] == "localhost").expect("localhost");
+        let allowed = allowed(local, "SCMP_ARCH_X86_64");
+        assert!(!allowed.contains("ptrace") && allowed.contains("uname"), "{runtime:?}: {local:#}");
+        pods.remove_pod(&pod).expect("removing the pod");
+    }
 }
