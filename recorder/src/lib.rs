@@ -22,6 +22,7 @@ pub mod runtime;
 // Layer 3: the parts they are made of.
 pub mod audit;
 pub mod bpf;
+pub mod inspect;
 pub mod output;
 pub mod profile;
 pub mod target;

@@ -14,7 +14,7 @@ use recorder_tests::workspace_root;
 const LAYERS: [&[&str]; 4] = [
     &["cli"],
     &["record", "daemon", "runtime", "algebra", "enforce"],
-    &["target", "bpf", "profile", "output", "audit"],
+    &["target", "bpf", "profile", "output", "audit", "inspect"],
     &["cri", "syscalls", "k8s_name", "text"],
 ];
 

@@ -188,12 +188,13 @@ fn record_format_needs_a_name_before_it_records() {
 }
 
 /// Files in recorder/src that may write to stdout, and what they write there.
-const STDOUT_WRITERS: [(&str, &str); 6] = [
+const STDOUT_WRITERS: [(&str, &str); 7] = [
     ("cli/diff.rs", "the comparison, as asked"),
     ("cli/suggest.rs", "the patch, as asked (stderr when -o - puts the patched profile there)"),
     ("cli/check.rs", "the problems found, as asked"),
     ("cli/explain.rs", "the explanations, as asked"),
     ("cli/likely.rs", "the paths not taken, as asked"),
+    ("cli/inspect.rs", "the filter a process runs under, as asked"),
     ("cli/record/pod.rs", "--install's securityContext snippet, its output"),
 ];
 

@@ -149,7 +149,7 @@ Exit codes:
   23   BPF load/attach failed    24   profile could not be enforced
   25   container runtime failed  26   no CRI socket / not a CRI runtime
   27   too many open files (raise `ulimit -n`)
-  30   diff found drift          31   check found errors
+  30   drift (diff, inspect)     31   check found errors
   32   input too large or nested 33   cannot read an input file
   34   explain: unknown syscall
   126  CMD not executable        127  CMD not found";

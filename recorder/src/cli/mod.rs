@@ -10,6 +10,7 @@ pub mod diff;
 pub mod duration;
 pub mod exit;
 pub mod explain;
+pub mod inspect;
 pub mod likely;
 pub mod merge;
 pub mod record;
@@ -84,6 +85,7 @@ pub enum Command {
     #[command(hide = true)]
     Man(completions::ManArgs),
     Likely(likely::LikelyArgs),
+    Inspect(inspect::InspectArgs),
 }
 
 /// Runs the chosen subcommand. Returns the process exit status.
@@ -104,5 +106,6 @@ pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
         Command::Likely(args) => likely::execute(args),
+        Command::Inspect(args) => inspect::execute(args),
     }
 }

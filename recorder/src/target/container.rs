@@ -59,6 +59,23 @@ pub fn container_cgroup(hierarchy: &Hierarchy, id: &str) -> Result<Cgroup, FindE
     }
 }
 
+/// Every process in the cgroup directory `dir` and below it, lowest pid
+/// first (a container's init is usually the lowest).
+pub fn processes(dir: &std::path::Path) -> Vec<i32> {
+    let mut pids: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            pids.extend(processes(&entry.path()));
+        }
+    }
+    pids.sort_unstable();
+    pids
+}
+
 /// `name` is the container's directory: exactly the id, a systemd unit
 /// `<prefix>-<id>.scope`, or (for a hex id of 12+ characters) either of
 /// those with the id shortened.

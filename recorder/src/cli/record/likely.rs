@@ -135,13 +135,7 @@ pub fn pid_in(pids: &[i32], cgroups: &[u64], v2_mount: &Path) -> Option<i32> {
     })
 }
 
-/// The first process listed in `dir/cgroup.procs` or below it.
+/// A process of the cgroup directory `dir` (or below it).
 pub fn pid_of_cgroup(dir: &Path) -> Option<i32> {
-    if let Some(pid) = std::fs::read_to_string(dir.join("cgroup.procs"))
-        .ok()
-        .and_then(|t| t.lines().find_map(|l| l.trim().parse::<i32>().ok()))
-    {
-        return Some(pid);
-    }
-    std::fs::read_dir(dir).ok()?.flatten().filter(|e| e.path().is_dir()).find_map(|e| pid_of_cgroup(&e.path()))
+    crate::target::container::processes(dir).into_iter().next()
 }
