@@ -13,6 +13,8 @@
 //!    started is `partial` (`startup_not_seen`).
 //! 4. 1,000 cgroups (three rounds, one past capacity): each recorded or reported lost,
 //!    slots reclaimed, daemon RSS back near its baseline.
+//! 5. A call the workload's own learned profile denies is counted
+//!    (`recorder_denials_total`), heals the profile and sends the workload back to learning.
 //!
 //! Every daemon gets its own bpffs (never /sys/fs/bpf), cgroup parent, port and state dir.
 //! Needs root; fails when it cannot run (RECORDER_SKIP_CONTAINER_TESTS=1 skips).
@@ -776,6 +778,74 @@ fn a_thousand_cgroups_are_recorded_or_reported_and_memory_comes_back() {
     assert!(rss_end < rss0 + 20 * 1024, "RSS grew from {rss0} KiB to {rss_end} KiB\n{}", report.join("\n"));
     // Unattributed cgroups are counted, never turned into workloads.
     assert!(daemon.workloads().is_empty(), "{:?}", daemon.workloads());
+    let mut daemon = daemon;
+    assert!(daemon.terminate().success(), "{}", daemon.log_text());
+    env.unpin("node");
+}
+
+/// 5. Enforce and learn: a workload's learned profile is applied to its next pod, which
+///    makes a call the profile lacks. The kernel sees the denied call (sys_exit without
+///    sys_enter), the daemon counts it in `recorder_denials_total`, adds it to the
+///    workload's profile and sends the workload back to learning; the healed profile
+///    then runs the pod to the end under runc.
+#[test]
+fn a_call_the_profile_denies_heals_the_profile_and_is_counted() {
+    if skip_container_tests() {
+        return;
+    }
+    let _serial = serial();
+    let env = DaemonEnv::new("denials");
+    let node = Node::start(&[Image::Replica]).expect("node");
+    let pods = Pods::new_under(&node.containerd, &env.parent()).expect("CRI client");
+    let runtime = Runtime::Runc;
+    let daemon = Daemon::start(&env, &options("node", &node, &["--stable-after", "5s"]));
+
+    // Learn the workload doing "a" (getcpu), never "b" (sysinfo).
+    let pod = pods.run_pod("web", "shop", runtime).expect("pod");
+    let ctl = pods.work_dir().join("ctl-first");
+    let id = pods.run_container(&pod, &replica_container("app", "a", &ctl).expect("spec")).expect("runs");
+    wait_replica_ready(&pods, &id);
+    finish_replica(&pods, &id, &ctl);
+    wait_workload(&daemon, ("shop", "web", "app"), "folded", |w| number(w, "replicas_running") == 0);
+    pods.remove_pod(&pod).expect("remove");
+    let learned = pods.work_dir().join("web-learned.json");
+    let names = save_profile(&daemon, "/v1/profiles/shop/web/app", &learned);
+    assert!(names.contains("getcpu") && !names.contains("sysinfo"), "{names:?}");
+    let denials = |metrics: &recorder_tests::daemon::Metrics| -> f64 {
+        metrics
+            .get("recorder_denials_total")
+            .into_iter()
+            .flatten()
+            .filter(|(l, _)| l["namespace"] == "shop" && l["workload"] == "web" && l["container"] == "app")
+            .map(|(_, v)| *v)
+            .sum()
+    };
+    assert_eq!(denials(&daemon.metrics()), 0.0, "nothing denied yet");
+
+    // The next pod of the workload, under the learned profile, also does "b": denied.
+    let pod = pods.run_pod("web", "shop", runtime).expect("pod");
+    let ctl = pods.work_dir().join("ctl-second");
+    let mut spec = replica_container("app", "ab", &ctl).expect("spec");
+    spec.seccomp = Some(Seccomp::Localhost(learned.clone()));
+    let id = pods.run_container(&pod, &spec).expect("starts under its learned profile");
+    let code = pods.wait_exited(&id, EVENTUALLY).expect("exits");
+    assert_eq!(code, 12, "sysinfo (call 2) is denied: {}", pods.logs(&id).unwrap_or_default());
+    wait_until(
+        "the denial is counted and the workload learns again",
+        EVENTUALLY,
+        || format!("metrics: {:?}\nworkloads: {:#?}\n{}", daemon.metrics(), daemon.workloads(), daemon.log_text()),
+        || {
+            let w = daemon.workload("shop", "web", "app")?;
+            (denials(&daemon.metrics()) >= 1.0 && w["state"] == "learning").then_some(())
+        },
+    );
+    pods.remove_pod(&pod).expect("remove");
+    let healed = pods.work_dir().join("web-healed.json");
+    let names = save_profile(&daemon, "/v1/profiles/shop/web/app", &healed);
+    assert!(names.contains("sysinfo") && names.contains("getcpu"), "the denied call is in the profile: {names:?}");
+    let (code, logs) = run_under(&pods, runtime, "web-healed", "ab", &healed);
+    assert_eq!(code, 0, "the healed profile runs the pod to the end: {logs}");
+
     let mut daemon = daemon;
     assert!(daemon.terminate().success(), "{}", daemon.log_text());
     env.unpin("node");
