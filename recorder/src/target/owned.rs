@@ -55,6 +55,13 @@ impl Hierarchy {
             match fs::create_dir(&path) {
                 Ok(()) => return Ok(OwnedCgroup(self.open(&path)?)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                // Another recorder removed the shared parent as it emptied
+                // (see `Drop`): make it again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&parent) {
+                    Ok(()) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(io_err("create", &parent)(e)),
+                },
                 Err(e) => return Err(io_err("create", &path)(e)),
             }
         }
@@ -221,6 +228,12 @@ impl Drop for OwnedCgroup {
         }
         if let Err(e) = remove_tree(&self.0) {
             tracing::warn!("cannot remove {}: {e}", self.path.display());
+        }
+        // The shared `recorder/` parent goes too once empty, so nothing is
+        // left behind; a parent with another recorder's cgroup in it is
+        // busy (EBUSY) and stays.
+        if let Some(parent) = self.path.parent() {
+            let _ = fs::remove_dir(parent);
         }
     }
 }
