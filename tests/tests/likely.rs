@@ -26,11 +26,23 @@ use recorder_tests::{assert_exit, recorder, recorder_bin, scratch_dir, skip_bpf_
 use serde_json::Value;
 
 /// Kills (SIGKILL) and reaps a started process when dropped.
+/// The process is the leader of its own process group, and the whole group
+/// goes: nginx's workers outlive a killed master otherwise.
 struct Started(Child);
+
+impl Started {
+    fn spawn(cmd: &mut Command, what: &str) -> Started {
+        use std::os::unix::process::CommandExt as _;
+        Started(cmd.process_group(0).spawn().unwrap_or_else(|e| panic!("{what}: {e}")))
+    }
+}
 
 impl Drop for Started {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let pgid = self.0.id() as i32;
+        // SAFETY: kill(2) on the process group this test created (its
+        // leader not yet reaped, so the id cannot have been reused).
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
         let _ = self.0.wait();
     }
 }
@@ -124,14 +136,13 @@ fn record_redis(port: u16, dir: &Path, profile: &Path, extra: &[&str]) -> Value 
 fn bgsave_under(profile: &Path, port: u16, dir: &Path) -> (String, bool) {
     let rdb = dir.join("dump.rdb");
     let _ = std::fs::remove_file(&rdb);
-    let _redis = Started(
+    let _redis = Started::spawn(
         Command::new(recorder_bin())
             .args(["run", "--profile", s(profile), "--"])
             .args(redis_args(port, dir))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("recorder run redis"),
+            .stderr(Stdio::null()),
+        "recorder run redis",
     );
     wait_for("redis under its profile answering PING", || redis_cli(port, &["ping"]).contains("PONG"));
     assert!(redis_cli(port, &["set", "key", "value"]).contains("OK"));
@@ -287,13 +298,12 @@ fn nginx_reload_path_is_named_and_survived_with_likely() {
     // Under the --with-likely profile, a reload works and nginx serves on.
     let merged = dir.path().join("nginx-likely.json");
     record(&merged, &["--with-likely"]);
-    let _nginx = Started(
+    let _nginx = Started::spawn(
         Command::new(recorder_bin())
             .args(["run", "--profile", s(&merged), "--", "nginx", "-c", s(&conf), "-e", "stderr"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("recorder run nginx"),
+            .stderr(Stdio::null()),
+        "recorder run nginx",
     );
     wait_for("nginx under its profile serving", || http_get(port).is_some_and(|r| r.contains("likely")));
     let out = Command::new("nginx").args(["-c", s(&conf), "-e", "stderr", "-s", "reload"]).output().expect("nginx -s");
