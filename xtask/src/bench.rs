@@ -115,7 +115,8 @@ pub fn run(iterations: u64, runs: usize, wrk_seconds: u64) -> Result<()> {
     let program_cost = crate::bench_stats::measure(&program, iterations)?;
     let nginx = nginx_rounds(3, wrk_seconds)?;
     let pod = crate::bench_pod::rounds(2, wrk_seconds)?;
-    let report = render(&samples, &program_cost, &nginx, &pod, iterations, runs, wrk_seconds)?;
+    let mut report = render(&samples, &program_cost, &nginx, &pod, iterations, runs, wrk_seconds)?;
+    report.push_str(&daemon_memory()?);
     let path = util::workspace_root().join("BENCHMARKS.md");
     // Sections other commands write (the image, the daemon's memory) stay.
     let previous = std::fs::read_to_string(&path).unwrap_or_default();
@@ -488,6 +489,22 @@ fn render(
          and nginx rounds by up to 15% (see the per-round lines `cargo xtask bench` prints); ratios of small differences amplify \
          that. The in-kernel table is the steadiest view of what the program itself costs."
     )?;
+    Ok(md)
+}
+
+/// `recorder daemon` with 1,000 and then 10,000 live cgroups under its
+/// parent (tests/scripts/daemon-memory.sh): its RSS, and the kernel memory
+/// of its pinned maps, which `--max-containers` sizes up front.
+fn daemon_memory() -> Result<String> {
+    let script = util::workspace_root().join("tests/scripts/daemon-memory.sh");
+    let out = util::output(Command::new("bash").arg(&script).arg(util::recorder_bin()))?;
+    let mut md = String::new();
+    writeln!(md, "\n## Daemon memory by tracked cgroups\n")?;
+    writeln!(
+        md,
+        "`tests/scripts/daemon-memory.sh` (run by `cargo xtask bench`): `recorder daemon --max-containers 11000` on a cgroup parent of its own, no CRI; each cgroup runs `/bin/true` once and stays, so it holds a slot. The pinned maps are sized by `--max-containers` when the daemon starts, whatever the number of CPUs; per slot that is their total over 11,000.\n"
+    )?;
+    writeln!(md, "```text\n{}\n```", out.trim_end())?;
     Ok(md)
 }
 
