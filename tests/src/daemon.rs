@@ -7,11 +7,9 @@
 
 use std::{
     collections::BTreeMap,
-    ffi::CString,
     fs,
     io::{Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
-    os::unix::ffi::OsStrExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     thread,
@@ -31,19 +29,14 @@ pub struct DaemonEnv {
     pub dir: tempfile::TempDir,
     /// Relative to each cgroup mount: `recorder-daemon-<pid>-<name>`.
     pub cgroup_root: String,
-    bpffs: PathBuf,
+    bpffs: crate::deploy::Bpffs,
 }
 
 impl DaemonEnv {
     /// Makes the directory, mounts the bpffs and creates the v2 cgroup parent.
     pub fn new(name: &str) -> DaemonEnv {
         let dir = tempfile::Builder::new().prefix("recorder-daemon-").tempdir_in("/tmp").expect("tempdir");
-        let bpffs = dir.path().join("bpffs");
-        fs::create_dir_all(&bpffs).expect("bpffs mount point");
-        let target = CString::new(bpffs.as_os_str().as_bytes()).expect("path");
-        // SAFETY: mount(2) with valid NUL-terminated strings and no data.
-        let rc = unsafe { libc::mount(c"bpf".as_ptr(), target.as_ptr(), c"bpf".as_ptr(), 0, std::ptr::null()) };
-        assert_eq!(rc, 0, "mounting a bpffs at {}: {}", bpffs.display(), std::io::Error::last_os_error());
+        let bpffs = crate::deploy::Bpffs::mount().expect("a bpffs for the daemon's pins");
         let env = DaemonEnv { dir, cgroup_root: format!("recorder-daemon-{}-{name}", std::process::id()), bpffs };
         fs::create_dir_all(env.parent_dir()).expect("creating the daemon's cgroup parent");
         env
@@ -61,7 +54,7 @@ impl DaemonEnv {
 
     /// A pin directory inside this env's bpffs.
     pub fn pin_dir(&self, name: &str) -> PathBuf {
-        self.bpffs.join(name)
+        self.bpffs.path().join(name)
     }
 
     /// A state directory inside this env.
@@ -82,7 +75,7 @@ impl DaemonEnv {
 
 impl Drop for DaemonEnv {
     fn drop(&mut self) {
-        if let Ok(entries) = fs::read_dir(&self.bpffs) {
+        if let Ok(entries) = fs::read_dir(self.bpffs.path()) {
             for entry in entries.flatten() {
                 let _ = Command::new(recorder_bin())
                     .args(["daemon", "--unpin", "--pin-dir"])
@@ -92,10 +85,7 @@ impl Drop for DaemonEnv {
                     .status();
             }
         }
-        if let Ok(target) = CString::new(self.bpffs.as_os_str().as_bytes()) {
-            // SAFETY: umount2(2) with a valid NUL-terminated path.
-            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-        }
+        // The bpffs field unmounts itself after this.
         for mount in cgroup_mounts().unwrap_or_default() {
             remove_cgroup_tree(&mount.join(&self.cgroup_root));
         }

@@ -6,7 +6,7 @@
 use std::{
     ffi::CString,
     io::{Read as _, Write as _},
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
     os::unix::ffi::OsStrExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -190,11 +190,7 @@ impl Drop for Bpffs {
     }
 }
 
-/// A TCP port on 127.0.0.1 that nothing listens on right now.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding a free port");
-    listener.local_addr().expect("local addr").port()
-}
+pub use crate::daemon::free_port;
 
 /// One HTTP/1.0 request to 127.0.0.1:`port`: (status, headers, body).
 pub fn http(port: u16, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<(u16, String, String)> {
