@@ -159,6 +159,21 @@ pub struct DaemonOptions {
     pub extra: Vec<String>,
 }
 
+impl DaemonOptions {
+    /// A daemon named `name` for the containerd at `endpoint`, on a free
+    /// port, polling every 200 ms and saving every second, with `extra`
+    /// flags.
+    pub fn fast(name: &str, endpoint: &Path, extra: &[&str]) -> DaemonOptions {
+        let base = ["--poll-interval", "200ms", "--snapshot-interval", "1s"];
+        DaemonOptions {
+            name: name.to_owned(),
+            port: free_port(),
+            endpoint: endpoint.to_path_buf(),
+            extra: base.iter().chain(extra).map(|s| (*s).to_owned()).collect(),
+        }
+    }
+}
+
 /// A running `recorder daemon`, killed (SIGKILL) when dropped.
 pub struct Daemon {
     child: Option<Child>,

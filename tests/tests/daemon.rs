@@ -60,17 +60,8 @@ const SETUP_NOISE: &[&str] = &["mount", "pivot_root", "sethostname", "umount2"];
 /// A ReplicaSet's pod-template-hash, as the kubelet's labels carry it.
 const HASH: &str = "5d4b9c7f8";
 
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| (*s).to_owned()).collect()
-}
-
 fn options(name: &str, node: &Node, extra: &[&str]) -> DaemonOptions {
-    DaemonOptions {
-        name: name.to_owned(),
-        port: recorder_tests::daemon::free_port(),
-        endpoint: node.containerd.address().to_path_buf(),
-        extra: args(&[&["--poll-interval", "200ms", "--snapshot-interval", "1s"], extra].concat()),
-    }
+    DaemonOptions::fast(name, node.containerd.address(), extra)
 }
 
 /// The syscalls tests/programs/replica.c makes on the host with `calls`, from strace.

@@ -152,8 +152,12 @@ impl Probe {
         let (nr_seccomp, nr_prctl, nr_pivot_root, nr_chroot, nr_setns) =
             (nr("seccomp"), nr("prctl"), nr("pivot_root"), nr("chroot"), nr("setns"));
         let boundary = u32::from(config.boundary);
+        // With --by-exe the attribution maps are pinned too, so a restarted
+        // daemon keeps knowing which running process runs what.
+        let exe_maps: &[&str] =
+            if config.by_exe { &[names::TASK_EXE_MAP, names::EXE_PATHS_MAP, names::EXE_BITS_MAP] } else { &[] };
         let pins: Vec<(&str, PathBuf)> = match &config.pin {
-            Some(dir) => names::LEARNED_MAPS.iter().map(|m| (*m, dir.join(m))).collect(),
+            Some(dir) => names::LEARNED_MAPS.iter().chain(exe_maps).map(|m| (*m, dir.join(m))).collect(),
             None => Vec::new(),
         };
         let adopted = pins.first().is_some_and(|(_, path)| path.exists());

@@ -15,5 +15,7 @@ pub mod preflight;
 pub mod reader;
 
 pub use loader::{BpfError, Probe, ProbeConfig};
-pub use observation::{ArgValues, ByExe, Denied, EXEC_NOT_SEEN, Named, Observation, Select, name_denials};
+pub use observation::{
+    ArgValues, ByExe, Denied, EXEC_NOT_SEEN, Named, Observation, Select, by_exe_owned, name_denials,
+};
 pub use reader::Stats;

@@ -26,6 +26,23 @@ pub struct Observation {
 /// [`EXEC_NOT_SEEN`].
 pub type ByExe = BTreeMap<String, BTreeMap<Arch, BTreeSet<&'static str>>>;
 
+/// [`ByExe`] in owned strings, architectures by their `SCMP_ARCH_*` names,
+/// with [`EXEC_NOT_SEEN`] called `not_seen` (what the reader knows about
+/// those processes).
+pub fn by_exe_owned(by_exe: ByExe, not_seen: &str) -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+    by_exe
+        .into_iter()
+        .map(|(exe, by_arch)| {
+            let exe = if exe == EXEC_NOT_SEEN { not_seen.to_owned() } else { exe };
+            let by_arch = by_arch
+                .into_iter()
+                .map(|(arch, names)| (arch.scmp_name().to_owned(), names.into_iter().map(str::to_owned).collect()))
+                .collect();
+            (exe, by_arch)
+        })
+        .collect()
+}
+
 /// The "path" of processes whose exec the recording did not see.
 pub const EXEC_NOT_SEEN: &str = "(exec not seen)";
 
@@ -128,23 +145,31 @@ impl Observation {
     pub fn by_exe(&self, family: Family, cgroups: Option<&[u64]>) -> ByExe {
         let mut out = ByExe::new();
         for ((cgroup, exe, abi), calls) in &self.exes {
-            if cgroups.is_some_and(|ids| !ids.contains(cgroup)) {
-                continue;
+            if cgroups.is_none_or(|ids| ids.contains(cgroup)) {
+                self.book_exe(&mut out, family, *exe, *abi, calls);
             }
-            let Some(arch) = family.arch_for(*abi) else { continue };
-            let path = match (*exe, self.exe_paths.get(exe)) {
-                (recorder_common::EXE_NOT_SEEN, _) => EXEC_NOT_SEEN.to_owned(),
-                (_, Some(path)) => path.clone(),
-                // EXE_PATHS was full when it was exec'd.
-                (id, None) => format!("(path not kept: {id:016x})"),
-            };
-            out.entry(path)
-                .or_default()
-                .entry(arch)
-                .or_default()
-                .extend(calls.iter().filter_map(|nr| arch.name_of(*nr)));
         }
         out
+    }
+
+    /// `--by-exe` for each cgroup, in one pass (the daemon, every poll).
+    pub fn by_exe_per_cgroup(&self, family: Family) -> BTreeMap<u64, ByExe> {
+        let mut out: BTreeMap<u64, ByExe> = BTreeMap::new();
+        for ((cgroup, exe, abi), calls) in &self.exes {
+            self.book_exe(out.entry(*cgroup).or_default(), family, *exe, *abi, calls);
+        }
+        out
+    }
+
+    fn book_exe(&self, out: &mut ByExe, family: Family, exe: u64, abi: Abi, calls: &BTreeSet<u32>) {
+        let Some(arch) = family.arch_for(abi) else { return };
+        let path = match (exe, self.exe_paths.get(&exe)) {
+            (recorder_common::EXE_NOT_SEEN, _) => EXEC_NOT_SEEN.to_owned(),
+            (_, Some(path)) => path.clone(),
+            // EXE_PATHS was full when it was exec'd.
+            (id, None) => format!("(path not kept: {id:016x})"),
+        };
+        out.entry(path).or_default().entry(arch).or_default().extend(calls.iter().filter_map(|nr| arch.name_of(*nr)));
     }
 
     /// `--args`: argument values per native syscall name, over `cgroups`

@@ -96,6 +96,12 @@ pub struct DaemonArgs {
     /// profiles deny (saves the pairing's cost on every recorded syscall).
     #[arg(long)]
     pub no_learn_denials: bool,
+    /// Attribute each workload's calls to the executables that made them,
+    /// served at /v1/profiles/NAMESPACE/WORKLOAD/CONTAINER/by-exe.
+    /// Information only (a filter cannot differ per executable); it costs
+    /// an exe lookup on every recorded syscall (see BENCHMARKS.md).
+    #[arg(long)]
+    pub by_exe: bool,
     /// Remove the pins in --pin-dir and exit: the kernel stops recording
     /// (what was learned since the last snapshot is dropped). For uninstalling.
     #[arg(long)]
@@ -135,6 +141,7 @@ pub fn execute(args: DaemonArgs) -> Result<u8, Failure> {
         slots: args.max_containers,
         pin_dir: args.pin_dir,
         learn_denials: !args.no_learn_denials,
+        by_exe: args.by_exe,
     };
     let listen = config.listen;
     let started = (|| -> Result<(), Failure> {

@@ -7,6 +7,9 @@
 //! - `GET /v1/profiles/{namespace}/{workload}/{container}[?format=oci|spo|
 //!   moby|k8s-snippet][&generation=IMAGE_REF]`: the merged profile, with an
 //!   `ETag`;
+//! - `GET /v1/profiles/{namespace}/{workload}/{container}/by-exe`: which
+//!   executables made which calls (`recorder daemon --by-exe`), in the
+//!   format `record --by-exe` writes;
 //! - `GET /v1/pods/{namespace}/{pod}/{container}[?format=...]`: one pod's own
 //!   profile, before merging.
 //!
@@ -39,7 +42,10 @@ use super::{
 };
 use crate::{
     k8s_name::{Kind, validate},
-    profile::write::{Format, WriteOptions},
+    profile::{
+        attribution::{Attribution, AttributionFile},
+        write::{Format, WriteOptions},
+    },
 };
 
 /// What handlers share.
@@ -48,6 +54,8 @@ pub struct Api {
     pub state: Arc<Mutex<DaemonState>>,
     /// Seconds without a new syscall before a workload is stable.
     pub stable_after: u64,
+    /// Calls are attributed to executables (`--by-exe`).
+    pub by_exe: bool,
 }
 
 /// Connections served at once; more wait in the kernel's accept queue.
@@ -64,6 +72,7 @@ pub fn router(api: Api) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/v1/workloads", get(workloads))
         .route("/v1/profiles/{namespace}/{workload}/{container}", get(workload_profile))
+        .route("/v1/profiles/{namespace}/{workload}/{container}/by-exe", get(workload_by_exe))
         .route("/v1/pods/{namespace}/{pod}/{container}", get(pod_profile))
         .fallback(not_found)
         .with_state(api)
@@ -119,7 +128,7 @@ impl IntoResponse for ApiError {
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such endpoint; try /v1/workloads, /v1/profiles/NAMESPACE/WORKLOAD/CONTAINER, /v1/pods/NAMESPACE/POD/CONTAINER, /metrics",
+        "no such endpoint; try /v1/workloads, /v1/profiles/NAMESPACE/WORKLOAD/CONTAINER[/by-exe], /v1/pods/NAMESPACE/POD/CONTAINER, /metrics",
     )
 }
 
@@ -248,40 +257,42 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-async fn workload_profile(
-    State(api): State<Api>,
-    Path((namespace, workload, container)): Path<(String, String, String)>,
-    Query(query): Query<BTreeMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(e) =
-        check_names(&[(Kind::Namespace, &namespace), (Kind::Object, &workload), (Kind::Container, &container)])
-    {
-        return e.into_response();
-    }
-    let format = match format_of(&query) {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
-    };
-    let now = unix_now();
-    let views = lock(&api).views(now, api.stable_after);
-    let mut matching: Vec<&WorkloadView> = views
-        .values()
+/// The workload generation a `/v1/profiles/...` path names: the newest
+/// unless `?generation=` asks for one.
+fn workload_view(
+    api: &Api,
+    (namespace, workload, container): &(String, String, String),
+    query: &BTreeMap<String, String>,
+) -> Result<WorkloadView, ApiError> {
+    check_names(&[(Kind::Namespace, namespace), (Kind::Object, workload), (Kind::Container, container)])?;
+    let views = lock(api).views(unix_now(), api.stable_after);
+    let mut matching: Vec<WorkloadView> = views
+        .into_values()
         .filter(|v| {
-            v.record.key.namespace == namespace
-                && v.record.key.workload == workload
-                && v.record.key.container == container
+            v.record.key.namespace == *namespace
+                && v.record.key.workload == *workload
+                && v.record.key.container == *container
         })
         .filter(|v| query.get("generation").is_none_or(|g| *g == v.record.image_ref))
         .collect();
-    // The newest generation unless one is asked for.
     matching.sort_by_key(|v| v.record.last_new_call.max(v.record.first_seen));
-    let Some(view) = matching.last() else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no workload {namespace}/{workload}/{container} learned on this node; see /v1/workloads"),
-        );
+    matching.pop().ok_or_else(|| ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: format!("no workload {namespace}/{workload}/{container} learned on this node; see /v1/workloads"),
+    })
+}
+
+async fn workload_profile(
+    State(api): State<Api>,
+    Path(names): Path<(String, String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let (view, format) = match workload_view(&api, &names, &query).and_then(|v| Ok((v, format_of(&query)?))) {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
     };
+    let (namespace, workload, container) = names;
     let r = &view.record;
     let learned = Learned { calls: &r.calls, clean_stop_seen: r.clean_stop_seen, runtime_handler: &r.runtime_handler };
     let coverage = serde_json::to_string(&r.coverage).unwrap_or_default();
@@ -297,6 +308,34 @@ async fn workload_profile(
             ("spo.x-k8s.io/syscall-coverage", coverage),
         ],
     )
+}
+
+/// `/v1/profiles/.../by-exe`: which executables made which of the
+/// workload's calls, in `record --by-exe`'s format. Information only: the
+/// profile cannot differ per executable.
+async fn workload_by_exe(
+    State(api): State<Api>,
+    Path(names): Path<(String, String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    if !api.by_exe {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this daemon does not attribute calls to executables; start it with --by-exe",
+        );
+    }
+    let view = match workload_view(&api, &names, &query) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let (namespace, workload, container) = names;
+    let label = format!("{namespace}/{workload}/{container}");
+    let attribution = Attribution::new(
+        format!("/v1/profiles/{label}?generation={}", view.record.image_ref),
+        Some(label),
+        view.record.executables,
+    );
+    ([(header::CONTENT_TYPE, "application/json")], AttributionFile::new(vec![attribution]).to_json()).into_response()
 }
 
 async fn pod_profile(

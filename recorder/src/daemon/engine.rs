@@ -16,8 +16,10 @@ use super::{
     store::{Store, StoreError},
 };
 use crate::{
-    bpf::{BpfError, Probe},
+    bpf::{BpfError, Probe, by_exe_owned},
     cri::{self, ContainerState, Cri, ListedContainer, Sandbox},
+    profile::attribution::{Executables, union_executables},
+    syscalls::Family,
     target::{Cgroup, container::id_of_dir},
 };
 
@@ -57,6 +59,9 @@ pub struct Engine {
     /// Gone containers whose exit the CRI has not reported yet: polls waited.
     exit_waits: HashMap<u64, u32>,
 }
+
+/// What `--by-exe` calls processes whose exec the kernel did not see.
+const EXEC_NOT_SEEN_BY_DAEMON: &str = "(exec not seen: started before the daemon first ran with --by-exe)";
 
 /// Listings a removed sandbox or container is remembered for.
 const FORGET_AFTER_LISTINGS: u64 = 60;
@@ -283,6 +288,9 @@ impl Engine {
             }
         }
 
+        // Who made what (--by-exe; empty otherwise).
+        let mut by_exe = observation.by_exe_per_cgroup(Family::host());
+
         // What each learned.
         let state_handle = self.state.clone();
         let mut state = state_handle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -302,7 +310,11 @@ impl Engine {
                 exec_session: false,
                 clean_stop: false,
                 denied: 0,
+                executables: Executables::new(),
             });
+            if let Some(exes) = by_exe.remove(id) {
+                union_executables(&mut record.executables, &by_exe_owned(exes, EXEC_NOT_SEEN_BY_DAEMON));
+            }
             record.denied = record.denied.max(denied);
             if record.calls.union_with(&calls) {
                 record.last_new_call = now;

@@ -12,7 +12,10 @@ use recorder_common::{Abi, BITMAP_WORDS, MAX_SYSCALLS, Phase};
 use serde::{Deserialize, Serialize};
 
 use super::identity::{Identity, Kind, WorkloadKey};
-use crate::bpf::Observation;
+use crate::{
+    bpf::Observation,
+    profile::attribution::{Executables, union_executables},
+};
 
 /// Syscall numbers below `MAX_SYSCALLS`, as a bitset. Serialized as a
 /// sorted list of numbers.
@@ -204,6 +207,9 @@ pub struct ContainerRecord {
     /// as the kernel counts them while the cgroup lives.
     #[serde(default)]
     pub denied: u64,
+    /// `--by-exe`: which executables made which calls.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub executables: Executables,
 }
 
 /// A workload generation: one (namespace, workload, container, image).
@@ -231,6 +237,10 @@ pub struct WorkloadRecord {
     /// Calls the containers' own profiles denied, over folded containers.
     #[serde(default)]
     pub denied: u64,
+    /// `--by-exe`: which executables made which calls, over folded
+    /// containers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub executables: Executables,
 }
 
 /// Pods remembered per workload, for the report.
@@ -254,6 +264,7 @@ impl WorkloadRecord {
             reasons: BTreeSet::new(),
             runtime_handler: identity.runtime_handler.clone(),
             denied: 0,
+            executables: Executables::new(),
         }
     }
 
@@ -275,6 +286,7 @@ impl WorkloadRecord {
         }
         self.pods_folded += 1;
         self.denied = self.denied.saturating_add(c.denied);
+        union_executables(&mut self.executables, &c.executables);
         self.first_seen = self.first_seen.min(c.first_seen);
         self.startup_seen |= !c.preexisting;
         self.clean_stop_seen |= c.clean_stop;

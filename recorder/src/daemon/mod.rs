@@ -73,6 +73,8 @@ pub struct Config {
     pub pin_dir: PathBuf,
     /// See calls that containers' own profiles deny (sys_exit pairing).
     pub learn_denials: bool,
+    /// Attribute calls to executables (`--by-exe`).
+    pub by_exe: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +141,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         pin: Some(config.pin_dir.clone()),
         learn: config.learn_denials,
         args: false,
-        by_exe: false,
+        by_exe: config.by_exe,
     })?;
     if probe.adopted {
         tracing::info!("adopted the maps pinned in {}: nothing was lost while no daemon ran", config.pin_dir.display());
@@ -155,7 +157,11 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         .await
         .map_err(|source| DaemonError::Listen { addr: config.listen, source })?;
     api::warn_if_exposed(&config.listen);
-    let router = api::router(api::Api { state: state.clone(), stable_after: config.stable_after.as_secs() });
+    let router = api::router(api::Api {
+        state: state.clone(),
+        stable_after: config.stable_after.as_secs(),
+        by_exe: config.by_exe,
+    });
     tokio::spawn(api::serve(listener, router));
     tracing::info!("serving the API on http://{}", config.listen);
 

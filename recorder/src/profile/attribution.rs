@@ -27,6 +27,24 @@ pub struct AttributionFile {
     pub profiles: Vec<Attribution>,
 }
 
+/// Executable path -> architecture (`SCMP_ARCH_*`) -> calls it made.
+pub type Executables = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+
+/// Adds `more` to `into`; true when anything was new.
+pub fn union_executables(into: &mut Executables, more: &Executables) -> bool {
+    let mut grew = false;
+    for (exe, by_arch) in more {
+        let mine = into.entry(exe.clone()).or_default();
+        for (arch, names) in by_arch {
+            let set = mine.entry(arch.clone()).or_default();
+            for name in names {
+                grew |= set.insert(name.clone());
+            }
+        }
+    }
+    grew
+}
+
 /// One profile's attribution.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attribution {
@@ -36,18 +54,14 @@ pub struct Attribution {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     /// Executable path -> architecture (`SCMP_ARCH_*`) -> calls it made.
-    pub executables: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+    pub executables: Executables,
     /// Call -> the executables that made it (any architecture).
     pub syscalls: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Attribution {
     /// Builds both views from executable -> architecture -> calls.
-    pub fn new(
-        profile: String,
-        container: Option<String>,
-        executables: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
-    ) -> Attribution {
+    pub fn new(profile: String, container: Option<String>, executables: Executables) -> Attribution {
         let mut syscalls: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (exe, by_arch) in &executables {
             for name in by_arch.values().flatten() {

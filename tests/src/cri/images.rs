@@ -33,6 +33,9 @@ pub const EARLY_SYSCALLS: [&str; 3] = ["getcpu", "uname", "sysinfo"];
 /// tests/programs/replica.c, statically linked: one image, each replica's arguments choose
 /// its distinctive calls, and it runs until the test writes to its FIFO.
 pub const REPLICA_IMAGE: &str = "localhost/recorder-tests/replica:local";
+
+/// Three executables in one container (`--by-exe`), see [`import_launcher_image`].
+pub const LAUNCHER_IMAGE: &str = "localhost/recorder-tests/launcher:local";
 /// Where a replica container sees its control directory (holding the FIFO `go`).
 pub const REPLICA_CTL: &str = "/ctl";
 
@@ -49,6 +52,8 @@ pub enum Image {
     Redis,
     /// [`super::databases::POSTGRES_IMAGE`]
     Postgres,
+    /// [`LAUNCHER_IMAGE`]
+    Launcher,
 }
 
 /// Imports the pause image and `images` into `c`; `work` holds the build files.
@@ -60,6 +65,7 @@ pub fn import(c: &Containerd, images: &[Image], work: &Path) -> anyhow::Result<(
             Image::Early => import_early_image(c, work).context("importing the early_syscalls image")?,
             Image::Replica => import_replica_image(c, work).context("importing the replica image")?,
             Image::Redis => super::databases::import_redis_image(c, work).context("importing the redis image")?,
+            Image::Launcher => import_launcher_image(c, work).context("importing the launcher image")?,
             Image::Postgres => {
                 super::databases::import_postgres_image(c, work).context("importing the postgres image")?
             }
@@ -169,23 +175,64 @@ pub fn import_replica_image(c: &Containerd, work: &Path) -> anyhow::Result<()> {
 fn import_static_program(c: &Containerd, work: &Path, program: &str, image: &str) -> anyhow::Result<()> {
     let work = absolute(work)?.join(format!("{program}-image"));
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
-    let source = workspace_root().join(format!("tests/programs/{program}.c"));
     let binary = work.join(program);
+    gcc(&format!("{program}.c"), &binary, &["-static", "-O2", "-Wall"])?;
+    let rootfs = rootfs_with(&[binary.as_path()], &work)?;
+    import_image(c, &rootfs, image, &[&format!("/bin/{program}")], "k8s.io", &work)
+}
+
+/// Builds and imports [`LAUNCHER_IMAGE`]: `/bin/exe_launcher` (tests/programs/exe_launcher.c,
+/// static: a thread, fork, execv, waitpid) runs `/bin/healthcheck`, which makes exactly
+/// `unshare` and `exit_group`, then `/bin/server`, exactly `getcpu` and `exit_group`
+/// (tests/programs/syscall_probe.c), and exits 0 when both did.
+pub fn import_launcher_image(c: &Containerd, work: &Path) -> anyhow::Result<()> {
+    let work = absolute(work)?.join("launcher-image");
+    fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let builds: [(&str, &str, &[&str]); 3] = [
+        ("healthcheck", "syscall_probe.c", &["-static", "-nostdlib", "-O2"]),
+        ("server", "syscall_probe.c", &["-static", "-nostdlib", "-O2", "-DNR=309"]),
+        ("exe_launcher", "exe_launcher.c", &["-static", "-O2", "-Wall", "-pthread"]),
+    ];
+    let mut binaries = Vec::new();
+    for (name, source, flags) in builds {
+        let binary = work.join(name);
+        gcc(source, &binary, flags)?;
+        binaries.push(binary);
+    }
+    let paths: Vec<&Path> = binaries.iter().map(PathBuf::as_path).collect();
+    let rootfs = rootfs_with(&paths, &work)?;
+    import_image(c, &rootfs, LAUNCHER_IMAGE, &["/bin/exe_launcher", "/bin/healthcheck", "/bin/server"], "k8s.io", &work)
+}
+
+/// Compiles tests/programs/`source` to `binary` with `flags`.
+fn gcc(source: &str, binary: &Path, flags: &[&str]) -> anyhow::Result<()> {
+    let source = workspace_root().join("tests/programs").join(source);
     let out = Command::new("gcc")
-        .args(["-static", "-O2", "-Wall", "-o"])
-        .arg(&binary)
+        .args(flags)
+        .arg("-o")
+        .arg(binary)
         .arg(&source)
         .output()
         .context("running gcc; install gcc and libc6-dev")?;
     if !out.status.success() {
         bail!(
-            "gcc -static {} failed (static glibc comes with libc6-dev): {}",
+            "gcc {} failed (static glibc comes with libc6-dev): {}",
             source.display(),
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let rootfs = rootfs_with(&[binary.as_path()], &work)?;
-    import_image(c, &rootfs, image, &[&format!("/bin/{program}")], "k8s.io", &work)
+    Ok(())
+}
+
+/// A container named `name` running [`LAUNCHER_IMAGE`] to the end (Unconfined; set
+/// `seccomp` on the result for a profile).
+pub fn launcher_container(name: &str) -> ContainerSpec {
+    ContainerSpec {
+        name: name.to_owned(),
+        image: LAUNCHER_IMAGE.to_owned(),
+        seccomp: Some(Seccomp::Unconfined),
+        ..Default::default()
+    }
 }
 
 /// A container running [`EARLY_IMAGE`] that sleeps `sleep_ms` after its early syscalls.

@@ -2,11 +2,9 @@
 //! the profile, with the risky calls' makers on stderr. The profile itself
 //! does not change (a filter applies to the whole container).
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use crate::{
     algebra::diff::risky,
-    bpf::{EXEC_NOT_SEEN, Observation},
+    bpf::{Observation, by_exe_owned},
     profile::attribution::Attribution,
     syscalls::Family,
 };
@@ -25,18 +23,7 @@ pub fn attribution(
     container: Option<String>,
     not_seen: &str,
 ) -> Attribution {
-    let executables: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = observation
-        .by_exe(Family::host(), cgroups)
-        .into_iter()
-        .map(|(exe, by_arch)| {
-            let exe = if exe == EXEC_NOT_SEEN { not_seen.to_owned() } else { exe };
-            let by_arch = by_arch
-                .into_iter()
-                .map(|(arch, names)| (arch.scmp_name().to_owned(), names.into_iter().map(str::to_owned).collect()))
-                .collect();
-            (exe, by_arch)
-        })
-        .collect();
+    let executables = by_exe_owned(observation.by_exe(Family::host(), cgroups), not_seen);
     Attribution::new(profile, container, executables)
 }
 
