@@ -281,6 +281,10 @@ pub mod names {
     pub const CGROUP_ATTACH_PROG: &str = "cgroup_attach_task";
     /// Learn mode only.
     pub const SYS_EXIT_PROG: &str = "sys_exit";
+    /// Learn mode only, where the kernel allows fexit.
+    pub const SECCOMP_EXIT_PROG: &str = "secure_computing_exit";
+    /// The kernel function `SECCOMP_EXIT_PROG` attaches to.
+    pub const SECCOMP_FN: &str = "__secure_computing";
 
     pub const SYS_ENTER_TP: &str = "sys_enter";
     pub const TASK_NEWTASK_TP: &str = "task_newtask";
@@ -322,6 +326,9 @@ pub mod names {
     /// Byte offset of the syscall number in the kernel's `struct pt_regs`
     /// (`orig_ax` on x86_64, `syscallno` on arm64), from BTF.
     pub const SYSCALL_NR_OFFSET_GLOBAL: &str = "SYSCALL_NR_OFFSET";
+    /// Where fexit finds `__secure_computing`'s return value: after its
+    /// parameters (1 before Linux 6.15, 0 since).
+    pub const SECCOMP_RET_INDEX_GLOBAL: &str = "SECCOMP_RET_INDEX";
     /// Non-zero: attribute calls to executables (`--by-exe`).
     pub const BY_EXE_GLOBAL: &str = "BY_EXE_MODE";
     /// Byte offset of `filename` in `struct linux_binprm`, from BTF.
@@ -362,7 +369,7 @@ pub mod names {
         (SYS_ENTER_PROG, SYS_ENTER_TP),
     ];
     /// Every global the loader sets.
-    pub const GLOBALS: [&str; 23] = [
+    pub const GLOBALS: [&str; 24] = [
         TARGET_CGROUP_GLOBAL,
         TARGET_LEVEL_GLOBAL,
         BOUNDARY_GLOBAL,
@@ -375,6 +382,7 @@ pub mod names {
         COMPAT_STATUS_BIT_GLOBAL,
         LEARN_GLOBAL,
         SYSCALL_NR_OFFSET_GLOBAL,
+        SECCOMP_RET_INDEX_GLOBAL,
         ARGS_GLOBAL,
         NR_SOCKET_GLOBAL,
         NR_CLONE_GLOBAL,
@@ -387,6 +395,17 @@ pub mod names {
         BPRM_FILENAME_OFFSET_GLOBAL,
         TASK_TGID_OFFSET_GLOBAL,
     ];
+}
+
+/// Values of `names::LEARN_GLOBAL`: how calls a seccomp filter denied are
+/// seen.
+pub mod learn_mode {
+    /// Not at all.
+    pub const OFF: u32 = 0;
+    /// `sys_exit` without a `sys_enter` since the task's last exit.
+    pub const PAIRING: u32 = 1;
+    /// fexit on `__secure_computing` returning -1 (skip the call).
+    pub const FEXIT: u32 = 2;
 }
 
 /// Key of `ABI_BITS`, and of an observation read back in userspace.

@@ -17,6 +17,7 @@ mod atomic;
 mod boundary;
 mod exe;
 mod lifecycle;
+mod seccomp_exit;
 mod slots;
 mod sys_enter;
 mod sys_exit;
@@ -173,9 +174,15 @@ static BPRM_FILENAME_OFFSET: u32 = u32::MAX;
 #[unsafe(no_mangle)]
 static TASK_TGID_OFFSET: u32 = u32::MAX;
 
-/// Non-zero: pair syscall entries and exits (see `sys_exit`).
+/// How denied calls are seen (`recorder_common::learn_mode`): by pairing
+/// syscall entries and exits (see `sys_exit`) or by fexit on
+/// `__secure_computing` (see `seccomp_exit`).
 #[unsafe(no_mangle)]
 static LEARN_MODE: u32 = 0;
+
+/// `__secure_computing`'s return value's index in the fexit context.
+#[unsafe(no_mangle)]
+static SECCOMP_RET_INDEX: u32 = 1;
 
 /// Where the syscall number is in the kernel's `struct pt_regs` (`orig_ax`
 /// on x86_64, `syscallno` on arm64), from BTF; read at `sys_exit`, which

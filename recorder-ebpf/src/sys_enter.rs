@@ -8,7 +8,7 @@
 //! syscalls are known.
 
 use aya_ebpf::{bindings::BPF_NOEXIST, macros::raw_tracepoint, programs::RawTracePointContext};
-use recorder_common::{Abi, Bitmap, CgroupKey, Event, EventKind, MAX_SYSCALLS, Phase, SYSCALL_MASK, stat};
+use recorder_common::{Abi, Bitmap, CgroupKey, Event, EventKind, MAX_SYSCALLS, Phase, SYSCALL_MASK, learn_mode, stat};
 
 use crate::{
     ABI_BITS, ARGS_MODE, BITS, BY_EXE_MODE, INFLIGHT, LEARN_MODE, args, atomic, boundary, bump, emit, exe, global,
@@ -28,7 +28,7 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), ()> {
     let Some(place) = slots::classify(regs) else {
         return Ok(());
     };
-    if global(&LEARN_MODE) != 0 {
+    if global(&LEARN_MODE) == learn_mode::PAIRING {
         // In a syscall that a filter let through (see `sys_exit`).
         let tid = tid_of_current();
         match INFLIGHT.get_ptr_mut(tid) {

@@ -23,7 +23,10 @@ use aya_ebpf::{
 use recorder_common::{DenialKey, Event, EventKind, MAX_SYSCALLS, Phase, stat};
 
 use crate::{
-    DENIALS, INFLIGHT, SYSCALL_NR_OFFSET, atomic, bump, emit, global, slots, sys_enter::split_x32, tgid, tid_of_current,
+    DENIALS, INFLIGHT, SYSCALL_NR_OFFSET, atomic, bump, emit, global,
+    slots::{self, Place},
+    sys_enter::split_x32,
+    tgid, tid_of_current,
 };
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
@@ -56,6 +59,14 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), ()> {
     if ret > 0 {
         return Ok(());
     }
+    book_denial(regs, place)
+}
+
+/// Counts the call that the current task's filter denied: its number from
+/// the task's saved registers `regs`, per (cgroup, ABI, call, command). The
+/// first of a kind is also a ring-buffer event.
+#[inline(always)]
+pub fn book_denial(regs: u64, place: Place) -> Result<(), ()> {
     let offset = global(&SYSCALL_NR_OFFSET);
     if offset == u32::MAX {
         return Ok(());

@@ -812,6 +812,13 @@ fn a_call_the_profile_denies_heals_the_profile_and_is_counted() {
             .sum()
     };
     assert_eq!(denials(&daemon.metrics()), 0.0, "nothing denied yet");
+    // Which hook sees denials: fexit where the kernel allows it, else the sys_exit pairing.
+    let metrics = daemon.metrics();
+    let hooks: Vec<_> = metrics.get("recorder_learn_hook").into_iter().flatten().collect();
+    assert!(
+        hooks.iter().any(|(l, v)| *v == 1.0 && ["fexit", "sys_exit_pairing"].contains(&l["hook"].as_str())),
+        "{hooks:?}"
+    );
 
     // The next pod of the workload, under the learned profile, also does "b": denied.
     let pod = pods.run_pod("web", "shop", runtime).expect("pod");

@@ -46,6 +46,15 @@ fn denied_calls_are_counted_suggested_and_then_allowed() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "getcpu: EPERM\ngetcpu: EPERM\ngetcpu: EPERM\n");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&denied).expect("read")).expect("json");
+    // The report says which hook saw the denials: fexit where the kernel allows it, else
+    // the sys_exit pairing with the reason fexit was refused.
+    let hook = report["hook"].as_str().expect("hook");
+    assert!(
+        hook == "fexit on __secure_computing"
+            || hook.starts_with("raw_syscalls:sys_exit without sys_enter (fexit on __secure_computing refused: "),
+        "{hook}"
+    );
+    eprintln!("learn hook: {hook}");
     let list = report["denied"].as_array().expect("denied list");
     assert_eq!(list.len(), 1, "{report}");
     assert_eq!(list[0]["name"], "getcpu");

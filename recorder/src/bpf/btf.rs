@@ -193,6 +193,21 @@ impl KernelBtf {
         Ok((bits, ty))
     }
 
+    /// How many parameters the kernel function `name` takes, or `None` when
+    /// the BTF has no such function (fexit reads the return value after
+    /// them: `__secure_computing` lost its argument in Linux 6.15).
+    pub fn param_count(&self, name: &str) -> Option<u32> {
+        let func = (1..=u32::try_from(self.types.len()).unwrap_or(u32::MAX)).find(|&id| {
+            matches!(self.header(id), Some((name_off, info, _))
+                if (info >> 24) & 0x1f == KIND_FUNC && self.name(name_off) == name.as_bytes())
+        })?;
+        let (_, _, proto) = self.header(func)?;
+        match self.header(proto)? {
+            (_, info, _) if (info >> 24) & 0x1f == KIND_FUNC_PROTO => Some(info & 0xffff),
+            _ => None,
+        }
+    }
+
     /// Byte offset of `path` (e.g. `["thread_info", "status"]`) inside `struct strukt`.
     pub fn offset_of(&self, strukt: &str, path: &[&str]) -> Result<u32, BtfOffsetError> {
         let mut id = self.struct_id(strukt)?;
@@ -275,6 +290,16 @@ mod tests {
             // orig_ax follows r15..di (15 registers of 8 bytes).
             assert_eq!(offset, Some(120));
         }
+    }
+
+    #[test]
+    fn function_parameters_are_counted() {
+        let btf = KernelBtf::from_sys_fs().expect("BTF");
+        // long ksys_write(unsigned int fd, const char *buf, size_t count)
+        assert_eq!(btf.param_count("ksys_write"), Some(3));
+        // int __secure_computing(const struct seccomp_data *sd), without the argument since 6.15
+        assert!(matches!(btf.param_count("__secure_computing"), Some(0 | 1)));
+        assert_eq!(btf.param_count("no_such_function"), None);
     }
 
     #[test]

@@ -7,12 +7,13 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, Queue, RingBuf},
     programs::{
-        RawTracePoint,
+        FExit, RawTracePoint,
         links::{FdLink, PinnedLink},
     },
 };
 use recorder_common::{
-    ArgKey, ArgOverflowKey, Bitmap, BoundaryState, CgroupKey, DenialKey, ExeKey, ExePath, Phase, SlotBits, names,
+    ArgKey, ArgOverflowKey, Bitmap, BoundaryState, CgroupKey, DenialKey, ExeKey, ExePath, Phase, SlotBits, learn_mode,
+    names,
 };
 
 use super::btf::{BtfOffsetError, CompatProbe, KernelBtf};
@@ -55,6 +56,10 @@ pub enum BpfError {
         "cannot tell 32-bit tasks apart: {0}; the kernel's BTF (/sys/kernel/btf/vmlinux) lacks the fields recorder reads"
     )]
     Btf(#[source] BtfOffsetError),
+    /// Learn mode's fexit on `__secure_computing` did not load or attach
+    /// (the loader then pairs `sys_exit` with `sys_enter` instead).
+    #[error("fexit on __secure_computing refused: {0}")]
+    FexitRefused(String),
     #[error("cannot pin BPF {what} at {path}: {source}; is a bpf filesystem mounted there?")]
     Pin {
         what: &'static str,
@@ -91,6 +96,45 @@ pub struct ProbeConfig {
     pub by_exe: bool,
 }
 
+/// How learn mode sees the calls a seccomp filter denied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum LearnHook {
+    /// Learn mode is off.
+    #[default]
+    Off,
+    /// fexit on `__secure_computing`: the filter's verdict, paid only by
+    /// tasks under a filter.
+    Fexit,
+    /// `raw_syscalls:sys_exit` with no `sys_enter` since the task's last
+    /// exit, because fexit was refused for this reason.
+    Pairing { fexit_refused: String },
+}
+
+impl LearnHook {
+    /// A short name, for metric labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            LearnHook::Off => "off",
+            LearnHook::Fexit => "fexit",
+            LearnHook::Pairing { .. } => "sys_exit_pairing",
+        }
+    }
+
+    /// One line for summaries and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            LearnHook::Off => "off".to_owned(),
+            LearnHook::Fexit => format!("fexit on {}", names::SECCOMP_FN),
+            LearnHook::Pairing { fexit_refused } => {
+                format!(
+                    "raw_syscalls:sys_exit without sys_enter (fexit on {} refused: {fexit_refused})",
+                    names::SECCOMP_FN
+                )
+            }
+        }
+    }
+}
+
 /// The loaded and attached recorder.
 pub struct Probe {
     // Keeps the programs (and, unpinned, their links) alive; dropping an
@@ -113,6 +157,8 @@ pub struct Probe {
     pub adopted: bool,
     /// 32-bit tasks are tagged (the kernel has a compat ABI and BTF).
     pub compat_tagged: bool,
+    /// What sees denied calls (learn mode).
+    pub learn_hook: LearnHook,
 }
 
 /// Reads `aya-log-ebpf` records from the BPF side into `log` (and from there
@@ -121,15 +167,35 @@ pub type Logger = aya_log::EbpfLogger<&'static dyn log::Log>;
 
 impl Probe {
     /// Loads the recorder for `config.target` and its descendants, and
-    /// attaches it to sys_enter and the process lifecycle tracepoints.
+    /// attaches it to sys_enter and the process lifecycle tracepoints. In
+    /// learn mode, fexit on `__secure_computing` is tried first and the
+    /// `sys_exit` pairing used where the kernel refuses it
+    /// ([`Probe::learn_hook`] says which runs).
     pub fn attach(config: &ProbeConfig) -> Result<Probe, BpfError> {
         if OBJECT.is_empty() {
             return Err(BpfError::NotBuilt);
         }
+        // Decided once: a refused first attempt may have created the pins.
+        let adopted = config.pin.as_ref().is_some_and(|dir| dir.join(names::LEARNED_MAPS[0]).exists());
+        if !config.learn {
+            return Self::load(config, learn_mode::OFF, adopted);
+        }
+        match Self::load(config, learn_mode::FEXIT, adopted) {
+            Err(BpfError::FexitRefused(why)) => {
+                tracing::debug!("learn mode pairs sys_exit with sys_enter: fexit refused: {why}");
+                let mut probe = Self::load(config, learn_mode::PAIRING, adopted)?;
+                probe.learn_hook = LearnHook::Pairing { fexit_refused: why };
+                Ok(probe)
+            }
+            loaded => loaded,
+        }
+    }
+
+    fn load(config: &ProbeConfig, learn: u32, adopted: bool) -> Result<Probe, BpfError> {
         let btf = KernelBtf::from_sys_fs().map_err(BpfError::Btf)?;
         let compat = CompatProbe::host(&btf).map_err(BpfError::Btf)?;
         let (compat_offset, compat_bit) = compat.map_or((u32::MAX, 0), |c| (c.offset, c.bit));
-        let nr_offset = if config.learn {
+        let nr_offset = if learn != learn_mode::OFF {
             super::btf::syscall_nr_offset(&btf).map_err(BpfError::Btf)?.unwrap_or(u32::MAX)
         } else {
             u32::MAX
@@ -143,7 +209,6 @@ impl Probe {
         } else {
             (0, u32::MAX, u32::MAX)
         };
-        let learn = u32::from(config.learn);
         let args = u32::from(config.args);
         let native = Family::host().native;
         let nr = |name: &str| native.number_of(name).unwrap_or(u32::MAX);
@@ -152,6 +217,8 @@ impl Probe {
         let (nr_seccomp, nr_prctl, nr_pivot_root, nr_chroot, nr_setns) =
             (nr("seccomp"), nr("prctl"), nr("pivot_root"), nr("chroot"), nr("setns"));
         let boundary = u32::from(config.boundary);
+        // fexit's context holds the parameters, then the return value.
+        let seccomp_ret_index = btf.param_count(names::SECCOMP_FN).unwrap_or(1);
         // With --by-exe the attribution maps are pinned too, so a restarted
         // daemon keeps knowing which running process runs what.
         let exe_maps: &[&str] =
@@ -160,7 +227,6 @@ impl Probe {
             Some(dir) => names::LEARNED_MAPS.iter().chain(exe_maps).map(|m| (*m, dir.join(m))).collect(),
             None => Vec::new(),
         };
-        let adopted = pins.first().is_some_and(|(_, path)| path.exists());
         let mut loader = EbpfLoader::new();
         loader
             .override_global(names::TARGET_CGROUP_GLOBAL, &config.target.id, true)
@@ -175,6 +241,7 @@ impl Probe {
             .override_global(names::COMPAT_STATUS_BIT_GLOBAL, &compat_bit, true)
             .override_global(names::LEARN_GLOBAL, &learn, true)
             .override_global(names::SYSCALL_NR_OFFSET_GLOBAL, &nr_offset, true)
+            .override_global(names::SECCOMP_RET_INDEX_GLOBAL, &seccomp_ret_index, true)
             .override_global(names::ARGS_GLOBAL, &args, true)
             .override_global(names::NR_SOCKET_GLOBAL, &nr_socket, true)
             .override_global(names::NR_CLONE_GLOBAL, &nr_clone, true)
@@ -193,6 +260,11 @@ impl Probe {
             loader.map_pin_path(name, path.as_path());
         }
         let mut ebpf = loader.load(OBJECT).map_err(BpfError::Load)?;
+        let links_dir = config.pin.as_ref().map(|d| d.join("links"));
+        // First, so that a refusal leaves nothing attached.
+        if learn == learn_mode::FEXIT {
+            attach_seccomp_fexit(&mut ebpf, links_dir.as_deref())?;
+        }
         // Without the log map (an object built without logging) we only lose
         // the BPF side's rare diagnostics; recording is unaffected.
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
@@ -223,6 +295,7 @@ impl Probe {
             logger,
             adopted,
             compat_tagged: compat.is_some(),
+            learn_hook: if learn == learn_mode::FEXIT { LearnHook::Fexit } else { LearnHook::Off },
             _ebpf: ebpf,
         };
         if !adopted {
@@ -230,7 +303,6 @@ impl Probe {
                 probe.free.push(slot, 0).map_err(map_err(names::FREE_SLOTS_MAP))?;
             }
         }
-        let links_dir = config.pin.as_ref().map(|d| d.join("links"));
         // With the previous daemon's maps and programs still pinned, the kernel
         // kept recording: every cgroup that made a syscall has a slot, and one
         // without is new and has not started yet (it must start in setup like
@@ -246,8 +318,19 @@ impl Probe {
         for (program, tracepoint) in names::PROGRAMS {
             attach_raw_tracepoint(&mut probe._ebpf, program, tracepoint, links_dir.as_deref())?;
         }
-        if config.learn {
+        if learn == learn_mode::PAIRING {
             attach_raw_tracepoint(&mut probe._ebpf, names::SYS_EXIT_PROG, names::SYS_EXIT_TP, links_dir.as_deref())?;
+        }
+        // A previous daemon's learn hook that this one does not run: left
+        // pinned, it would count this daemon's calls as denied.
+        if let Some(dir) = &links_dir {
+            for (hook, mode) in
+                [(names::SYS_EXIT_PROG, learn_mode::PAIRING), (names::SECCOMP_EXIT_PROG, learn_mode::FEXIT)]
+            {
+                if mode != learn {
+                    unpin_link(&dir.join(hook))?;
+                }
+            }
         }
         probe.denials = Some(
             HashMap::try_from(take_map(&mut probe._ebpf, names::DENIALS_MAP)?).map_err(map_err(names::DENIALS_MAP))?,
@@ -323,30 +406,63 @@ fn attach_raw_tracepoint(
     program.load().map_err(|source| BpfError::Program { name, source })?;
     let link_id = program.attach(tracepoint).map_err(|source| BpfError::Attach { tracepoint, source })?;
     let Some(dir) = links_dir else { return Ok(()) };
-    let pin_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source: std::io::Error| BpfError::Pin { what: "link", path, source }
+    let link = program.take_link(link_id).map_err(|source| BpfError::Program { name, source })?;
+    pin_link(FdLink::from(link), dir, name)
+}
+
+/// Learn mode's fexit on `__secure_computing`; any failure is
+/// [`BpfError::FexitRefused`], so the caller can fall back.
+fn attach_seccomp_fexit(ebpf: &mut Ebpf, links_dir: Option<&Path>) -> Result<(), BpfError> {
+    // Without the verifier's log, which is empty when the load is refused
+    // outright (EPERM) and too long for one line otherwise.
+    let refused = |e: &dyn std::fmt::Display| {
+        let text = e.to_string();
+        BpfError::FexitRefused(text.split(". Verifier output:").next().unwrap_or(&text).to_owned())
     };
+    let btf = aya::Btf::from_sys_fs().map_err(|e| refused(&e))?;
+    let program: &mut FExit = ebpf
+        .program_mut(names::SECCOMP_EXIT_PROG)
+        .ok_or(BpfError::Missing(names::SECCOMP_EXIT_PROG))?
+        .try_into()
+        .map_err(|e| refused(&e))?;
+    program.load(names::SECCOMP_FN, &btf).map_err(|e| refused(&e))?;
+    let link_id = program.attach().map_err(|e| refused(&e))?;
+    let Some(dir) = links_dir else { return Ok(()) };
+    let link = program.take_link(link_id).map_err(|e| refused(&e))?;
+    pin_link(FdLink::from(link), dir, names::SECCOMP_EXIT_PROG)
+}
+
+fn pin_error(path: &Path) -> impl FnOnce(std::io::Error) -> BpfError {
+    let path = path.to_path_buf();
+    move |source| BpfError::Pin { what: "link", path, source }
+}
+
+/// Pins `link` as `dir/name`, in place of the previous daemon's.
+fn pin_link(link: FdLink, dir: &Path, name: &str) -> Result<(), BpfError> {
     std::fs::create_dir_all(dir).map_err(pin_error(dir))?;
     let path = dir.join(name);
-    let link = program.take_link(link_id).map_err(|source| BpfError::Program { name, source })?;
-    let link = FdLink::from(link);
-    if path.exists() {
-        // The previous daemon's program: detached when this last reference
-        // to it goes.
-        match PinnedLink::from_pin(&path) {
-            Ok(old) => drop(old.unpin().map_err(pin_error(&path))?),
-            Err(e) => {
-                tracing::warn!("replacing an unreadable pinned link {}: {e}", path.display());
-                std::fs::remove_file(&path).map_err(pin_error(&path))?;
-            }
-        }
-    }
+    unpin_link(&path)?;
     link.pin(&path).map_err(|e| BpfError::Pin {
         what: "link",
         path: path.clone(),
         source: std::io::Error::other(e),
     })?;
+    Ok(())
+}
+
+/// Removes the pinned link at `path`, if any: its program is detached once
+/// nothing else holds it.
+fn unpin_link(path: &Path) -> Result<(), BpfError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    match PinnedLink::from_pin(path) {
+        Ok(old) => drop(old.unpin().map_err(pin_error(path))?),
+        Err(e) => {
+            tracing::warn!("replacing an unreadable pinned link {}: {e}", path.display());
+            std::fs::remove_file(path).map_err(pin_error(path))?;
+        }
+    }
     Ok(())
 }
 
@@ -374,6 +490,7 @@ mod tests {
             assert!(parsed.programs.contains_key(program), "program {program} missing");
         }
         assert!(parsed.programs.contains_key(names::SYS_EXIT_PROG));
+        assert!(parsed.programs.contains_key(names::SECCOMP_EXIT_PROG));
         let elf = object::File::parse(OBJECT).expect("ELF");
         let symbols: Vec<&str> = elf.symbols().filter_map(|s| s.name().ok()).collect();
         for global in names::GLOBALS {

@@ -14,7 +14,7 @@ pub mod observation;
 pub mod preflight;
 pub mod reader;
 
-pub use loader::{BpfError, Probe, ProbeConfig};
+pub use loader::{BpfError, LearnHook, Probe, ProbeConfig};
 pub use observation::{
     ArgValues, ByExe, Denied, EXEC_NOT_SEEN, Named, Observation, Select, by_exe_owned, name_denials,
 };

@@ -130,7 +130,7 @@ fn learn(args: &RunArgs, command: Command, filter: libseccomp::ScmpFilterContext
     let denied = name_denials(Family::host(), &recording.denials);
     let report = serde_json::json!({
         "profile": args.profile,
-        "hook": "raw_syscalls:sys_exit without sys_enter",
+        "hook": recording.learn_hook.describe(),
         "exit_code": recording.exit_code(),
         "denied": denied,
     });

@@ -55,7 +55,7 @@ pub fn render(state: &DaemonState, now: u64, stable_after: u64) -> String {
         &mut out,
         "recorder_denials_total",
         "counter",
-        "Calls the workload's own seccomp profile denied (seen as sys_exit without sys_enter); each is added to its profile.",
+        "Calls the workload's own seccomp profile denied (see recorder_learn_hook); each is added to its profile.",
     );
     for (labels, v) in &labelled {
         let _ = writeln!(out, "recorder_denials_total{{{labels}}} {}", v.record.denied);
@@ -73,6 +73,13 @@ pub fn render(state: &DaemonState, now: u64, stable_after: u64) -> String {
             now.saturating_sub(v.record.last_new_call)
         );
     }
+    header(
+        &mut out,
+        "recorder_learn_hook",
+        "gauge",
+        "1 for what sees the calls pods' own profiles deny: fexit (on __secure_computing), sys_exit_pairing (fexit refused), or off.",
+    );
+    let _ = writeln!(out, "recorder_learn_hook{{hook=\"{}\"}} 1", state.learn_hook.label());
     let gauges = [
         ("recorder_slots_used", "Cgroups with a slot in the kernel maps now.", state.slots_used as f64),
         ("recorder_slots_capacity", "Cgroups the kernel maps can hold at once.", state.slots_capacity as f64),
@@ -135,6 +142,7 @@ mod tests {
             );
         }
         assert!(text.contains("recorder_slots_used 0"));
+        assert!(text.contains("recorder_learn_hook{hook=\"off\"} 1"));
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

@@ -143,6 +143,10 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         args: false,
         by_exe: config.by_exe,
     })?;
+    if config.learn_denials {
+        tracing::info!("calls that pods' own profiles deny are seen by {}", probe.learn_hook.describe());
+    }
+    state.learn_hook = probe.learn_hook.clone();
     if probe.adopted {
         tracing::info!("adopted the maps pinned in {}: nothing was lost while no daemon ran", config.pin_dir.display());
     }

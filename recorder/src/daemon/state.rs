@@ -67,6 +67,9 @@ pub struct DaemonState {
     pub last_tick: u64,
     #[serde(skip)]
     pub cri_connected: bool,
+    /// What sees the calls pods' own profiles deny.
+    #[serde(skip)]
+    pub learn_hook: crate::bpf::LearnHook,
 }
 
 /// The map key of a workload generation (stable text, for JSON).

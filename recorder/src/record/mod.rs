@@ -96,6 +96,8 @@ pub struct Recording {
     pub pod: Option<PodWatch>,
     /// Calls a seccomp filter denied, with counts (learn mode).
     pub denials: BTreeMap<DenialKey, u64>,
+    /// What saw them.
+    pub learn_hook: crate::bpf::LearnHook,
 }
 
 impl Recording {

@@ -205,6 +205,7 @@ impl Session {
             cpu: own_cpu_time(),
             pod: None,
             denials: self.probe.denials()?,
+            learn_hook: self.probe.learn_hook.clone(),
         })
     }
 

@@ -155,6 +155,9 @@ fn write(
     summary::add_format(&mut json, args.format, name);
     if let Some(object) = json.as_object_mut() {
         object.insert("denied".to_owned(), serde_json::json!(denied));
+        if args.learn {
+            object.insert("learn_hook".to_owned(), recording.learn_hook.describe().into());
+        }
         if let Some(found) = &found {
             object.insert("likely".to_owned(), likely::json(found, args.with_likely));
         }

@@ -242,6 +242,10 @@ fn write_all(
         }
         let one = One { names, container, calls: &calls, assembled: &assembled, name };
         let mut json = write_one(&one, destination, args)?;
+        if let (true, Some(object)) = (args.learn, json.as_object_mut()) {
+            object.insert("denied".to_owned(), serde_json::json!(denied));
+            object.insert("learn_hook".to_owned(), recording.learn_hook.describe().into());
+        }
         if let Some(found) = &found {
             if !args.quiet {
                 likely::print(found, args.with_likely, &format!(" ({})", container.name));
