@@ -38,6 +38,9 @@ enum Scenario {
     NoTracing32,
     Floor32,
     Recorded32,
+    // Learn mode's own hook on a task under a (permissive) seccomp filter.
+    Filtered,
+    FilteredLearn,
 }
 
 impl Scenario {
@@ -45,13 +48,15 @@ impl Scenario {
         [Scenario::NoTracing, Scenario::Floor, Scenario::Recorded, Scenario::Unrecorded, Scenario::Strace];
     /// What each recording mode adds, and what a 32-bit task costs (its
     /// ABI is classified only on a miss of the per-CPU task cache).
-    const MODES: [Scenario; 6] = [
+    const MODES: [Scenario; 8] = [
         Scenario::RecordedArgs,
         Scenario::RecordedByExe,
         Scenario::RecordedLearn,
         Scenario::NoTracing32,
         Scenario::Floor32,
         Scenario::Recorded32,
+        Scenario::Filtered,
+        Scenario::FilteredLearn,
     ];
 
     fn label(self) -> &'static str {
@@ -63,10 +68,12 @@ impl Scenario {
             Scenario::Strace => "strace -f",
             Scenario::RecordedArgs => "recorder --args, loop recorded",
             Scenario::RecordedByExe => "recorder --by-exe, loop recorded",
-            Scenario::RecordedLearn => "recorder --learn (sys_exit too), loop recorded",
+            Scenario::RecordedLearn => "recorder --learn, loop recorded (no filter on it)",
             Scenario::NoTracing32 => "32-bit loop, no tracing",
             Scenario::Floor32 => "32-bit loop, empty program on sys_enter (floor)",
             Scenario::Recorded32 => "32-bit loop, recorder, loop recorded",
+            Scenario::Filtered => "loop under an allow-all seccomp filter (`recorder run`), no tracing",
+            Scenario::FilteredLearn => "loop under the same filter, `recorder run --learn`",
         }
     }
 
@@ -88,6 +95,8 @@ impl Scenario {
 struct Sample {
     ns: f64,
     daemon_cpu: Option<f64>,
+    /// `run --learn`'s report: which hook saw denials.
+    learn_hook: Option<String>,
 }
 
 pub fn run(iterations: u64, runs: usize, wrk_seconds: u64) -> Result<()> {
@@ -99,6 +108,10 @@ pub fn run(iterations: u64, runs: usize, wrk_seconds: u64) -> Result<()> {
     // compat entry.
     let program32 = scratch.path().join("null_syscall32");
     util::compile_c(&source, &program32, &["-O2", "-m32"])?;
+    // A filter that allows everything: what learn mode costs a task that
+    // runs under a profile, when nothing is denied.
+    let allow_all = scratch.path().join("allow-all.json");
+    std::fs::write(&allow_all, "{\"defaultAction\": \"SCMP_ACT_ALLOW\"}\n")?;
 
     let mut samples: Vec<(Scenario, Vec<Sample>)> =
         Scenario::ALL.iter().chain(Scenario::MODES.iter()).map(|s| (*s, Vec::new())).collect();
@@ -106,7 +119,8 @@ pub fn run(iterations: u64, runs: usize, wrk_seconds: u64) -> Result<()> {
         for (scenario, list) in &mut samples {
             // strace is ~500x slower; fewer iterations give the same per-call mean.
             let n = if *scenario == Scenario::Strace { (iterations / 200).max(1000) } else { iterations };
-            let sample = loop_once(*scenario, if scenario.is_32bit() { &program32 } else { &program }, n)?;
+            let program = if scenario.is_32bit() { &program32 } else { &program };
+            let sample = loop_once(*scenario, program, n, &allow_all)?;
             eprintln!("bench round {}/{runs}: {:<42} {:>10.1} ns/call", round + 1, scenario.label(), sample.ns);
             list.push(sample);
         }
@@ -127,7 +141,7 @@ pub fn run(iterations: u64, runs: usize, wrk_seconds: u64) -> Result<()> {
     Ok(())
 }
 
-fn loop_once(scenario: Scenario, program: &Path, n: u64) -> Result<Sample> {
+fn loop_once(scenario: Scenario, program: &Path, n: u64, allow_all: &Path) -> Result<Sample> {
     let recorder = util::recorder_bin();
     let n_arg = n.to_string();
     // Pinned to one CPU: the loop never migrates, so per-CPU state stays warm
@@ -142,13 +156,13 @@ fn loop_once(scenario: Scenario, program: &Path, n: u64) -> Result<Sample> {
     };
     match scenario {
         Scenario::NoTracing | Scenario::NoTracing32 => {
-            Ok(Sample { ns: parse(&util::output(&mut loop_cmd())?)?, daemon_cpu: None })
+            Ok(Sample { ns: parse(&util::output(&mut loop_cmd())?)?, daemon_cpu: None, learn_hook: None })
         }
         Scenario::Floor | Scenario::Floor32 => {
             let floor = Background::start(&mut util::xtask_floor(), true)?;
             let ns = parse(&util::output(&mut loop_cmd())?)?;
             floor.stop()?;
-            Ok(Sample { ns, daemon_cpu: None })
+            Ok(Sample { ns, daemon_cpu: None, learn_hook: None })
         }
         Scenario::Recorded
         | Scenario::RecordedArgs
@@ -166,7 +180,28 @@ fn loop_once(scenario: Scenario, program: &Path, n: u64) -> Result<Sample> {
                 bail!("recorder record failed: {}", String::from_utf8_lossy(&out.stderr));
             }
             let stderr = String::from_utf8_lossy(&out.stderr);
-            Ok(Sample { ns: parse(&String::from_utf8_lossy(&out.stdout))?, daemon_cpu: daemon_cpu(&stderr) })
+            Ok(Sample {
+                ns: parse(&String::from_utf8_lossy(&out.stdout))?,
+                daemon_cpu: daemon_cpu(&stderr),
+                learn_hook: None,
+            })
+        }
+        Scenario::Filtered | Scenario::FilteredLearn => {
+            let report = tempfile::NamedTempFile::new()?;
+            let mut run = Command::new(&recorder);
+            run.arg("run").arg("--profile").arg(allow_all);
+            if scenario == Scenario::FilteredLearn {
+                run.arg("--learn").arg("-o").arg(report.path());
+            }
+            let out = util::output(run.args(["--", "taskset", "-c", LOOP_CPU]).arg(program).arg(&n_arg))?;
+            let learn_hook = (scenario == Scenario::FilteredLearn)
+                .then(|| -> Result<Option<String>> {
+                    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report.path())?)?;
+                    Ok(json["hook"].as_str().map(str::to_owned))
+                })
+                .transpose()?
+                .flatten();
+            Ok(Sample { ns: parse(&out)?, daemon_cpu: None, learn_hook })
         }
         Scenario::Unrecorded => {
             let rec = Background::start(
@@ -176,7 +211,7 @@ fn loop_once(scenario: Scenario, program: &Path, n: u64) -> Result<Sample> {
             std::thread::sleep(Duration::from_millis(700));
             let ns = parse(&util::output(&mut loop_cmd())?)?;
             rec.stop()?;
-            Ok(Sample { ns, daemon_cpu: None })
+            Ok(Sample { ns, daemon_cpu: None, learn_hook: None })
         }
         Scenario::Strace => {
             let out = util::output(
@@ -185,7 +220,7 @@ fn loop_once(scenario: Scenario, program: &Path, n: u64) -> Result<Sample> {
                     .arg(program)
                     .arg(&n_arg),
             )?;
-            Ok(Sample { ns: parse(&out)?, daemon_cpu: None })
+            Ok(Sample { ns: parse(&out)?, daemon_cpu: None, learn_hook: None })
         }
     }
 }
@@ -423,18 +458,38 @@ fn render(
     }
     writeln!(
         md,
-        "\n### Recording modes and 32-bit tasks\n\nThe same runs, interleaved with the rows above. The 32-bit rows run the loop built with `gcc -m32` (getppid through the ia32 compat entry); the recorder classifies a task's ABI only when its per-CPU task cache misses, so a 32-bit loop should cost what a 64-bit one does. `--learn` adds a program on `sys_exit`.\n"
+        "\n### Recording modes and 32-bit tasks\n\nThe same runs, interleaved with the rows above. The 32-bit rows run the loop built with `gcc -m32` (getppid through the ia32 compat entry); the recorder classifies a task's ABI only when its per-CPU task cache misses, so a 32-bit loop should cost what a 64-bit one does. `--learn` adds a program on `sys_exit` (the pairing; see below for a task under a filter).\n"
     )?;
     writeln!(md, "| scenario | ns per syscall | added vs. no tracing (same ABI) | added / floor's added (same ABI) |")?;
     writeln!(md, "|---|---:|---:|---:|")?;
     let base32 = med(Scenario::NoTracing32);
     let floor32_added = med(Scenario::Floor32) - base32;
+    let filtered = med(Scenario::Filtered);
     for s in Scenario::MODES {
         let ns = med(s);
-        let (b, f) = if s.is_32bit() { (base32, floor32_added) } else { (base, floor_added) };
-        let ratio = if s == Scenario::NoTracing32 { "-".to_owned() } else { format!("{:.2}x", (ns - b) / f) };
-        writeln!(md, "| {} | {ns:.1} | {:+.1} | {ratio} |", s.label(), ns - b)?;
+        let b = match s {
+            s if s.is_32bit() => base32,
+            Scenario::FilteredLearn => filtered,
+            _ => base,
+        };
+        let f = if s.is_32bit() { floor32_added } else { floor_added };
+        let ratio = match s {
+            Scenario::NoTracing32 | Scenario::Filtered => "-".to_owned(),
+            _ => format!("{:.2}x", (ns - b) / f),
+        };
+        let added =
+            if s == Scenario::Filtered { format!("{:+.1} (the filter)", ns - b) } else { format!("{:+.1}", ns - b) };
+        writeln!(md, "| {} | {ns:.1} | {added} | {ratio} |", s.label())?;
     }
+    let hook = samples
+        .iter()
+        .find(|(s, _)| *s == Scenario::FilteredLearn)
+        .and_then(|(_, l)| l.iter().find_map(|x| x.learn_hook.clone()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    writeln!(
+        md,
+        "\nThe filtered rows: the loop under `{{\"defaultAction\": \"SCMP_ACT_ALLOW\"}}` (`recorder run`), with and without `--learn` (its added cost is against the filtered loop; nothing is denied, the common case). Learn mode's hook in these runs: {hook}. Where the kernel allows fexit, learn mode uses fexit on `__secure_computing` instead, which does work only for denied calls; this machine refuses fexit, so that path has no row here."
+    )?;
     let rec_ratio = (med(Scenario::Recorded) - base) / floor_added;
     let unrec_ratio = (med(Scenario::Unrecorded) - base) / floor_added;
     let cpu: Vec<f64> = samples
