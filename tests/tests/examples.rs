@@ -129,7 +129,7 @@ fn regenerate() {
 /// Copies the example's files from `staging` over `target`.
 fn install(staging: &Path, target: &Path) {
     std::fs::create_dir_all(target).expect("creating the example's directory");
-    for file in [files::PROFILE, files::PROVENANCE, files::DIFF, files::PROOF] {
+    for file in files::FILES {
         std::fs::copy(staging.join(file), target.join(file))
             .unwrap_or_else(|e| panic!("copying {file} to {}: {e}", target.display()));
     }

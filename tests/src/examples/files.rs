@@ -6,11 +6,14 @@
 //! - `provenance.json`: package versions, the recorder's version and commit, the kernel, the
 //!   commands run, and each recording's duration and JSON summary.
 //! - `diff.txt`: `recorder diff profile.json --against runtime/default:containerd`.
+//! - `likely.txt`: `recorder likely profile.json --exe SERVER`, the paths not taken: calls the
+//!   server's executable can make that the recording never saw (information; nothing added).
 //! - `proof.md`: the client's results and the graceful stop under the profile, per runtime,
 //!   and the size against runtime/default.
 //!
 //! Stale means: the installed packages differ from the recorded ones, `recorder check` no
-//! longer accepts the profile, or the diff computed now differs from `diff.txt`.
+//! longer accepts the profile, or the diff or paths not taken computed now differ from
+//! `diff.txt` or `likely.txt`.
 
 use std::{
     collections::BTreeMap,
@@ -31,6 +34,9 @@ pub const PROFILE: &str = "profile.json";
 pub const PROVENANCE: &str = "provenance.json";
 pub const DIFF: &str = "diff.txt";
 pub const PROOF: &str = "proof.md";
+pub const LIKELY: &str = "likely.txt";
+/// Every file of an example.
+pub const FILES: [&str; 5] = [PROFILE, PROVENANCE, DIFF, LIKELY, PROOF];
 
 /// The installed version of each Debian package in `packages`.
 pub fn package_versions(packages: &[&str]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -77,6 +83,11 @@ pub fn diff_text(dir: &Path) -> anyhow::Result<String> {
     recorder_in(dir, &["diff", "--color", "never", PROFILE, "--against", BASELINE])
 }
 
+/// `recorder likely profile.json --exe SERVER`, run in `dir`.
+pub fn likely_text(workload: &Workload, dir: &Path) -> anyhow::Result<String> {
+    recorder_in(dir, &["likely", "--color", "never", PROFILE, "--exe", workload.executable])
+}
+
 /// (names the profile allows, names runtime/default allows) on the host's native ABI.
 pub fn sizes(dir: &Path) -> anyhow::Result<(usize, usize)> {
     let json: serde_json::Value =
@@ -101,6 +112,7 @@ pub fn merge(recordings: &[Recording], dir: &Path) -> anyhow::Result<()> {
 /// diff, provenance and proof.
 pub fn write(workload: &Workload, recordings: &[Recording], proofs: &[Proof], dir: &Path) -> anyhow::Result<()> {
     std::fs::write(dir.join(DIFF), diff_text(dir)?)?;
+    std::fs::write(dir.join(LIKELY), likely_text(workload, dir)?)?;
     let recorder_version = recorder_in(dir, &["--version"])?.trim().to_owned();
     let commit = git(&["describe", "--always", "--dirty", "--abbrev=12"])?;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
@@ -140,7 +152,8 @@ fn proof_markdown(workload: &Workload, proofs: &[Proof], (names, base): (usize, 
         "# {name}: proof\n\n\
          Written by `{REGENERATE}`; `{REGENERATE} --check` (tests/tests/examples.rs) runs the same proof again.\n\n\
          [`{PROFILE}`]({PROFILE}) allows **{names}** syscalls on x86_64; `{BASELINE}` allows {base} \
-         ({percent:.0}%). What differs: [`{DIFF}`]({DIFF}). How it was recorded: [`{PROVENANCE}`]({PROVENANCE}).\n\n\
+         ({percent:.0}%). What differs: [`{DIFF}`]({DIFF}). How it was recorded: [`{PROVENANCE}`]({PROVENANCE}). \
+         What its executable can do that was never seen: [`{LIKELY}`]({LIKELY}).\n\n\
          A fresh pod runs {name} under the profile (`Localhost` seccomp, enforced by the runtime), \
          its own client runs against it (`{client}`), then StopContainer sends SIGTERM with a \
          {GRACE_SECONDS} s grace period: {name} must exit by itself, with status 0, in under 5 s.\n\n\
@@ -170,7 +183,7 @@ fn proof_markdown(workload: &Workload, proofs: &[Proof], (names, base): (usize, 
 pub fn staleness(workload: &Workload) -> anyhow::Result<Vec<String>> {
     let dir = examples_dir().join(workload.name);
     let mut problems = Vec::new();
-    for file in [PROFILE, PROVENANCE, DIFF, PROOF] {
+    for file in FILES {
         if !dir.join(file).exists() {
             problems.push(format!("{}/{file} is missing", workload.name));
         }
@@ -193,6 +206,13 @@ pub fn staleness(workload: &Workload) -> anyhow::Result<Vec<String>> {
     if diff_text(&dir)? != shipped {
         problems.push(format!("{}: `recorder diff {PROFILE} --against {BASELINE}` differs from {DIFF}", workload.name));
     }
+    let shipped = std::fs::read_to_string(dir.join(LIKELY))?;
+    if likely_text(workload, &dir)? != shipped {
+        problems.push(format!(
+            "{}: `recorder likely {PROFILE} --exe {}` differs from {LIKELY}",
+            workload.name, workload.executable
+        ));
+    }
     Ok(problems)
 }
 
@@ -212,7 +232,9 @@ pub fn write_index(workloads: &[Workload], took_seconds: f64) -> anyhow::Result<
          Each directory holds `{PROFILE}` (one file for both runtimes: a Localhost profile is named \
          by the pod whatever runtime runs it), `{PROVENANCE}` (versions, commands, each \
          recording's duration and JSON summary), `{DIFF}` (against `{BASELINE}`, what \
-         `RuntimeDefault` means on containerd) and `{PROOF}`.\n\n\
+         `RuntimeDefault` means on containerd), `{LIKELY}` (the paths not taken: calls the \
+         server's executable can make that the recording never saw, `recorder likely`; nothing \
+         is added for them) and `{PROOF}`.\n\n\
          | example | what | syscalls (x86_64) | `{BASELINE}` | recorded | proof |\n|---|---|---:|---:|---|---|\n"
     );
     for w in workloads {
@@ -232,7 +254,7 @@ pub fn write_index(workloads: &[Workload], took_seconds: f64) -> anyhow::Result<
             .join(", ");
         let _ = writeln!(
             text,
-            "| [{name}]({name}/{PROFILE}) | {what} | {names} ({pct:.0}%) | {base} | {recorded} | [{PROOF}]({name}/{PROOF}), [{DIFF}]({name}/{DIFF}) |",
+            "| [{name}]({name}/{PROFILE}) | {what} | {names} ({pct:.0}%) | {base} | {recorded} | [{PROOF}]({name}/{PROOF}), [{DIFF}]({name}/{DIFF}), [{LIKELY}]({name}/{LIKELY}) |",
             name = w.name,
             what = w.what,
             pct = names as f64 * 100.0 / base.max(1) as f64,
@@ -241,9 +263,11 @@ pub fn write_index(workloads: &[Workload], took_seconds: f64) -> anyhow::Result<
     text.push_str(
         "\nTo use one on a cluster, copy it under the kubelet's seccomp root and point the pod at it:\n\n\
          ```yaml\nsecurityContext:\n  seccompProfile:\n    type: Localhost\n    localhostProfile: recorder/redis.json\n```\n\n\
-         A profile covers what the workload did while recorded. The summary in each \
-         `provenance.json` lists, under `likely`, the calls the executables can make that were \
-         never seen (`recorder likely`); see the [README](../../README.md#paths-not-taken-likely).\n",
+         A profile covers what the workload did while recorded. Each `likely.txt` names the calls \
+         the server's executable can make that the recording never saw (see the \
+         [README](../../README.md#paths-not-taken-likely)); review them before production. \
+         redis's client ends with a `BGSAVE`, so the `clone` of its `fork()` (which its default \
+         `save` rules make in production) is recorded and proven, not predicted.\n",
     );
     std::fs::write(examples_dir().join("README.md"), text).context("writing examples/profiles/README.md")
 }

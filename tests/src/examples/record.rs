@@ -59,7 +59,6 @@ pub fn record(
         NAMESPACE,
         "--wait-timeout",
         WAIT_FOR_POD,
-        "--likely",
         "--json-summary",
         "OUT/summary.json",
         "-o",
@@ -161,6 +160,7 @@ pub fn client_summary(report: &str) -> String {
             "number of transactions actually processed",
             "number of failed transactions",
             "tps =",
+            "BGSAVE",
         ]
         .iter()
         .any(|k| l.contains(k))
