@@ -44,6 +44,9 @@ pub const STOP_DEADLINE_SECONDS: f64 = 5.0;
 /// containerd that runs the pods.
 pub const BASELINE: &str = "runtime/default:containerd";
 
+/// A container to run, and what must outlive it (its data directory).
+pub type Container = (ContainerSpec, Box<dyn Any>);
+
 /// One example: a server from a Debian package, its image, its own client.
 pub struct Workload {
     /// The directory under examples/profiles, the pod's name and the container's name.
@@ -64,7 +67,7 @@ pub struct Workload {
     /// The client's run; its tally must have no failure.
     pub client: fn(u16) -> (Tally, String),
     /// The container to run on `port`, with what must outlive it (a data directory).
-    pub container: fn(&Path, u16) -> anyhow::Result<(ContainerSpec, Box<dyn Any>)>,
+    pub container: fn(&Path, u16) -> anyhow::Result<Container>,
     /// Lines the container's log must hold after a graceful stop.
     pub stop_log: &'static [&'static str],
 }
