@@ -149,15 +149,20 @@ http {{
 /// configuration into `work` and bind-mounts it over [`NGINX_CONF`]. Unconfined; set
 /// `seccomp` on the result for a profile.
 pub fn nginx_container(work: &Path, port: u16) -> anyhow::Result<ContainerSpec> {
-    let conf = absolute(work)?.join(format!("nginx-{port}.conf"));
-    fs::write(&conf, nginx_conf(port)).with_context(|| format!("writing {}", conf.display()))?;
     Ok(ContainerSpec {
         name: "nginx".to_owned(),
         image: NGINX_IMAGE.to_owned(),
-        mounts: vec![(conf, PathBuf::from(NGINX_CONF))],
+        mounts: vec![config_mount(work, &format!("nginx-{port}.conf"), &nginx_conf(port), NGINX_CONF)?],
         seccomp: Some(Seccomp::Unconfined),
         ..Default::default()
     })
+}
+
+/// Writes `text` to `work/name` and returns the bind mount of it over `target`.
+fn config_mount(work: &Path, name: &str, text: &str, target: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let conf = absolute(work)?.join(name);
+    fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
+    Ok((conf, PathBuf::from(target)))
 }
 
 /// Builds and imports [`CADDY_IMAGE`]: `/bin/caddy` with its libraries and the document root
@@ -168,13 +173,10 @@ pub fn import_caddy_image(c: &Containerd, work: &Path) -> anyhow::Result<()> {
         bail!("/usr/bin/caddy not found; install it with `apt-get install -y caddy`");
     }
     let rootfs = rootfs_with(&[caddy], &absolute(work)?.join("caddy-image"))?;
-    for (path, text) in [("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("srv/www/index.html", INDEX_HTML)] {
-        let path = rootfs.join(path);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        }
-        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    }
+    super::databases::write_files(
+        &rootfs,
+        &[("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("srv/www/index.html", INDEX_HTML)],
+    )?;
     fs::create_dir_all(rootfs.join("etc/caddy")).context("creating /etc/caddy")?;
     import_image(c, &rootfs, CADDY_IMAGE, &["/bin/caddy"], "k8s.io", work)
 }
@@ -192,13 +194,11 @@ pub fn caddyfile(port: u16) -> String {
 /// the Caddyfile into `work` and bind-mounts it over [`CADDYFILE`]; caddy's data and config
 /// directories are under /tmp. Unconfined; set `seccomp` on the result for a profile.
 pub fn caddy_container(work: &Path, port: u16) -> anyhow::Result<ContainerSpec> {
-    let conf = absolute(work)?.join(format!("Caddyfile-{port}"));
-    fs::write(&conf, caddyfile(port)).with_context(|| format!("writing {}", conf.display()))?;
     Ok(ContainerSpec {
         name: "caddy".to_owned(),
         image: CADDY_IMAGE.to_owned(),
         args: ["run", "--config", CADDYFILE, "--adapter", "caddyfile"].map(str::to_owned).to_vec(),
-        mounts: vec![(conf, PathBuf::from(CADDYFILE))],
+        mounts: vec![config_mount(work, &format!("Caddyfile-{port}"), &caddyfile(port), CADDYFILE)?],
         env: [("HOME", "/tmp"), ("XDG_DATA_HOME", "/tmp/data"), ("XDG_CONFIG_HOME", "/tmp/config")]
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .to_vec(),

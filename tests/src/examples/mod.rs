@@ -78,18 +78,14 @@ pub const RUNTIME_PACKAGES: &[&str] = &["containerd", "runc", "crun"];
 /// Every example, in the order of the index.
 pub fn workloads() -> [Workload; 4] {
     [
-        Workload {
-            name: "nginx",
-            what: "web server (master and worker processes)",
-            image: Image::Nginx,
-            packages: &["nginx", "wrk"],
-            executable: "/usr/sbin/nginx",
-            client_command: "wrk -t1 -c16 -d3s http://127.0.0.1:PORT/",
-            ready: http_ready,
-            client: |port| clients::wrk(port, 3),
-            container: |work, port| Ok((images::nginx_container(work, port)?, Box::new(()))),
-            stop_log: &["signal 15 (SIGTERM) received", "exit"],
-        },
+        web_server(
+            ("nginx", "web server (master and worker processes)"),
+            Image::Nginx,
+            &["nginx", "wrk"],
+            "/usr/sbin/nginx",
+            |work, port| Ok((images::nginx_container(work, port)?, Box::new(()))),
+            &["signal 15 (SIGTERM) received", "exit"],
+        ),
         Workload {
             name: "redis",
             what: "cache (a forked child saves the RDB)",
@@ -123,19 +119,38 @@ pub fn workloads() -> [Workload; 4] {
             },
             stop_log: &["received smart shutdown request", "database system is shut down"],
         },
-        Workload {
-            name: "caddy",
-            what: "web server (one Go process)",
-            image: Image::Caddy,
-            packages: &["caddy", "wrk"],
-            executable: "/usr/bin/caddy",
-            client_command: "wrk -t1 -c16 -d3s http://127.0.0.1:PORT/",
-            ready: http_ready,
-            client: |port| clients::wrk(port, 3),
-            container: |work, port| Ok((images::caddy_container(work, port)?, Box::new(()))),
-            stop_log: &["shutting down apps, then terminating", "shutdown complete"],
-        },
+        web_server(
+            ("caddy", "web server (one Go process)"),
+            Image::Caddy,
+            &["caddy", "wrk"],
+            "/usr/bin/caddy",
+            |work, port| Ok((images::caddy_container(work, port)?, Box::new(()))),
+            &["shutting down apps, then terminating", "shutdown complete"],
+        ),
     ]
+}
+
+/// A web server served by wrk, ready when `GET /` answers 200.
+fn web_server(
+    (name, what): (&'static str, &'static str),
+    image: Image,
+    packages: &'static [&'static str],
+    executable: &'static str,
+    container: fn(&Path, u16) -> anyhow::Result<Container>,
+    stop_log: &'static [&'static str],
+) -> Workload {
+    Workload {
+        name,
+        what,
+        image,
+        packages,
+        executable,
+        client_command: "wrk -t1 -c16 -d3s http://127.0.0.1:PORT/",
+        ready: http_ready,
+        client: |port| clients::wrk(port, 3),
+        container,
+        stop_log,
+    }
 }
 
 /// Every image the examples need.
