@@ -8,6 +8,7 @@ pub mod containers;
 pub mod cri;
 pub mod daemon;
 pub mod deploy;
+pub mod examples;
 pub mod ground_truth;
 pub mod runtime_base;
 pub mod servers;

@@ -595,12 +595,7 @@ fn nginx_pod_recorded_while_running_stops_under_crun() {
 }
 
 fn redis_client(port: u16) -> (Tally, String) {
-    let (mut tally, text) = clients::redis_benchmark(port, 20_000);
-    if tally.ok < 9 {
-        tally.failed += 1;
-        tally.errors.push(format!("only {} of 9 benchmarks reported", tally.ok));
-    }
-    (tally, text)
+    clients::redis_benchmark_all(port, 20_000)
 }
 
 const REDIS: Server =
@@ -638,11 +633,7 @@ fn redis_pod_recorded_while_running_saves_and_stops_under_crun() {
 }
 
 fn pgbench_client(port: u16) -> (Tally, String) {
-    let (init, init_text) = clients::pgbench(port, &["-i", "-s", "1"]);
-    if init.failed > 0 {
-        return (init, init_text);
-    }
-    clients::pgbench(port, &["-c", "4", "-j", "2", "-T", "6"])
+    clients::pgbench_init_and_run(port, 6)
 }
 
 fn postgres_ready(port: u16) -> bool {

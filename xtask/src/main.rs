@@ -1,4 +1,4 @@
-//! Project automation: `cargo xtask setup|build|test|bench|demo|man|deb`.
+//! Project automation: `cargo xtask setup|build|test|bench|demo|examples|man|deb`.
 //!
 //! This is the only place that knows toolchain details (nightly, rust-src,
 //! bpf-linker, Debian packages).
@@ -8,6 +8,7 @@ mod bench_pod;
 mod bench_stats;
 mod deb;
 mod demo;
+mod examples;
 mod floor;
 mod image;
 mod nginx;
@@ -69,6 +70,18 @@ enum Cmd {
     /// write its own seccomp profile, deploy/recorder-seccomp.json (and its
     /// memory use to BENCHMARKS.md).
     SelfProfile,
+    /// Setup, static build, then record nginx, redis, postgres and caddy
+    /// through the CRI under runc and crun, prove each profile and write
+    /// examples/profiles (tests/tests/examples.rs's `regenerate`).
+    Examples {
+        /// Write nothing: prove every shipped profile again under runc and
+        /// crun and fail when the files are stale.
+        #[arg(long)]
+        check: bool,
+        /// Only these examples (a comma list, e.g. `redis,caddy`).
+        #[arg(long, value_name = "NAMES", conflicts_with = "check")]
+        only: Option<String>,
+    },
     /// Cross-build recorder (binary and BPF object) for aarch64.
     Cross,
     /// Build, then write one man page per command (generated from the clap
@@ -123,6 +136,11 @@ fn main() -> Result<()> {
             util::build_static()?;
             self_profile::run()?;
             image_step()
+        }
+        Cmd::Examples { check, only } => {
+            setup::run()?;
+            util::build_static()?;
+            examples::run(check, only.as_deref())
         }
         Cmd::Bench { iterations, runs, wrk_seconds, only } => {
             setup::run()?;

@@ -35,6 +35,9 @@ pub const PACKAGES: &[&str] = &[
     "redis-tools",
     "postgresql",
     "tzdata",
+    // `cargo xtask examples` and tests/tests/examples.rs: caddy, the fourth
+    // example profile (a static Go binary, image built from it like the others).
+    "caddy",
     // `cargo xtask deb`: dpkg-shlibdeps for the package's Depends.
     "dpkg-dev",
     // script(1): the colour tests run recorder on a pseudo-terminal.

@@ -250,7 +250,8 @@ fn copy_into(rootfs: &Path, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_files(rootfs: &Path, files: &[(&str, &str)]) -> anyhow::Result<()> {
+/// Writes each (path under `rootfs`, text), making the directories it needs.
+pub(super) fn write_files(rootfs: &Path, files: &[(&str, &str)]) -> anyhow::Result<()> {
     for (path, text) in files {
         let path = rootfs.join(path);
         fs::create_dir_all(path.parent().ok_or_else(|| anyhow!("{} has no parent", path.display()))?)?;

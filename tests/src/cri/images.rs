@@ -22,6 +22,11 @@ use crate::{
 
 /// nginx from the host's `/usr/sbin/nginx` (Debian's package) plus its shared libraries.
 pub const NGINX_IMAGE: &str = "localhost/recorder-tests/nginx:local";
+/// caddy from the host's `/usr/bin/caddy` (Debian's package, a Go binary) plus its shared
+/// libraries.
+pub const CADDY_IMAGE: &str = "localhost/recorder-tests/caddy:local";
+/// Where the caddy image expects its Caddyfile (a bind mount per container).
+pub const CADDYFILE: &str = "/etc/caddy/Caddyfile";
 /// tests/programs/early_syscalls.c, statically linked.
 pub const EARLY_IMAGE: &str = "localhost/recorder-tests/early:local";
 /// Where the nginx image expects its configuration (a bind mount per container).
@@ -54,6 +59,8 @@ pub enum Image {
     Postgres,
     /// [`LAUNCHER_IMAGE`]
     Launcher,
+    /// [`CADDY_IMAGE`]
+    Caddy,
 }
 
 /// Imports the pause image and `images` into `c`; `work` holds the build files.
@@ -69,6 +76,7 @@ pub fn import(c: &Containerd, images: &[Image], work: &Path) -> anyhow::Result<(
             Image::Postgres => {
                 super::databases::import_postgres_image(c, work).context("importing the postgres image")?
             }
+            Image::Caddy => import_caddy_image(c, work).context("importing the caddy image")?,
         }
     }
     Ok(())
@@ -147,12 +155,59 @@ http {{
 /// configuration into `work` and bind-mounts it over [`NGINX_CONF`]. Unconfined; set
 /// `seccomp` on the result for a profile.
 pub fn nginx_container(work: &Path, port: u16) -> anyhow::Result<ContainerSpec> {
-    let conf = absolute(work)?.join(format!("nginx-{port}.conf"));
-    fs::write(&conf, nginx_conf(port)).with_context(|| format!("writing {}", conf.display()))?;
     Ok(ContainerSpec {
         name: "nginx".to_owned(),
         image: NGINX_IMAGE.to_owned(),
-        mounts: vec![(conf, PathBuf::from(NGINX_CONF))],
+        mounts: vec![config_mount(work, &format!("nginx-{port}.conf"), &nginx_conf(port), NGINX_CONF)?],
+        seccomp: Some(Seccomp::Unconfined),
+        ..Default::default()
+    })
+}
+
+/// Writes `text` to `work/name` and returns the bind mount of it over `target`.
+fn config_mount(work: &Path, name: &str, text: &str, target: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let conf = absolute(work)?.join(name);
+    fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
+    Ok((conf, PathBuf::from(target)))
+}
+
+/// Builds and imports [`CADDY_IMAGE`]: `/bin/caddy` with its libraries and the document root
+/// `/srv/www` holding [`INDEX_HTML`]. The Caddyfile comes from [`caddy_container`].
+pub fn import_caddy_image(c: &Containerd, work: &Path) -> anyhow::Result<()> {
+    let caddy = Path::new("/usr/bin/caddy");
+    if !caddy.exists() {
+        bail!("/usr/bin/caddy not found; install it with `apt-get install -y caddy`");
+    }
+    let rootfs = rootfs_with(&[caddy], &absolute(work)?.join("caddy-image"))?;
+    super::databases::write_files(
+        &rootfs,
+        &[("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("srv/www/index.html", INDEX_HTML)],
+    )?;
+    fs::create_dir_all(rootfs.join("etc/caddy")).context("creating /etc/caddy")?;
+    import_image(c, &rootfs, CADDY_IMAGE, &["/bin/caddy"], "k8s.io", work)
+}
+
+/// A Caddyfile serving `/srv/www` on http://127.0.0.1:`port`: no admin endpoint, no
+/// automatic HTTPS (nothing to reach here).
+pub fn caddyfile(port: u16) -> String {
+    format!(
+        "{{\n\tadmin off\n\tauto_https off\n}}\n\n\
+         http://127.0.0.1:{port} {{\n\troot * /srv/www\n\tfile_server\n}}\n"
+    )
+}
+
+/// A container running [`CADDY_IMAGE`] (`caddy run`) on 127.0.0.1:`port` (host network): writes
+/// the Caddyfile into `work` and bind-mounts it over [`CADDYFILE`]; caddy's data and config
+/// directories are under /tmp. Unconfined; set `seccomp` on the result for a profile.
+pub fn caddy_container(work: &Path, port: u16) -> anyhow::Result<ContainerSpec> {
+    Ok(ContainerSpec {
+        name: "caddy".to_owned(),
+        image: CADDY_IMAGE.to_owned(),
+        args: ["run", "--config", CADDYFILE, "--adapter", "caddyfile"].map(str::to_owned).to_vec(),
+        mounts: vec![config_mount(work, &format!("Caddyfile-{port}"), &caddyfile(port), CADDYFILE)?],
+        env: [("HOME", "/tmp"), ("XDG_DATA_HOME", "/tmp/data"), ("XDG_CONFIG_HOME", "/tmp/config")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .to_vec(),
         seccomp: Some(Seccomp::Unconfined),
         ..Default::default()
     })

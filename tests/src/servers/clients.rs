@@ -3,6 +3,7 @@
 //! its program is missing rather than reporting "no errors".
 
 use std::{
+    io::{Read as _, Write as _},
     process::{Command, Stdio},
     sync::{
         Arc,
@@ -134,6 +135,62 @@ pub fn redis_benchmark(port: u16, requests: u32) -> (Tally, String) {
         tally.fail(format!("redis-benchmark exited with {}", out.status));
     }
     (tally, report.join("\n"))
+}
+
+/// [`redis_benchmark`], a failure unless all nine of its benchmarks reported.
+pub fn redis_benchmark_all(port: u16, requests: u32) -> (Tally, String) {
+    let (mut tally, text) = redis_benchmark(port, requests);
+    if tally.ok < 9 {
+        tally.fail(format!("only {} of 9 benchmarks reported", tally.ok));
+    }
+    (tally, text)
+}
+
+/// `BGSAVE` on redis at 127.0.0.1:`port`, then `INFO persistence` until the save ended: one
+/// ok when redis forked its child and the child wrote the RDB (`rdb_last_bgsave_status:ok`).
+/// Under a profile without the fork (clone), redis answers BGSAVE with an error.
+pub fn redis_bgsave(port: u16) -> (Tally, String) {
+    let mut tally = Tally::default();
+    let command = |line: &str| -> std::io::Result<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(format!("{line}\r\n").as_bytes())?;
+        let mut reply = vec![0u8; 8192];
+        let n = stream.read(&mut reply)?;
+        Ok(String::from_utf8_lossy(&reply[..n]).into_owned())
+    };
+    let started = match command("BGSAVE") {
+        Ok(reply) => reply,
+        Err(e) => {
+            tally.fail(format!("BGSAVE: {e}"));
+            return (tally, String::new());
+        }
+    };
+    if !started.starts_with("+Background saving started") {
+        tally.fail(format!("BGSAVE answered {:?}", started.trim()));
+        return (tally, started);
+    }
+    let mut info = String::new();
+    let ended = crate::servers::wait_until(Duration::from_secs(20), || {
+        info = command("INFO persistence").unwrap_or_default();
+        info.contains("rdb_bgsave_in_progress:0")
+    });
+    let status = info.lines().find(|l| l.starts_with("rdb_last_bgsave_status:")).unwrap_or("").trim().to_owned();
+    if ended && status == "rdb_last_bgsave_status:ok" {
+        tally.ok = 1;
+    } else {
+        tally.fail(format!("the background save did not succeed: {status:?} (ended: {ended})"));
+    }
+    (tally, format!("BGSAVE: {} -> {status}", started.trim()))
+}
+
+/// `pgbench -i -s 1` (a fresh pgbench schema), then `pgbench -c 4 -j 2 -T SECONDS`.
+pub fn pgbench_init_and_run(port: u16, seconds: u32) -> (Tally, String) {
+    let (init, init_text) = pgbench(port, &["-i", "-s", "1"]);
+    if init.failed > 0 {
+        return (init, init_text);
+    }
+    pgbench(port, &["-c", "4", "-j", "2", "-T", &seconds.to_string()])
 }
 
 /// `pgbench ARGS` against 127.0.0.1:`port` as user postgres; the tally is
