@@ -178,3 +178,41 @@ fn unescape_octal(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// `sleep 600` started inside a cgroup v2 directory of a test's own (created if missing, so
+/// its execve happened before any recording), killed and the directory removed on drop.
+pub struct Sleeper {
+    pub dir: PathBuf,
+    pub child: std::process::Child,
+}
+
+impl Sleeper {
+    pub fn start_in(dir: PathBuf) -> Sleeper {
+        use std::os::unix::process::CommandExt as _;
+        fs::create_dir_all(&dir).expect("mkdir cgroup");
+        let procs = fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs")).expect("cgroup.procs");
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&procs);
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("600");
+        // SAFETY: only write(2) in the child before exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let child = cmd.spawn().expect("sleep starts");
+        Sleeper { dir, child }
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
