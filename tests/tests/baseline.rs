@@ -74,7 +74,7 @@ fn the_base_set_is_a_profile_that_check_merge_and_record_take() {
     }
     let dir = tempfile::tempdir().expect("tmp");
     let base = dir.path().join("runc-base.json");
-    assert_exit(&recorder(&["baseline", "--runtime", "runc", "--runs", "2", "-q", "-o", s(&base)]), 0, "baseline");
+    assert_exit(&recorder(&["baseline", "--runtime", "runc", "--runs", "2", "-o", s(&base)]), 0, "baseline");
     let names = allowed_names(&base);
     assert!(names.contains("execve"), "{names:?}");
     assert_exit(&recorder(&["check", s(&base)]), 0, "check reads the base set");
@@ -148,6 +148,18 @@ exit 1
     (script, pidfile)
 }
 
+/// A temporary directory with [`hanging_runtime`] and pidfile, an empty
+/// TMPDIR and an empty output directory.
+fn hanging_setup() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (runtime, pidfile) = hanging_runtime(dir.path());
+    let (tmp, out) = (dir.path().join("tmp"), dir.path().join("out"));
+    for d in [&tmp, &out] {
+        std::fs::create_dir(d).expect("mkdir");
+    }
+    (dir, runtime, pidfile, tmp, out)
+}
+
 /// `recorder baseline --runtime RUNTIME` with its own TMPDIR, writing into `out`.
 fn start_baseline(runtime: &Path, tmp: &Path, out: &Path, timeout: &str) -> Child {
     Command::new(recorder_bin())
@@ -186,12 +198,7 @@ fn a_hanging_runtime_is_killed_at_the_timeout_and_nothing_is_left() {
     if skip_bpf_tests() {
         return;
     }
-    let dir = tempfile::tempdir().expect("tmp");
-    let (runtime, pidfile) = hanging_runtime(dir.path());
-    let (tmp, out) = (dir.path().join("tmp"), dir.path().join("out"));
-    for d in [&tmp, &out] {
-        std::fs::create_dir(d).expect("mkdir");
-    }
+    let (_dir, runtime, pidfile, tmp, out) = hanging_setup();
     let child = start_baseline(&runtime, &tmp, &out, "2s");
     let result = child.wait_with_output().expect("recorder ends");
     assert_exit(&result, 29, "a runtime that hangs");
@@ -207,12 +214,7 @@ fn sigterm_and_sigkill_during_baseline_leave_no_file_behind() {
     if skip_bpf_tests() {
         return;
     }
-    let dir = tempfile::tempdir().expect("tmp");
-    let (runtime, pidfile) = hanging_runtime(dir.path());
-    let (tmp, out) = (dir.path().join("tmp"), dir.path().join("out"));
-    for d in [&tmp, &out] {
-        std::fs::create_dir(d).expect("mkdir");
-    }
+    let (_dir, runtime, pidfile, tmp, out) = hanging_setup();
     // SIGTERM: the runtime is killed, the scratch removed, exit 128+15.
     let child = start_baseline(&runtime, &tmp, &out, "10m");
     let pid = wait_for_pid(&pidfile);

@@ -10,7 +10,9 @@ use std::{
 };
 
 use recorder_tests::{
-    assert_exit, containers::Sleeper, one_line, recorder, recorder_bin, recorder_within, skip_bpf_tests,
+    assert_exit,
+    containers::{CgroupDirs, Sleeper},
+    one_line, recorder, recorder_bin, recorder_within, skip_bpf_tests,
 };
 
 fn tempdir() -> tempfile::TempDir {
@@ -454,17 +456,6 @@ fn a_closed_stdout_is_refused_before_recording() {
     assert_exit(&out, 0, "convert > /dev/null");
 }
 
-/// Cgroup directories of the test's own, removed (deepest first) on drop.
-struct Dirs(Vec<PathBuf>);
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        for dir in self.0.iter().rev() {
-            let _ = std::fs::remove_dir(dir);
-        }
-    }
-}
-
 #[test]
 fn a_short_container_id_is_told_to_give_twelve_characters() {
     if skip_bpf_tests() {
@@ -472,7 +463,7 @@ fn a_short_container_id_is_told_to_give_twelve_characters() {
     }
     let parent = cgroup2().join(format!("recorder-strict-{}-ids", std::process::id()));
     let id = format!("feed{:012x}", std::process::id()).repeat(4);
-    let dirs = Dirs(vec![parent.clone(), parent.join(format!("cri-containerd-{id}.scope"))]);
+    let dirs = CgroupDirs(vec![parent.clone(), parent.join(format!("cri-containerd-{id}.scope"))]);
     for dir in &dirs.0 {
         std::fs::create_dir(dir).expect("mkdir cgroup");
     }

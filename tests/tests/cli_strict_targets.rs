@@ -15,7 +15,7 @@ use std::{
 
 use recorder_tests::{
     assert_exit,
-    containers::{Runtime, Sleeper, cgroup2_mount},
+    containers::{CgroupDirs, Runtime, Sleeper, cgroup2_mount},
     cri::{
         Node, Pods, Seccomp,
         images::{self, Image},
@@ -33,27 +33,6 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
 }
 
-/// Cgroup directories of the test's own, created in order and removed
-/// (deepest first) on drop.
-struct Dirs(Vec<PathBuf>);
-
-impl Dirs {
-    fn create(dirs: Vec<PathBuf>) -> Dirs {
-        for dir in &dirs {
-            std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        }
-        Dirs(dirs)
-    }
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        for dir in self.0.iter().rev() {
-            let _ = std::fs::remove_dir(dir);
-        }
-    }
-}
-
 #[test]
 fn a_container_id_that_names_a_pod_or_namespace_is_refused() {
     if skip_bpf_tests() {
@@ -66,7 +45,7 @@ fn a_container_id_that_names_a_pod_or_namespace_is_refused() {
     let pod = ns.join(&pod_name);
     let id_a = format!("a{:015x}", std::process::id()).repeat(4);
     let id_b = format!("b{:015x}", std::process::id()).repeat(4);
-    let _dirs = Dirs::create(vec![ns.clone(), pod.clone()]);
+    let _dirs = CgroupDirs::create(vec![ns.clone(), pod.clone()]);
     let _a = Sleeper::start_in(pod.join(&id_a));
     let _b = Sleeper::start_in(pod.join(&id_b));
     let out_dir = tempfile::tempdir().expect("tmp");
@@ -184,7 +163,7 @@ fn a_pod_that_cannot_fit_the_output_is_refused_before_recording() {
 /// The pods' parent cgroup of this test only, so the recorder watching it
 /// before the pod exists sees no other test's pods.
 struct PodsParent {
-    _dirs: Dirs,
+    _dirs: CgroupDirs,
     rel: String,
     abs: PathBuf,
 }
@@ -194,7 +173,7 @@ impl PodsParent {
         let top = format!("recorder-{name}-{}", std::process::id());
         let rel = format!("{top}/kubepods");
         let abs = cgroup2().join(&rel);
-        PodsParent { _dirs: Dirs::create(vec![cgroup2().join(&top), abs.clone()]), rel, abs }
+        PodsParent { _dirs: CgroupDirs::create(vec![cgroup2().join(&top), abs.clone()]), rel, abs }
     }
 }
 
@@ -206,7 +185,7 @@ fn a_pod_recording_survives_the_cri_going_away_and_is_marked_partial() {
     let _serial = serial();
     let parent = PodsParent::create("partial");
     let node = Node::start(&[Image::Nginx]).expect("node");
-    let pods = Pods::new_under(&node.containerd, &parent.rel).expect("CRI client");
+    let mut pods = Pods::new_under(&node.containerd, &parent.rel).expect("CRI client");
     let dir = tempfile::tempdir().expect("tmp");
     let profiles = dir.path().join("profiles");
     std::fs::create_dir(&profiles).expect("mkdir");
@@ -249,6 +228,7 @@ fn a_pod_recording_survives_the_cri_going_away_and_is_marked_partial() {
     // Real enforcement: containerd back, a new pod runs nginx under the
     // partial profile, serves, and its process is under a filter.
     node.containerd.restart().expect("containerd restarts");
+    pods.reconnect().expect("CRI client again");
     let confined_port = free_port();
     let confined = pods.run_pod("web-confined", "default", Runtime::Runc).expect("pod");
     let mut spec = images::nginx_container(pods.work_dir(), confined_port).expect("spec");
