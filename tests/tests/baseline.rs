@@ -13,7 +13,7 @@ use std::{
 
 use recorder_tests::{
     allowed_names, assert_exit,
-    containers::{Sleeper, cgroup2_mount, fix_crun_hybrid_hugetlb},
+    containers::{CgroupDirs, Sleeper, cgroup2_mount, fix_crun_hybrid_hugetlb},
     one_line, recorder, recorder_bin, skip_bpf_tests,
 };
 
@@ -93,7 +93,8 @@ fn the_base_set_is_a_profile_that_check_merge_and_record_take() {
     // set added (the sleeper makes none of runc's exec-fifo calls).
     let id = format!("c{:015x}", std::process::id()).repeat(4);
     let mount = cgroup2_mount().expect("mountinfo").expect("cgroup2");
-    let _sleeper = Sleeper::start_in(mount.join(format!("recorder-base-set-{}", std::process::id())).join(&id));
+    let parent = CgroupDirs::create(vec![mount.join(format!("recorder-base-set-{}", std::process::id()))]);
+    let _sleeper = Sleeper::start_in(parent.0[0].join(&id));
     let custom = dir.path().join("custom.json");
     std::fs::write(&custom, r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["execve","fstatfs","mq_notify"],"action":"SCMP_ACT_ALLOW"}]}"#)
         .expect("write");
