@@ -16,8 +16,9 @@ pub mod servers;
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::{Command, Output, Stdio},
     sync::OnceLock,
+    time::Duration,
 };
 
 /// The workspace root (tests/ is one level down).
@@ -121,6 +122,41 @@ pub fn minimal_program(extra: Option<u32>, sleep_ms: Option<u32>) -> PathBuf {
 /// Runs `recorder ARGS` and returns its output.
 pub fn recorder(args: &[&str]) -> Output {
     Command::new(recorder_bin()).args(args).output().expect("recorder runs")
+}
+
+/// The one line on stderr (panics when there are more, or none).
+pub fn one_line(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "expected a one-line error, got:\n{text}");
+    lines[0].to_owned()
+}
+
+/// Runs `recorder ARGS` and kills it if it has not finished after `limit`
+/// (a hang is a failure, reported as such rather than as a stuck test).
+pub fn recorder_within(args: &[&str], limit: Duration) -> Output {
+    let child = Command::new(recorder_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("recorder runs");
+    let pid = child.id() as i32;
+    // Read both pipes while waiting, so a large output cannot block it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("output"),
+        Err(_) => {
+            // SAFETY: kill(2) on our own child, which has not been reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let out = rx.recv().expect("reaped").expect("output");
+            panic!("recorder {args:?} hung (killed after {limit:?}); stderr: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
 }
 
 /// Names allowed unconditionally by an OCI profile file.

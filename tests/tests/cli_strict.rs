@@ -5,22 +5,18 @@
 use std::{
     os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
-use recorder_tests::{assert_exit, recorder, recorder_bin, skip_bpf_tests};
+use recorder_tests::{
+    assert_exit,
+    containers::{CgroupDirs, Sleeper},
+    one_line, recorder, recorder_bin, recorder_within, skip_bpf_tests,
+};
 
 fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("recorder-strict.").tempdir().expect("tempdir")
-}
-
-/// The one line on stderr (panics when there are more, or none).
-fn one_line(out: &Output) -> String {
-    let text = String::from_utf8_lossy(&out.stderr).into_owned();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 1, "expected a one-line error, got:\n{text}");
-    lines[0].to_owned()
 }
 
 fn s(p: &Path) -> &str {
@@ -31,33 +27,6 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write");
     path
-}
-
-/// Runs `recorder ARGS` and kills it if it has not finished after `limit`
-/// (a hang is a failure, reported as such rather than as a stuck test).
-fn recorder_within(args: &[&str], limit: Duration) -> Output {
-    let child = Command::new(recorder_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("recorder runs");
-    let pid = child.id() as i32;
-    // Read both pipes while waiting, so a large output cannot block it.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("output"),
-        Err(_) => {
-            // SAFETY: kill(2) on our own child, which has not been reaped.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            let out = rx.recv().expect("reaped").expect("output");
-            panic!("recorder {args:?} hung (killed after {limit:?}); stderr: {}", String::from_utf8_lossy(&out.stderr));
-        }
-    }
 }
 
 const PROFILE: &str = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["execve","exit_group","read"],"action":"SCMP_ACT_ALLOW"}]}"#;
@@ -379,42 +348,9 @@ fn cgroup2() -> PathBuf {
     recorder_tests::containers::cgroup2_mount().expect("mountinfo").expect("a cgroup2 mount")
 }
 
-/// A cgroup of the test's own with `sleep 600` in it (started there, so its
-/// execve happened before any recording), removed on drop.
-struct Sleeper {
-    dir: PathBuf,
-    child: std::process::Child,
-}
-
-impl Sleeper {
-    fn start(name: &str) -> Sleeper {
-        let dir = cgroup2().join(format!("recorder-strict-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir cgroup");
-        let procs = std::fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs")).expect("cgroup.procs");
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&procs);
-        let mut cmd = Command::new("sleep");
-        cmd.arg("600");
-        // SAFETY: only write(2) in the child before exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-        let child = cmd.spawn().expect("sleep starts");
-        Sleeper { dir, child }
-    }
-}
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir(&self.dir);
-    }
+/// `sleep 600` in a cgroup of the test's own named after `name`.
+fn sleeper(name: &str) -> Sleeper {
+    Sleeper::start_in(cgroup2().join(format!("recorder-strict-{}-{name}", std::process::id())))
 }
 
 #[test]
@@ -430,7 +366,7 @@ fn the_root_cgroup_and_kernel_threads_are_refused_with_exit_13() {
     assert_exit(&out, 13, "--cgroup <the v2 mount>");
     assert!(one_line(&out).contains("would record the whole machine; pass a cgroup below it"));
     // A process in the root cgroup (a shell on a hybrid host, init).
-    let mut sleeper = Sleeper::start("root");
+    let mut sleeper = sleeper("root");
     std::fs::write(root.join("cgroup.procs"), sleeper.child.id().to_string()).expect("move to the root cgroup");
     let out = recorder(&["record", "--pid", &sleeper.child.id().to_string(), "--duration", "1s"]);
     assert_exit(&out, 13, "--pid <in the root cgroup>");
@@ -444,7 +380,7 @@ fn an_empty_recording_and_a_missing_execve_are_said() {
     if skip_bpf_tests() {
         return;
     }
-    let sleeper = Sleeper::start("empty");
+    let sleeper = sleeper("empty");
     let dir = tempdir();
     let profile = dir.path().join("p.json");
     let out = recorder(&["record", "--cgroup", s(&sleeper.dir), "--duration", "1s", "-o", s(&profile)]);
@@ -520,17 +456,6 @@ fn a_closed_stdout_is_refused_before_recording() {
     assert_exit(&out, 0, "convert > /dev/null");
 }
 
-/// Cgroup directories of the test's own, removed (deepest first) on drop.
-struct Dirs(Vec<PathBuf>);
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        for dir in self.0.iter().rev() {
-            let _ = std::fs::remove_dir(dir);
-        }
-    }
-}
-
 #[test]
 fn a_short_container_id_is_told_to_give_twelve_characters() {
     if skip_bpf_tests() {
@@ -538,7 +463,7 @@ fn a_short_container_id_is_told_to_give_twelve_characters() {
     }
     let parent = cgroup2().join(format!("recorder-strict-{}-ids", std::process::id()));
     let id = format!("feed{:012x}", std::process::id()).repeat(4);
-    let dirs = Dirs(vec![parent.clone(), parent.join(format!("cri-containerd-{id}.scope"))]);
+    let dirs = CgroupDirs(vec![parent.clone(), parent.join(format!("cri-containerd-{id}.scope"))]);
     for dir in &dirs.0 {
         std::fs::create_dir(dir).expect("mkdir cgroup");
     }

@@ -3,7 +3,6 @@
 
 use std::{
     io::Write as _,
-    os::unix::process::CommandExt as _,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -73,22 +72,9 @@ impl Workload {
             .and_then(|l| l.split(' ').nth(4).map(str::to_owned))
             .expect("a cgroup2 mount");
         let dir = std::path::Path::new(&v2).join(format!("recorder-test-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir cgroup");
-        let procs = std::fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs")).expect("cgroup.procs");
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&procs);
         let mut cmd = Command::new("sh");
         cmd.args(["-c", &format!("read line; exec {}", then.display())]).stdin(Stdio::piped()).stdout(Stdio::null());
-        // SAFETY: only write(2) in the child before exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
-        let child = cmd.spawn().expect("workload starts");
+        let child = recorder_tests::containers::spawn_in_cgroup(&mut cmd, &dir);
         Workload { dir, child }
     }
 

@@ -38,6 +38,7 @@ pub fn man(dir: &Path) -> Result<()> {
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     util::run(Command::new(&bin).arg("man").arg("--dir").arg(dir))?;
     Ok(())
 }

@@ -137,7 +137,9 @@ pub fn merge(inputs: &[Profile]) -> Result<Merged, MergeError> {
     out.default_errno_ret = strictest.default_errno_ret;
     let defaults: BTreeSet<String> = plain
         .iter()
-        .map(|p| match p.default_errno_ret {
+        // An unset errno is EPERM to every runtime: SPO's copy of an OCI
+        // profile (v1 has no defaultErrnoRet) agrees with it.
+        .map(|p| match p.default_errno_ret.or(p.default_action.takes_errno_ret().then_some(DEFAULT_ERRNO)) {
             Some(e) => format!("{} (errno {e})", p.default_action),
             None => p.default_action.to_string(),
         })
@@ -273,6 +275,18 @@ mod tests {
         assert_eq!(m.coverage.syscalls.get("write"), Some(&1));
         assert!(m.warnings.is_empty(), "{:?}", m.warnings);
         assert_eq!(merge(std::slice::from_ref(&a)).expect("merges").profile, a);
+    }
+
+    #[test]
+    fn an_unset_errno_is_eperm_when_defaults_are_compared() {
+        let oci = Profile::allow_list(Family::host(), ["read"]);
+        assert_eq!(oci.default_errno_ret, Some(DEFAULT_ERRNO));
+        let mut spo = oci.clone();
+        spo.default_errno_ret = None;
+        let m = merge(&[oci.clone(), spo.clone()]).expect("merges");
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        spo.default_errno_ret = Some(38);
+        assert!(!merge(&[oci, spo]).expect("merges").warnings.is_empty(), "ENOSYS and EPERM still disagree");
     }
 
     #[test]

@@ -7,7 +7,13 @@ use crate::{
     bpf::preflight,
     cli::exit::{Code, Failure},
     output::Output,
-    runtime::derive::{self, DeriveError},
+    profile::Profile,
+    runtime::{
+        bundle::BundleError,
+        derive::{self, DeriveError},
+        supervise::RunError,
+    },
+    syscalls::Family,
     target::Command as Resolved,
     text,
 };
@@ -16,7 +22,17 @@ const BASELINE_EXAMPLES: &str = "\
 Examples:
   recorder baseline --runtime runc -o runc.json
   recorder baseline --runtime crun --runs 20
-  recorder baseline --runtime /opt/bin/runc
+  recorder baseline --runtime /opt/bin/youki -o youki.json --timeout 1m
+  recorder record --pod web --base-set youki.json -o ./profiles/   # use it
+
+The base set is written as an OCI profile (an allow-list of those calls):
+`check` reads it, `merge` adds it to any profile, and `record --base-set
+FILE` adds it to a container's profile instead of the shipped set. Each
+runtime command may take --timeout; a runtime that hangs is killed with
+everything it started (exit 29), and so it is on Ctrl-C or SIGTERM (exit
+130 or 143). Nothing is written until the end; the bundles live in
+$TMPDIR/recorder-baseline-<pid>-<start>, removed when baseline ends (or by
+the next baseline, after a SIGKILL).
 
 Starts a container whose entrypoint only exits, --runs times, directly with
 the runtime (`create`, `start`, `delete` on a fresh OCI bundle with a permissive seccomp
@@ -39,31 +55,49 @@ pub struct BaselineArgs {
     /// (a signal arriving, a futex wake) need several.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub runs: u32,
-    /// Write the base set (JSON) here, atomically. `-` or no -o: stdout.
+    /// Write the base set (an OCI profile) here, atomically. `-` or no -o:
+    /// stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// How long one runtime command (spec, create, start, delete) may take
+    /// before the runtime is taken to hang and killed.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub timeout: String,
 }
 
 pub fn execute(args: BaselineArgs) -> Result<u8, Failure> {
     preflight::check_open_files(preflight::MIN_OPEN_FILES)?;
+    let timeout = super::duration::parse(&args.timeout)?;
     let output = Output::prepare(args.output.as_deref())?;
     let runtime = Resolved::resolve(&[args.runtime.clone().into()])?.program;
     preflight::check_privileges()?;
     preflight::check_btf()?;
-    let found = derive::derive(&runtime, args.runs).map_err(|e| {
-        let code = match &e {
-            DeriveError::Cgroup(_) | DeriveError::Bpf(_) | DeriveError::Map(_) => Code::BpfFailed,
-            _ => Code::RuntimeFailed,
-        };
-        Failure::new(code, e)
-    })?;
-    let mut text = serde_json::to_string_pretty(&found.base).map_err(|e| Failure::new(Code::Internal, e))?;
-    text.push('\n');
+    let found = match derive::derive(&runtime, args.runs, timeout) {
+        Ok(found) => found,
+        Err(e) => {
+            let code = match &e {
+                DeriveError::Cgroup(_) | DeriveError::Bpf(_) | DeriveError::Map(_) => Code::BpfFailed,
+                DeriveError::Run(run) | DeriveError::Bundle(BundleError::Run(run)) => match run {
+                    RunError::TimedOut { .. } => Code::RuntimeTimeout,
+                    // Like a shell: 128 + the signal.
+                    RunError::Interrupted { signal } => {
+                        eprintln!("recorder: {e}");
+                        return Ok(128u8.saturating_add(*signal as u8));
+                    }
+                    RunError::Io { .. } => Code::RuntimeFailed,
+                },
+                _ => Code::RuntimeFailed,
+            };
+            return Err(Failure::new(code, e));
+        }
+    };
+    let text = Profile::allow_list(Family::host(), found.base.syscalls.iter().cloned()).to_oci_json();
     let destination = output.describe();
     output.commit(&text)?;
     eprintln!(
-        "recorder: {} needs {} after installing the filter ({} runs, {} failed) -> {destination}; setup calls seen and excluded: {}",
+        "recorder: {} ({}) needs {} after installing the filter ({} runs, {} failed) -> {destination}; setup calls seen and excluded: {}",
         found.base.runtime,
+        found.base.version,
         text::count(found.base.syscalls.len() as u64, "syscall", "syscalls"),
         args.runs,
         found.failures.len(),

@@ -32,7 +32,7 @@ pub struct CompletionsArgs {
 /// Used by `cargo xtask man` and `cargo xtask deb`.
 #[derive(Debug, clap::Args)]
 pub struct ManArgs {
-    /// Directory to write the pages into (created if missing).
+    /// Directory to write the pages into; it must exist (recorder creates no directories).
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
 }
@@ -49,7 +49,7 @@ pub fn man(args: ManArgs) -> Result<u8, Failure> {
     let unwritable = |e: std::io::Error| {
         Failure::new(Code::OutputUnwritable, anyhow::anyhow!("cannot write man pages to {}: {e}", args.dir.display()))
     };
-    std::fs::create_dir_all(&args.dir).map_err(unwritable)?;
+    crate::output::prepare_dir(&args.dir)?;
     clap_mangen::generate_to(Cli::command(), &args.dir).map_err(unwritable)?;
     Ok(Code::Ok.as_u8())
 }

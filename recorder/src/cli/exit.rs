@@ -58,6 +58,11 @@ pub enum Code {
     CriUnavailable = 26,
     /// The open-file limit (RLIMIT_NOFILE, `ulimit -n`) is too low.
     TooManyFiles = 27,
+    /// The profiles were written but are partial: the CRI went away during
+    /// a pod recording (the rest was recorded from the cgroups).
+    Partial = 28,
+    /// `baseline`: the runtime did not finish within `--timeout`.
+    RuntimeTimeout = 29,
     /// `diff --fail-on-added`/`--fail-on-removed` found drift.
     Drift = 30,
     /// `check` found errors in a profile.
@@ -141,7 +146,8 @@ Exit codes:
   1    internal error             2    bad command line
   10   malformed --duration      11   output path not writable
   12   invalid profile           13   cgroup, PID or container not found
-                                 (or unfit: the root cgroup, a kernel thread)
+                                 (or unfit: the root cgroup, a kernel thread,
+                                 a --container-id that is a pod or namespace)
   14   pod not found in time     15   several pods match (pass -n)
   16   name unusable as a path
   20   not root / missing CAP_BPF, CAP_PERFMON
@@ -149,6 +155,8 @@ Exit codes:
   23   BPF load/attach failed    24   profile could not be enforced
   25   container runtime failed  26   no CRI socket / not a CRI runtime
   27   too many open files (raise `ulimit -n`)
+  28   pod profiles written, but partial (the CRI went away)
+  29   baseline: the runtime did not finish within --timeout
   30   drift (diff, inspect)     31   check found errors
   32   input too large or nested 33   cannot read an input file
   34   explain: unknown syscall
@@ -251,6 +259,8 @@ fn pod_code(e: &PodError) -> Code {
         PodError::NotFound(..) => Code::PodNotFound,
         PodError::Ambiguous { .. } => Code::Ambiguous,
         PodError::NoSuchContainer(..) => Code::TargetNotFound,
+        PodError::OneFile { .. } => Code::OutputUnwritable,
+        PodError::BadName(_) => Code::BadName,
         PodError::Cgroup(c) => match cgroup_code(c) {
             Code::Internal => Code::TargetNotFound,
             code => code,

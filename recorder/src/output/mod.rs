@@ -12,6 +12,12 @@
 //!   `/dev/fd/N` (`>(jq .)`): written directly, never renamed over;
 //! - a directory or anything else: refused.
 //!
+//! One rule for directories, for every command: recorder never creates
+//! one. The directory a file goes into, a `--pod -o DIR/`, the
+//! `--seccomp-root` and `man --dir` must exist; otherwise the command
+//! stops before it starts, saying "create it first" ([`prepare_dir`]). A
+//! mistyped path then fails at once instead of growing a tree somewhere.
+//!
 //! Renaming over a character device is how this project once replaced the
 //! machine's `/dev/null` with a regular file. Nothing is created before
 //! [`Output::commit`]: preparing only checks, so a killed run leaves nothing.
@@ -47,6 +53,8 @@ pub enum OutputError {
     IsDirectory(PathBuf),
     #[error("directory {0} does not exist; create it first (mkdir -p) or choose another -o")]
     NoParent(PathBuf),
+    #[error("{0} is not a directory; name a directory, ending the path with /")]
+    NotADirectory(PathBuf),
     #[error("{path} is a {kind}, which recorder does not write to; name a regular file, a FIFO or a character device")]
     Unsupported { path: PathBuf, kind: &'static str },
     #[error("{0}: too many levels of symbolic links; name the file itself")]
@@ -177,6 +185,18 @@ impl Output {
             Output::Stdout => "stdout".to_owned(),
             other => other.shown().display().to_string(),
         }
+    }
+}
+
+/// A directory results are written into (`record --pod -o DIR/`,
+/// `--seccomp-root`, `man --dir`): it must exist and be writable. Like the
+/// directory of a file output, it is never created.
+pub fn prepare_dir(dir: &Path) -> Result<(), OutputError> {
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => check_writable(dir),
+        Ok(_) => Err(OutputError::NotADirectory(dir.to_path_buf())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(OutputError::NoParent(dir.to_path_buf())),
+        Err(source) => Err(OutputError::Unwritable { path: dir.to_path_buf(), source }),
     }
 }
 

@@ -72,6 +72,9 @@ impl Profile {
                 .filter(|e| e.architecture == native)
                 .flat_map(|e| std::iter::once(e.architecture.clone()).chain(e.sub_architectures.iter().cloned()))
                 .collect();
+            // An entry that lists itself, or twice, names each one once.
+            let mut seen = std::collections::BTreeSet::new();
+            out.architectures.retain(|arch| seen.insert(arch.clone()));
             out.arch_map.clear();
         }
         let goarch = catalog::goarch(ctx.native);
@@ -111,5 +114,20 @@ mod tests {
         assert_eq!(parse_kernel("4.8"), Some((4, 8)));
         assert_eq!(parse_kernel("5"), Some((5, 0)));
         assert_eq!(parse_kernel("x"), None);
+    }
+
+    #[test]
+    fn an_arch_map_that_loops_names_each_architecture_once() {
+        let mut profile = Profile::empty(crate::profile::Action::Errno);
+        let entry = |arch: &str, subs: &[&str]| crate::profile::ArchMapEntry {
+            architecture: arch.to_owned(),
+            sub_architectures: subs.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        profile.arch_map = vec![
+            entry("SCMP_ARCH_X86_64", &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X86"]),
+            entry("SCMP_ARCH_X86_64", &["SCMP_ARCH_X32"]),
+        ];
+        let ctx = EvalContext { native: Arch::X86_64, caps: BTreeSet::new(), kernel: None };
+        assert_eq!(profile.evaluate(&ctx).architectures, ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
     }
 }

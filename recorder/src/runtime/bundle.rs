@@ -6,8 +6,10 @@ use std::{
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::{Command, Output},
+    time::Duration,
 };
 
+use super::supervise::{self, RunError};
 use crate::syscalls::Family;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,8 @@ pub enum BundleError {
     Config(String),
     #[error("recorder baseline needs an x86_64 host (its test entrypoint is x86_64 machine code)")]
     UnsupportedArch,
+    #[error(transparent)]
+    Run(#[from] RunError),
 }
 
 /// A static x86_64 ELF executable of 129 bytes whose whole life is
@@ -75,11 +79,18 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    pub fn create(runtime: &Path, cgroups_path: &str, no_new_privs: bool) -> Result<Bundle, BundleError> {
+    /// A bundle in `scratch`; `timeout` bounds each runtime command.
+    pub fn create(
+        scratch: &Path,
+        runtime: &Path,
+        cgroups_path: &str,
+        no_new_privs: bool,
+        timeout: Duration,
+    ) -> Result<Bundle, BundleError> {
         let dir = tempfile::Builder::new()
-            .prefix("recorder-bundle.")
-            .tempdir()
-            .map_err(|source| BundleError::Io { path: std::env::temp_dir(), source })?;
+            .prefix("bundle.")
+            .tempdir_in(scratch)
+            .map_err(|source| BundleError::Io { path: scratch.to_path_buf(), source })?;
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| BundleError::Io { path, source }
@@ -93,7 +104,8 @@ impl Bundle {
         std::fs::set_permissions(&exit, std::fs::Permissions::from_mode(0o755)).map_err(io_err(&exit))?;
 
         let shown = runtime.display().to_string();
-        let spec = Command::new(runtime).arg("spec").current_dir(dir.path()).output().map_err(io_err(runtime))?;
+        let log = dir.path().join("spec.log");
+        let spec = supervise::run(Command::new(runtime).arg("spec").current_dir(dir.path()), &log, timeout)?;
         if !spec.status.success() {
             return Err(BundleError::Spec { runtime: shown, message: first_line(&spec) });
         }
@@ -133,33 +145,34 @@ impl Bundle {
     /// init sets up, installs the filter, then waits for `start` on its exec
     /// fifo, still under the filter), `start`, wait until it stopped,
     /// `delete`. A plain `run` would skip that wait and miss its calls.
-    pub fn run(&self, runtime: &Path, id: &str) -> io::Result<Output> {
+    /// Each runtime command gets `timeout` (see [`supervise::run`]).
+    pub fn run(&self, runtime: &Path, id: &str, timeout: Duration) -> Result<Output, RunError> {
         let state = self.dir.path().join("state");
-        let cmd = |args: &[&str]| {
+        let log = self.dir.path().join("runtime.log");
+        let run = |args: &[&str]| {
             let mut c = Command::new(runtime);
-            c.arg("--root").arg(&state).args(args).stdin(std::process::Stdio::null());
-            c
+            c.arg("--root").arg(&state).args(args);
+            supervise::run(&mut c, &log, timeout)
         };
         let bundle = self.dir.path().to_string_lossy().into_owned();
-        // The waiting init holds create's stdio open, so capturing it in a
-        // pipe would never see EOF: it goes to a file instead.
-        let log = self.dir.path().join("create.log");
-        let file = std::fs::File::create(&log)?;
-        let status = cmd(&["create", "--bundle", &bundle, id]).stdout(file.try_clone()?).stderr(file).status()?;
-        if !status.success() {
-            let text = std::fs::read(&log).unwrap_or_default();
-            return Ok(Output { status, stdout: Vec::new(), stderr: text });
+        let created = run(&["create", "--bundle", &bundle, id])?;
+        if !created.status.success() {
+            return Ok(created);
         }
-        let started = cmd(&["start", id]).output()?;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while started.status.success() && std::time::Instant::now() < deadline {
-            let state = cmd(&["state", id]).output()?;
-            if !state.status.success() || String::from_utf8_lossy(&state.stdout).contains("\"stopped\"") {
+        let started = run(&["start", id]);
+        // The container's init exits by itself at once; give it the same
+        // time as one command before deleting it by force.
+        let deadline = std::time::Instant::now() + timeout;
+        while started.as_ref().is_ok_and(|s| s.status.success()) && std::time::Instant::now() < deadline {
+            let state = run(&["state", id])?;
+            if !state.status.success() || String::from_utf8_lossy(&state.stderr).contains("\"stopped\"") {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let _ = cmd(&["delete", "--force", id]).output();
+        let deleted = run(&["delete", "--force", id]);
+        let started = started?;
+        deleted?;
         Ok(started)
     }
 }

@@ -2,16 +2,14 @@
 //! entrypoint only exits, many times, directly with the runtime, and keep
 //! what the filter-installing thread did after its seccomp call.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{path::Path, process::Command, time::Duration};
 
 use recorder_common::Phase;
 
 use super::{
     base_set::BaseSet,
     bundle::{Bundle, BundleError, first_line},
+    supervise::{self, RunError, Scratch},
 };
 use crate::{
     bpf::{BpfError, Probe, ProbeConfig, Select},
@@ -29,9 +27,10 @@ pub enum DeriveError {
     Bundle(#[from] BundleError),
     #[error("reading BPF maps failed: {0}")]
     Map(#[from] aya::maps::MapError),
-    #[error("cannot run {runtime}: {source}")]
-    Run {
-        runtime: PathBuf,
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("cannot create a scratch directory in {}: {source}", std::env::temp_dir().display())]
+    Scratch {
         #[source]
         source: std::io::Error,
     },
@@ -56,12 +55,13 @@ pub struct Derivation {
 /// Records `runs` container starts by `runtime` (a path), half of them with
 /// no_new_privs and half without: the runtime installs the filter at a
 /// different point, and a profile must work either way.
-pub fn derive(runtime: &Path, runs: u32) -> Result<Derivation, DeriveError> {
-    let version = Command::new(runtime)
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_owned())
-        .unwrap_or_default();
+/// Each runtime command may take `timeout`; past it, or on SIGINT/SIGTERM,
+/// what it started is killed and nothing is derived.
+pub fn derive(runtime: &Path, runs: u32, timeout: Duration) -> Result<Derivation, DeriveError> {
+    supervise::catch_stop_signals();
+    let scratch = Scratch::create().map_err(|source| DeriveError::Scratch { source })?;
+    let version = supervise::run(Command::new(runtime).arg("--version"), &scratch.path().join("version"), timeout)
+        .map(|o| String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("").trim().to_owned())?;
     let name = runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let hierarchy = Hierarchy::find()?;
     let parent = hierarchy.create_for_recording()?;
@@ -79,9 +79,8 @@ pub fn derive(runtime: &Path, runs: u32) -> Result<Derivation, DeriveError> {
     for run in 0..runs {
         let id = format!("recorder-baseline-{}-{run}", std::process::id());
         let cgroups_path = format!("/{}/{id}", parent_rel.display());
-        let bundle = Bundle::create(runtime, &cgroups_path, run % 2 == 0)?;
-        let out =
-            bundle.run(runtime, &id).map_err(|source| DeriveError::Run { runtime: runtime.to_path_buf(), source })?;
+        let bundle = Bundle::create(scratch.path(), runtime, &cgroups_path, run % 2 == 0, timeout)?;
+        let out = bundle.run(runtime, &id, timeout)?;
         if !out.status.success() {
             failures.push(first_line(&out));
         }

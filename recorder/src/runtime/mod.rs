@@ -10,3 +10,4 @@ pub mod boundary;
 pub mod bundle;
 pub mod derive;
 pub mod shutdown;
+pub mod supervise;

@@ -3,7 +3,7 @@
 //! (`<parent>/<id>`), systemd-driven runtimes use `<prefix>-<id>.scope`
 //! (`cri-containerd-`, `crio-`, `libpod-`, `docker-`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::target::{Cgroup, CgroupError, Hierarchy};
 
@@ -24,12 +24,18 @@ pub enum FindError {
     TooShort { id: String },
     #[error("container id {id} is ambiguous: it matches {0}; give more characters", .paths.join(", "))]
     Ambiguous { id: String, paths: Vec<String> },
+    #[error(
+        "{id} names {path}, which holds {children} other cgroups ({examples}) and no process of its own: a pod, namespace or slice, not one container; give the id of one container (`crictl ps`, `ctr -n NAMESPACE task ls`), or --cgroup {path} to record them all"
+    )]
+    Parent { id: String, path: PathBuf, children: usize, examples: String },
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
 }
 
 /// Finds the one cgroup whose directory name is the container id (or a
 /// `<prefix>-<id>.scope` unit). A prefix of the id is accepted if unique.
+/// A match that only holds other cgroups (`kubepods`, a pod, a `ctr`
+/// namespace) is refused: it would record every container below it.
 pub fn container_cgroup(hierarchy: &Hierarchy, id: &str) -> Result<Cgroup, FindError> {
     let valid = !id.is_empty()
         && id != "."
@@ -51,12 +57,49 @@ pub fn container_cgroup(hierarchy: &Hierarchy, id: &str) -> Result<Cgroup, FindE
     match found.as_slice() {
         [] if is_short_prefix_of_any(&dirs, id) => Err(FindError::TooShort { id: id.to_owned() }),
         [] => Err(FindError::NotFound { id: id.to_owned(), mount: hierarchy.mount().to_path_buf() }),
-        [one] => Ok(hierarchy.open(one)?),
+        [one] => {
+            let children = other_children(one, id);
+            if !children.is_empty() && !has_own_processes(one) {
+                let mut examples = children.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+                if children.len() > 3 {
+                    examples.push_str(", ...");
+                }
+                return Err(FindError::Parent {
+                    id: id.to_owned(),
+                    path: one.clone(),
+                    children: children.len(),
+                    examples,
+                });
+            }
+            Ok(hierarchy.open(one)?)
+        }
         many => Err(FindError::Ambiguous {
             id: id.to_owned(),
             paths: many.iter().map(|p| p.display().to_string()).collect(),
         }),
     }
+}
+
+/// The child cgroups of `dir` that are not the container `id` itself
+/// (runc's nested cgroup of the same name is), sorted.
+fn other_children(dir: &Path, id: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| !matches_id(name, id))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Whether processes sit in `dir` itself. A container's cgroup holds its
+/// processes; a pod's, a namespace's or a slice only holds cgroups (cgroup
+/// v2 keeps processes out of inner nodes that delegate controllers).
+fn has_own_processes(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|procs| !procs.trim().is_empty())
 }
 
 /// Every process in the cgroup directory `dir` and below it, lowest pid

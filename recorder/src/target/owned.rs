@@ -51,7 +51,7 @@ impl Hierarchy {
         remove_stale(&parent);
         let owner = Owner::myself();
         for attempt in 0u32..1000 {
-            let path = parent.join(format!("rec-{}-{}-{attempt}", owner.pid, owner.start_time));
+            let path = parent.join(format!("rec-{}-{attempt}", owner.stamp()));
             match fs::create_dir(&path) {
                 Ok(()) => return Ok(OwnedCgroup(self.open(&path)?)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -71,27 +71,38 @@ impl Hierarchy {
 
 /// A recorder process, as named in its cgroups: a PID alone could have been
 /// reused since, its start time (in clock ticks since boot) pins it down.
+/// Also names `baseline`'s scratch directories.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Owner {
+pub struct Owner {
     pid: u32,
     start_time: u64,
 }
 
 impl Owner {
-    fn myself() -> Owner {
+    pub fn myself() -> Owner {
         let pid = std::process::id();
         Owner { pid, start_time: start_time(pid).unwrap_or(0) }
     }
 
-    /// `rec-<pid>-<start time>-<n>`.
-    fn from_name(name: &str) -> Option<Owner> {
-        let mut parts = name.strip_prefix("rec-")?.split('-');
+    /// `<pid>-<start time>`, for names of things this process owns.
+    pub fn stamp(self) -> String {
+        format!("{}-{}", self.pid, self.start_time)
+    }
+
+    /// The owner named by `<prefix><pid>-<start time>[-...]`.
+    pub fn from_name_after(name: &str, prefix: &str) -> Option<Owner> {
+        let mut parts = name.strip_prefix(prefix)?.split('-');
         let pid = parts.next()?.parse().ok()?;
         let start_time = parts.next()?.parse().ok()?;
         Some(Owner { pid, start_time })
     }
 
-    fn is_alive(self) -> bool {
+    /// `rec-<pid>-<start time>-<n>`.
+    fn from_name(name: &str) -> Option<Owner> {
+        Owner::from_name_after(name, "rec-")
+    }
+
+    pub fn is_alive(self) -> bool {
         start_time(self.pid) == Some(self.start_time)
     }
 }

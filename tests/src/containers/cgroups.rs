@@ -178,3 +178,62 @@ fn unescape_octal(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Spawns `cmd` inside the cgroup v2 directory `dir` (created if missing): the child
+/// joins it before its exec, so everything it runs is in there.
+pub fn spawn_in_cgroup(cmd: &mut std::process::Command, dir: &Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt as _;
+    fs::create_dir_all(dir).expect("mkdir cgroup");
+    let procs = fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs")).expect("cgroup.procs");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&procs);
+    // SAFETY: only write(2) in the child before exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+        });
+    }
+    cmd.spawn().expect("the command starts in its cgroup")
+}
+
+/// `sleep 600` started inside a cgroup v2 directory of a test's own (created if missing, so
+/// its execve happened before any recording), killed and the directory removed on drop.
+pub struct Sleeper {
+    pub dir: PathBuf,
+    pub child: std::process::Child,
+}
+
+impl Sleeper {
+    pub fn start_in(dir: PathBuf) -> Sleeper {
+        let child = spawn_in_cgroup(std::process::Command::new("sleep").arg("600"), &dir);
+        Sleeper { dir, child }
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// Cgroup directories of a test's own, created in order and removed (deepest first) on
+/// drop.
+pub struct CgroupDirs(pub Vec<PathBuf>);
+
+impl CgroupDirs {
+    pub fn create(dirs: Vec<PathBuf>) -> CgroupDirs {
+        for dir in &dirs {
+            fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        }
+        CgroupDirs(dirs)
+    }
+}
+
+impl Drop for CgroupDirs {
+    fn drop(&mut self) {
+        for dir in self.0.iter().rev() {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}

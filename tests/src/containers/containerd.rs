@@ -22,7 +22,8 @@ use super::{MAX_SOCKET_PATH, NAMESPACE, Runtime, SANDBOX_IMAGE, STARTUP_TIMEOUT,
 /// unmounts what it left mounted and removes its directory.
 #[derive(Debug)]
 pub struct Containerd {
-    child: Child,
+    /// The daemon; replaced by [`Containerd::restart`].
+    child: std::sync::Mutex<Child>,
     ctr: PathBuf,
     dir: PathBuf,
     address: PathBuf,
@@ -90,23 +91,40 @@ impl Containerd {
         let log_path = dir.join("containerd.log");
         let log = fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let log_err = log.try_clone().context("duplicating the containerd log fd")?;
-        let child = Command::new(&program)
-            .arg("--config")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .with_context(|| format!("spawning {}", program.display()))?;
-        let mut containerd = Containerd { child, ctr, dir, address, runtime_root };
+        let child = spawn_daemon(&program, &config, log, log_err)?;
+        let containerd = Containerd { child: std::sync::Mutex::new(child), ctr, dir, address, runtime_root };
         containerd.wait_ready()?;
         Ok(containerd)
     }
 
-    fn wait_ready(&mut self) -> anyhow::Result<()> {
+    fn child(&self) -> std::sync::MutexGuard<'_, Child> {
+        self.child.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Kills the daemon alone with SIGKILL, as a crash would: its shims and
+    /// their containers keep running, and the socket stops answering.
+    pub fn kill_daemon(&self) -> anyhow::Result<()> {
+        let mut child = self.child();
+        child.kill().context("killing containerd")?;
+        child.wait().context("waiting for containerd")?;
+        Ok(())
+    }
+
+    /// Starts the daemon again on the same configuration and state (after
+    /// [`Containerd::kill_daemon`]); it finds its shims and containers again.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        let program = find_program("containerd")?;
+        let log_path = self.log_path();
+        let log = fs::OpenOptions::new().append(true).open(&log_path).context("opening the containerd log")?;
+        let log_err = log.try_clone().context("duplicating the containerd log fd")?;
+        *self.child() = spawn_daemon(&program, &self.dir.join("config.toml"), log, log_err)?;
+        self.wait_ready()
+    }
+
+    fn wait_ready(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
-            if let Some(status) = self.child.try_wait().context("waiting for containerd")? {
+            if let Some(status) = self.child().try_wait().context("waiting for containerd")? {
                 bail!(
                     "containerd exited with {status} during startup; its log ({}):\n{}",
                     self.log_path().display(),
@@ -213,21 +231,34 @@ impl Containerd {
     }
 }
 
+/// `containerd --config CONFIG` with its output into the log.
+fn spawn_daemon(program: &Path, config: &Path, log: fs::File, log_err: fs::File) -> anyhow::Result<Child> {
+    Command::new(program)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .with_context(|| format!("spawning {}", program.display()))
+}
+
 impl Drop for Containerd {
     fn drop(&mut self) {
         self.remove_everything();
-        let pid = self.child.id();
+        let mut child = self.child();
+        let pid = child.id();
         signal(pid, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
+            if matches!(child.try_wait(), Ok(Some(_))) {
                 break;
             }
             thread::sleep(Duration::from_millis(20));
         }
-        if !matches!(self.child.try_wait(), Ok(Some(_))) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if !matches!(child.try_wait(), Ok(Some(_))) {
+            let _ = child.kill();
+            let _ = child.wait();
         }
         // Shims outlive containerd by design (they re-parent to init). Ours are the ones
         // started with our socket address; kill them by pid.

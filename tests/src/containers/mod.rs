@@ -29,7 +29,9 @@ mod containerd;
 mod ctr;
 mod rootfs;
 
-pub use cgroups::{ProcCgroups, cgroup_id, cgroup_mounts, cgroup2_mount, fix_crun_hybrid_hugetlb};
+pub use cgroups::{
+    CgroupDirs, ProcCgroups, Sleeper, cgroup_id, cgroup_mounts, cgroup2_mount, fix_crun_hybrid_hugetlb, spawn_in_cgroup,
+};
 pub use containerd::Containerd;
 pub use ctr::{Task, ctr_run, ctr_run_detached, ctr_run_detached_with};
 pub use rootfs::{import_image, import_pause_image, rootfs_with, shared_libraries};

@@ -227,6 +227,15 @@ impl<'c> Pods<'c> {
         })
     }
 
+    /// Connects to the CRI again, after [`Containerd::restart`]: a client's connection does
+    /// not outlive the daemon it was made to.
+    pub fn reconnect(&mut self) -> anyhow::Result<()> {
+        self.cri = self.rt.block_on(recorder::cri::connect(Some(self.containerd.address()))).with_context(|| {
+            format!("reconnecting to the CRI plugin; containerd log:\n{}", self.containerd.log_tail())
+        })?;
+        Ok(())
+    }
+
     /// The CRI client (the recorder's own), for tests of it.
     pub fn cri(&self) -> &Cri {
         &self.cri

@@ -8,7 +8,7 @@ const RECORD_EXAMPLES: &str = "\
 Examples:
   recorder record -o nginx.json -- nginx -g 'daemon off;'   # Ctrl-C ends the recording
   recorder record --duration 30s -o app.json -- ./app --flag
-  recorder record --cgroup /sys/fs/cgroup/unified/my.slice --duration 5m -o svc.json
+  recorder record --cgroup /sys/fs/cgroup/system.slice/my.service --duration 5m -o svc.json
   recorder record --pid 4242 -o running.json                 # startup is not observed
   recorder record --pod nginx -n default --duration 5m -o ./profiles/
   recorder record --pod nginx --install                      # into the kubelet's seccomp root
@@ -54,7 +54,8 @@ pub struct RecordArgs {
     /// Write the profile here (atomically). `-` or no -o: stdout. With
     /// --pod: a directory for one <namespace>_<pod>_<container>.json per
     /// container (no -o: the current directory), or a file when the pod
-    /// has one container.
+    /// has one container. Directories are never created: the directory
+    /// must exist (create it first).
     #[arg(short, long, value_name = "FILE|DIR")]
     pub output: Option<PathBuf>,
     /// Stop after this long, e.g. 30s, 5m, 1h30m (more than zero).
@@ -144,6 +145,12 @@ pub struct RecordArgs {
     /// shipped runc and crun sets). Only runc and crun have a shipped set.
     #[arg(long, value_name = "RUNTIME", value_parser = ["runc", "crun"], conflicts_with_all = ["command", "cgroup", "pid"])]
     pub runtime: Option<String>,
+    /// A base set to add instead of a shipped one (--pod, --container-id):
+    /// a profile whose allowed calls the runtime needs under the filter,
+    /// as `recorder baseline --runtime R -o FILE` writes it for a runtime
+    /// with no shipped set.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "cgroup", "pid", "runtime"])]
+    pub base_set: Option<PathBuf>,
     /// CRI socket (default: containerd's, then CRI-O's).
     #[arg(long, value_name = "PATH", requires = "pod", conflicts_with_all = NOT_POD)]
     pub runtime_endpoint: Option<PathBuf>,

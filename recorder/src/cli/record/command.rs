@@ -26,6 +26,7 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     let by_exe_sink = SummarySink::prepare(args.by_exe.as_deref(), Some(&output))?;
     SummarySink::ensure_distinct(summary_sink.as_ref(), by_exe_sink.as_ref())?;
     let name = super::object_name(args.format, args.name.as_deref(), args.output.as_deref(), None)?;
+    let given_base = super::given_base_set(&args)?;
     let mut base: Option<BTreeSet<String>> = None;
     let mut cgroup_dir = args.cgroup.clone();
     let source = if let Some(id) = &args.container_id {
@@ -33,7 +34,7 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         cgroup_dir = Some(cgroup.path.clone());
         // Startup is not observed: the runtime's post-filter calls come from
         // its shipped base set.
-        base = Some(base_set::for_runtime(args.runtime.as_deref()));
+        base = Some(given_base.unwrap_or_else(|| base_set::for_runtime(args.runtime.as_deref())));
         Source::Cgroup(cgroup.path)
     } else if let Some(path) = args.cgroup.clone() {
         Source::Cgroup(path)
@@ -76,7 +77,12 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
     if let Some(sink) = summary_sink {
         let containers: Vec<&String> = args.container_id.iter().collect();
         let base_set = summary::base_set_json(base.is_some(), args.runtime.as_deref());
-        let target = summary::Target { what: target_json(&args), containers: serde_json::json!(containers), base_set };
+        let target = summary::Target {
+            what: target_json(&args),
+            containers: serde_json::json!(containers),
+            base_set,
+            partial: None,
+        };
         sink.write(&summary::json(&recording, target, vec![profile]))?;
     }
     Ok(recording.exit_code())

@@ -149,6 +149,25 @@ fn check_added(names: &[String]) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `--base-set FILE`: the calls its profile allows, read before recording
+/// (a bad file fails at once, not after the recording).
+fn given_base_set(args: &RecordArgs) -> Result<Option<std::collections::BTreeSet<String>>, Failure> {
+    let Some(path) = &args.base_set else { return Ok(None) };
+    let loaded = super::convert::load(path)?;
+    let names: std::collections::BTreeSet<String> =
+        loaded.profile.allowed_names().into_iter().map(str::to_owned).collect();
+    if names.is_empty() {
+        return Err(Failure::new(
+            Code::BadProfile,
+            anyhow::anyhow!(
+                "--base-set {} allows no syscall; give the profile `recorder baseline -o FILE` wrote",
+                path.display()
+            ),
+        ));
+    }
+    Ok(Some(names))
+}
+
 /// The recorded names with `--add`'s on the native ABI.
 fn with_added(
     by_arch: &std::collections::BTreeMap<crate::syscalls::Arch, std::collections::BTreeSet<String>>,

@@ -2,7 +2,7 @@
 //! directory, a file (single-container pods) or the kubelet's seccomp root.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -24,7 +24,7 @@ use crate::{
         boundary::{ContainerCalls, container_calls},
     },
     syscalls::{Arch, Family},
-    target::pod::{ContainerCgroups, PodSpec, names::ContainerNames},
+    target::pod::{ContainerCgroups, CriLost, PodSpec, names::ContainerNames},
     text,
 };
 
@@ -46,6 +46,7 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         validate(Kind::Container, c)?;
     }
     let destination = destination(&args)?;
+    let given_base = super::given_base_set(&args)?;
     let summary_sink = SummarySink::prepare(args.json_summary.as_deref(), None)?;
     let by_exe_sink = SummarySink::prepare(args.by_exe.as_deref(), None)?;
     SummarySink::ensure_distinct(summary_sink.as_ref(), by_exe_sink.as_ref())?;
@@ -70,6 +71,10 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         endpoint: args.runtime_endpoint.clone(),
         wait_timeout,
         cgroup_parent: args.cgroup_parent.clone(),
+        one_file: match &destination {
+            Destination::File(path) => Some(path.clone()),
+            Destination::Dir(_) | Destination::Install(_) => None,
+        },
     };
     let options = record::Options {
         source: Source::Pod(spec),
@@ -83,12 +88,13 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
         enforce: None,
     };
     let mut checkpoint = |r: &Recording| {
-        if let Err(e) = write_all(r, &destination, &args) {
+        if let Err(e) = write_all(r, &destination, &args, given_base.as_ref()) {
             eprintln!("recorder: warning: {e}; recording goes on and writes again when the pod ends");
         }
     };
     let recording = record::record_with_checkpoint(options, &mut checkpoint)?;
-    let profiles = write_all(&recording, &destination, &args)?;
+    let profiles = write_all(&recording, &destination, &args, given_base.as_ref())?;
+    let lost = recording.pod.as_ref().and_then(|w| w.cri_lost()).cloned();
     if let Some(sink) = by_exe_sink {
         let attributions = attributions(&recording, &profiles);
         if !args.quiet {
@@ -109,6 +115,7 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
             what,
             containers: serde_json::json!(containers),
             base_set: summary::base_set_json(true, runtime),
+            partial: lost.as_ref().map(partial_reason),
         };
         sink.write(&summary::json(&recording, target, profiles))?;
     }
@@ -121,7 +128,25 @@ pub fn execute(args: RecordArgs, duration: Option<Duration>, stop: StopPolicy) -
             recording.cpu.as_secs_f64()
         );
     }
+    if let Some(lost) = &lost {
+        // Said even with -q: the profiles are not what a full recording makes.
+        eprintln!(
+            "recorder: warning: the profiles are partial: {}; record again to complete them (exit {})",
+            partial_reason(lost),
+            Code::Partial.as_u8()
+        );
+        return Ok(Code::Partial.as_u8());
+    }
     Ok(0)
+}
+
+/// Why a pod's profiles are partial, in one line.
+fn partial_reason(lost: &CriLost) -> String {
+    format!(
+        "the CRI went away {} into the recording ({}), so containers started after that were not learned; the cgroups already found were recorded to the end",
+        text::human(lost.after),
+        lost.error
+    )
 }
 
 /// `--by-exe`: one attribution per container, named like its profile.
@@ -151,6 +176,7 @@ fn write_all(
     recording: &Recording,
     destination: &Destination,
     args: &RecordArgs,
+    given_base: Option<&BTreeSet<String>>,
 ) -> Result<Vec<serde_json::Value>, Failure> {
     let Some(watch) = recording.pod.as_ref() else {
         return Err(Failure::new(Code::Internal, anyhow::anyhow!("pod recording returned no pod state")));
@@ -160,25 +186,15 @@ fn write_all(
     };
     let family = Family::host();
     recording.observation.log_phases(family);
-    let base = base_set::for_runtime(args.runtime.as_deref().or(watch.runtime()));
+    let base = match given_base {
+        Some(base) => base.clone(),
+        None => base_set::for_runtime(args.runtime.as_deref().or(watch.runtime())),
+    };
     let containers = watch.containers();
     if containers.is_empty() {
         return Err(Failure::new(
             Code::TargetNotFound,
             anyhow::anyhow!("pod {} had no containers while it was recorded", watch.display_name()),
-        ));
-    }
-    if let Destination::File(path) = destination
-        && containers.len() > 1
-    {
-        return Err(Failure::new(
-            Code::OutputUnwritable,
-            anyhow::anyhow!(
-                "pod {} has {} containers; -o {} must be a directory (one <namespace>_<pod>_<container>.json each)",
-                watch.display_name(),
-                containers.len(),
-                path.display()
-            ),
         ));
     }
     let mut profiles = Vec::new();
@@ -265,20 +281,16 @@ fn usage(message: &str) -> Failure {
 
 fn destination(args: &RecordArgs) -> Result<Destination, Failure> {
     if args.install {
-        let root = &args.seccomp_root;
-        if !root.is_dir() {
-            return Err(output::OutputError::NoParent(root.clone()).into());
-        }
-        output::check_writable(root)?;
-        return Ok(Destination::Install(root.clone()));
+        output::prepare_dir(&args.seccomp_root)?;
+        return Ok(Destination::Install(args.seccomp_root.clone()));
     }
     match &args.output {
-        None => Ok(Destination::Dir(PathBuf::from("."))),
+        None => {
+            output::prepare_dir(Path::new("."))?;
+            Ok(Destination::Dir(PathBuf::from(".")))
+        }
         Some(p) if p.is_dir() || p.as_os_str().to_string_lossy().ends_with('/') => {
-            if !p.is_dir() {
-                return Err(output::OutputError::NoParent(p.clone()).into());
-            }
-            output::check_writable(p)?;
+            output::prepare_dir(p)?;
             Ok(Destination::Dir(p.clone()))
         }
         Some(p) => {

@@ -247,6 +247,8 @@ pub struct Target {
     pub containers: serde_json::Value,
     /// Whether a runtime's base set was added, and whose (`base_set_json`).
     pub base_set: serde_json::Value,
+    /// Why the result is partial (a pod whose CRI went away), if it is.
+    pub partial: Option<String>,
 }
 
 /// `{"added": bool, "runtime": "runc" | "crun" | "runc+crun" | null}`.
@@ -296,6 +298,8 @@ pub fn json(r: &Recording, target: Target, profiles: Vec<serde_json::Value>) -> 
             "abi_map_full": r.stats.abi_full,
             "out_of_range": r.stats.out_of_range,
         },
+        "partial": target.partial.is_some(),
+        "partial_reason": target.partial,
         "outputs": outputs,
         "profiles": profiles,
     })

@@ -16,8 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use self::names::ContainerNames;
 use crate::{
     cri::{self, Container, ContainerState, Cri, CriError, Pod, PodState},
+    k8s_name::NameError,
     target::{
         cgroup::{Cgroup, CgroupError, Hierarchy},
         container::matches_id,
@@ -35,6 +37,9 @@ pub struct PodSpec {
     pub wait_timeout: Duration,
     /// Parent cgroup of all pods, for pods that do not exist yet.
     pub cgroup_parent: Option<PathBuf>,
+    /// The profiles go to this one file, so the pod may have one container
+    /// (refused as soon as the CRI lists a second one, not after recording).
+    pub one_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +54,23 @@ pub enum PodError {
     NotFound(String, String),
     #[error("pod {0} has no container named {1}; its containers are: {2}")]
     NoSuchContainer(String, String, String),
+    #[error(
+        "pod {pod} has {containers} containers; -o {} must be a directory (one <namespace>_<pod>_<container>.json each), or pick one with --container",
+        .file.display()
+    )]
+    OneFile { pod: String, containers: usize, file: PathBuf },
+    #[error("the CRI reported a name recorder will not use: {0}")]
+    BadName(#[from] NameError),
+}
+
+/// The CRI went away while the pod was recorded: the recording went on
+/// from the cgroups already known, and its result is partial.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CriLost {
+    /// How long after the start.
+    pub after: Duration,
+    /// The failed call, in one line.
+    pub error: String,
 }
 
 /// Progress of the watch, for the status line and the stop decision.
@@ -86,6 +108,7 @@ pub struct PodWatch {
     started: Instant,
     last_poll: Option<Instant>,
     pub already_running: bool,
+    cri_lost: Option<CriLost>,
 }
 
 impl std::fmt::Debug for PodWatch {
@@ -102,6 +125,7 @@ impl PodWatch {
     pub async fn connect(spec: PodSpec, hierarchy: &Hierarchy) -> Result<PodWatch, PodError> {
         let cri = cri::connect(spec.endpoint.as_deref()).await?;
         let pod = pick(&spec, cri.find_pods(&spec.name, spec.namespace.as_deref()).await?)?;
+        let listed = pod.is_some();
         let (target, already_running) = match &pod {
             Some(pod) if pod.state == PodState::Ready => match cri.pod_cgroup_parent(pod, hierarchy).await? {
                 Some(dir) => (hierarchy.open(&dir)?, true),
@@ -109,7 +133,7 @@ impl PodWatch {
             },
             _ => (parent_cgroup(&spec, hierarchy)?, false),
         };
-        Ok(PodWatch {
+        let mut watch = PodWatch {
             cri,
             spec,
             pod,
@@ -121,7 +145,14 @@ impl PodWatch {
             started: Instant::now(),
             last_poll: None,
             already_running,
-        })
+            cri_lost: None,
+        };
+        // A pod that exists is checked before anything is recorded: its
+        // names, and one container for one -o file.
+        if let Some(pod) = watch.pod.clone().filter(|_| listed) {
+            watch.list_containers(&pod).await?;
+        }
+        Ok(watch)
     }
 
     /// The cgroup the probe records (the pod's, or the parent of all pods).
@@ -134,15 +165,53 @@ impl PodWatch {
         self.registry.scan(&self.target);
     }
 
-    /// Called every tick: maps cgroups, asks the CRI (rate-limited).
+    /// Called every tick: maps cgroups, asks the CRI (rate-limited). Once
+    /// the pod is known, a CRI that fails does not end the recording: it
+    /// goes on from the cgroups already found, marked partial
+    /// ([`PodWatch::cri_lost`]).
     pub async fn tick(&mut self) -> Result<WatchState, PodError> {
         self.registry.scan(&self.target);
+        if self.cri_lost.is_some() {
+            return Ok(self.state_without_cri());
+        }
         // Every tick while waiting (a pod may start and finish quickly);
         // then at POLL intervals.
         if self.pod.is_some() && self.last_poll.is_some_and(|t| t.elapsed() < POLL) {
             return Ok(self.state_now());
         }
         self.last_poll = Some(Instant::now());
+        match self.poll().await {
+            Err(PodError::Cri(error)) if self.pod.is_some() => {
+                let lost = CriLost { after: self.started.elapsed(), error: error.to_string() };
+                tracing::warn!(
+                    "the CRI failed {} into the recording ({}); recording goes on from the cgroups already found, and the profiles will be partial",
+                    crate::text::human(lost.after),
+                    lost.error
+                );
+                self.cri_lost = Some(lost);
+                Ok(self.state_without_cri())
+            }
+            other => other,
+        }
+    }
+
+    /// The CRI went away during the recording, if it did.
+    pub fn cri_lost(&self) -> Option<&CriLost> {
+        self.cri_lost.as_ref()
+    }
+
+    /// Without the CRI, a running pod's own cgroup still says when it is
+    /// empty; a pod recorded from the parent of all pods records on until
+    /// the time is up or it is stopped.
+    fn state_without_cri(&self) -> WatchState {
+        if self.already_running && self.target.populated().is_ok_and(|populated| !populated) {
+            return WatchState::Gone;
+        }
+        self.state_now()
+    }
+
+    /// One look at the CRI: the pod, its containers, whether it is gone.
+    async fn poll(&mut self) -> Result<WatchState, PodError> {
         if self.pod.is_none() {
             let found = self.cri.find_pods(&self.spec.name, self.spec.namespace.as_deref()).await?;
             if tracing::enabled!(tracing::Level::TRACE) {
@@ -163,6 +232,19 @@ impl PodWatch {
             }
         }
         let Some(pod) = self.pod.clone() else { return Ok(WatchState::Waiting) };
+        let running = self.list_containers(&pod).await?;
+        let pods = self.cri.find_pods(&pod.name, Some(&pod.namespace)).await?;
+        let alive = pods.iter().any(|p| p.id == pod.id && p.state == PodState::Ready);
+        if !alive && !running {
+            return Ok(WatchState::Gone);
+        }
+        Ok(self.state_now())
+    }
+
+    /// Lists the pod's containers, learns their cgroups and checks them
+    /// (`--container`, names, one container for one file); returns whether
+    /// one of them runs.
+    async fn list_containers(&mut self, pod: &Pod) -> Result<bool, PodError> {
         let listed = self.cri.containers(&pod.id, &self.hierarchy).await?;
         tracing::debug!(pod = %pod.id, containers = listed.len(), "CRI poll");
         let running = listed.iter().any(|c| c.state == ContainerState::Running);
@@ -186,12 +268,21 @@ impl PodWatch {
                 have.into_iter().collect::<Vec<_>>().join(", "),
             ));
         }
-        let pods = self.cri.find_pods(&pod.name, Some(&pod.namespace)).await?;
-        let alive = pods.iter().any(|p| p.id == pod.id && p.state == PodState::Ready);
-        if !alive && !running {
-            return Ok(WatchState::Gone);
+        let names: BTreeSet<&str> = self
+            .containers
+            .values()
+            .filter(|c| self.spec.container.as_ref().is_none_or(|w| w == &c.name))
+            .map(|c| c.name.as_str())
+            .collect();
+        for container in &names {
+            ContainerNames { namespace: &pod.namespace, pod: &pod.name, container }.validate()?;
         }
-        Ok(self.state_now())
+        if let Some(file) = &self.spec.one_file
+            && names.len() > 1
+        {
+            return Err(PodError::OneFile { pod: self.display_name(), containers: names.len(), file: file.clone() });
+        }
+        Ok(running)
     }
 
     fn state_now(&self) -> WatchState {
