@@ -16,7 +16,7 @@ use recorder_tests::{
 };
 use serde_json::json;
 
-use crate::{TestCgroup, enforce, report, signal, size, summary};
+use crate::{TestCgroup, report, signal, size, summary};
 
 /// The calls tests/programs/flood.c makes in every process and thread.
 const FLOOD_CALLS: &[&str] = &[
@@ -270,7 +270,7 @@ fn parallel_recordings_are_each_exact() {
     assert_eq!(failed, 0);
     assert!(wrong.is_empty(), "{wrong:?}");
     for (prog, out, _) in &jobs {
-        enforce(out, prog);
+        recorder_tests::assert_runs_under(out, prog);
     }
 }
 

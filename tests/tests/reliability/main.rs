@@ -21,7 +21,6 @@ mod long;
 use std::{
     io::Write as _,
     path::{Path, PathBuf},
-    process::Command,
     time::Instant,
 };
 
@@ -86,20 +85,6 @@ impl Drop for TestCgroup {
 fn summary(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("the JSON summary is JSON")
-}
-
-/// Runs `prog` under `profile` with `recorder run`; asserts it ran to the end ("ok").
-fn enforce(profile: &Path, prog: &Path) {
-    let out = Command::new(recorder_tests::recorder_bin())
-        .arg("run")
-        .arg("--profile")
-        .arg(profile)
-        .arg("--")
-        .arg(prog)
-        .output()
-        .expect("recorder run");
-    assert!(out.status.success(), "{} under {}: {out:?}", prog.display(), profile.display());
-    assert_eq!(out.stdout, b"ok\n", "{} under {}", prog.display(), profile.display());
 }
 
 /// Sends `signal` to `pid` (a child this test started).
