@@ -34,7 +34,7 @@ fn random_ms(max_ms: u64) -> u64 {
 fn running(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].chars().next() != Some('Z')))
+        .and_then(|s| s.rfind(')').map(|i| !s[i + 2..].starts_with('Z')))
         .unwrap_or(false)
 }
 
