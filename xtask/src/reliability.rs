@@ -82,6 +82,8 @@ of named pods through churn and restarts are checked by [tests/tests/daemon.rs](
 - **`kill -9` of the daemon**: the pinned programs keep recording while no daemon runs; the check \
 here is that each restart adopts the pins and no slot leaks. Per-pod profiles across a daemon kill \
 are proven by `daemon::deployment_replicas_across_a_daemon_kill_under_runc` (and `_crun`).
+- **`kill -9` of `record`**: `cleaned_up_within_s` is bounded below by the test's 0.1 s poll: the \
+escaped child was gone at the first look each time.
 - **Full disk under `-o`**: the previous profile stays and no temporary file is left, but the new \
 recording is written nowhere: rerun with an output that has room.
 ";
@@ -153,10 +155,14 @@ fn table(lines: &[Value], stdout: &str) -> String {
             let _ = writeln!(out, "| {name} | {kind} | | {what} | {told} | not reported | | FAILED |");
             continue;
         };
-        let figures: Vec<String> = line["figures"]
-            .as_object()
-            .map(|o| o.iter().filter(|(_, v)| !v.is_object()).map(|(k, v)| format!("{k}={}", show(v))).collect())
-            .unwrap_or_default();
+        // Nested objects one level down, as `outer.inner=value`.
+        let mut figures = Vec::new();
+        for (k, v) in line["figures"].as_object().into_iter().flatten() {
+            match v.as_object() {
+                Some(inner) => figures.extend(inner.iter().map(|(ik, iv)| format!("{k}.{ik}={}", show(iv)))),
+                None => figures.push(format!("{k}={}", show(v))),
+            }
+        }
         let _ = writeln!(
             out,
             "| {name} | {kind} | {} | {what} | {told} | {} | {:.0} s | {} |",
