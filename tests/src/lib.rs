@@ -194,3 +194,18 @@ pub fn assert_exit(out: &Output, code: i32, what: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `prog` (a minimal program) under `profile` with `recorder run`: it must run to its
+/// end and print "ok".
+pub fn assert_runs_under(profile: &Path, prog: &Path) {
+    let out = Command::new(recorder_bin())
+        .arg("run")
+        .arg("--profile")
+        .arg(profile)
+        .arg("--")
+        .arg(prog)
+        .output()
+        .expect("recorder run");
+    assert!(out.status.success(), "{} under {}: {out:?}", prog.display(), profile.display());
+    assert_eq!(out.stdout, b"ok\n", "{} under {}", prog.display(), profile.display());
+}

@@ -36,8 +36,8 @@ use recorder_tests::{
         skip_container_tests,
     },
     daemon::{
-        Daemon, DaemonEnv, DaemonOptions, metric, remove_cgroup, run_in_cgroup, spawn_in_cgroup, strace_names,
-        wait_until,
+        Daemon, DaemonEnv, DaemonOptions, cpu_ticks, metric, remove_cgroup, run_in_cgroup, spawn_in_cgroup,
+        strace_names, wait_until,
     },
     recorder_bin,
 };
@@ -685,14 +685,6 @@ fn churn(parent: &Path, round: &str, count: usize) -> Vec<PathBuf> {
         dirs.push(dir);
     }
     dirs
-}
-
-/// CPU time (user + system) of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let after = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
 }
 
 /// Scenario 4: 1,000 short-lived cgroups at a time, with no CRI identity (unattributed).

@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeSet, process::Command};
 
-use recorder_tests::{allowed_names, minimal_program, recorder_bin, scratch_dir, skip_bpf_tests};
+use recorder_tests::{allowed_names, assert_runs_under, minimal_program, recorder_bin, scratch_dir, skip_bpf_tests};
 
 #[test]
 fn concurrent_recordings_do_not_mix() {
@@ -34,15 +34,6 @@ fn concurrent_recordings_do_not_mix() {
     assert_eq!(allowed_names(&b), set(&["execve", "exit", "exit_group", "nanosleep", "uname", "write"]));
     // Each runs under its own profile, enforced.
     for (profile, prog) in [(&a, &a_prog), (&b, &b_prog)] {
-        let out = Command::new(recorder_bin())
-            .arg("run")
-            .arg("--profile")
-            .arg(profile)
-            .arg("--")
-            .arg(prog)
-            .output()
-            .expect("run");
-        assert!(out.status.success(), "{} under {}: {:?}", prog.display(), profile.display(), out);
-        assert_eq!(out.stdout, b"ok\n");
+        assert_runs_under(profile, prog);
     }
 }

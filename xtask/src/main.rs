@@ -1,4 +1,4 @@
-//! Project automation: `cargo xtask setup|build|test|bench|demo|examples|man|deb`.
+//! Project automation: `cargo xtask setup|build|test|bench|reliability|demo|examples|man|deb`.
 //!
 //! This is the only place that knows toolchain details (nightly, rust-src,
 //! bpf-linker, Debian packages).
@@ -12,6 +12,8 @@ mod examples;
 mod floor;
 mod image;
 mod nginx;
+mod reliability;
+mod reliability_svg;
 mod self_profile;
 mod setup;
 mod util;
@@ -82,6 +84,20 @@ enum Cmd {
         #[arg(long, value_name = "NAMES", conflicts_with = "check")]
         only: Option<String>,
     },
+    /// Setup, build, then the load and fault scenarios (tests/tests/reliability) at full
+    /// size against the release binary, written to RELIABILITY.md.
+    Reliability {
+        /// The CI's sizes; print the table, write nothing.
+        #[arg(long, conflicts_with = "long")]
+        short: bool,
+        /// Only the long run: the daemon under churn, sampled and plotted
+        /// (reliability-long.svg and RELIABILITY.md's "Long run" section).
+        #[arg(long)]
+        long: bool,
+        /// Minutes of the long run.
+        #[arg(long, default_value_t = 60.0, requires = "long")]
+        minutes: f64,
+    },
     /// Cross-build recorder (binary and BPF object) for aarch64.
     Cross,
     /// Build, then write one man page per command (generated from the clap
@@ -149,6 +165,11 @@ fn main() -> Result<()> {
                 Some("nginx") => bench::nginx_only(runs, wrk_seconds),
                 _ => bench::run(iterations, runs, wrk_seconds),
             }
+        }
+        Cmd::Reliability { short, long, minutes } => {
+            setup::run()?;
+            util::build_release()?;
+            reliability::run(short, long.then_some(minutes))
         }
         Cmd::Demo => {
             setup::run()?;

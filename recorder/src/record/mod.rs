@@ -186,6 +186,9 @@ pub fn record_with_checkpoint(
         args: options.args,
         by_exe: options.by_exe,
     })?;
+    // `-v` shows when the programs are in place: a caller that starts the
+    // workload itself (--cgroup, --pid) knows from here on nothing is missed.
+    tracing::info!(path = %cgroup.path.display(), "programs attached; recording");
     runtime
         .block_on(Session { probe, cgroup, owned, options, watch, harvested: Observation::default() }.run(checkpoint))
 }

@@ -5,6 +5,7 @@
 pub mod cgroup;
 pub mod command;
 pub mod container;
+pub mod death_watch;
 pub mod owned;
 pub mod pod;
 

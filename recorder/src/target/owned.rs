@@ -2,9 +2,9 @@
 //! time>-<n>`, one per recording. Dropping an [`OwnedCgroup`] kills what is
 //! left inside (`cgroup.kill`) and removes the tree depth-first, so a
 //! command that made sub-cgroups (systemd, a container runtime) leaves
-//! nothing behind. A recorder killed with SIGKILL cannot clean up; the next
-//! one removes every `rec-*` cgroup whose owner is gone, killing what still
-//! runs there.
+//! nothing behind. A recorder killed with SIGKILL cannot clean up: its
+//! [`DeathWatch`] kills the cgroup then, and the next recorder removes every
+//! `rec-*` cgroup whose owner is gone, killing what still runs there.
 
 use std::{
     fs,
@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Cgroup, CgroupError, Hierarchy, cgroup::io_err};
+use super::{Cgroup, CgroupError, Hierarchy, cgroup::io_err, death_watch::DeathWatch};
 
 /// The directory under the cgroup v2 mount that holds recordings.
 pub const RECORDINGS_DIR: &str = "recorder";
@@ -53,7 +53,17 @@ impl Hierarchy {
         for attempt in 0u32..1000 {
             let path = parent.join(format!("rec-{}-{attempt}", owner.stamp()));
             match fs::create_dir(&path) {
-                Ok(()) => return Ok(OwnedCgroup(self.open(&path)?)),
+                Ok(()) => {
+                    let cgroup = self.open(&path)?;
+                    // Before anything runs in it: what the command starts
+                    // must not outlive a recorder killed with SIGKILL.
+                    let watch = DeathWatch::spawn(&path)
+                        .map_err(|e| {
+                            tracing::warn!("no watcher for {}: {e}; a SIGKILL of the recorder would leave the command's children running", path.display())
+                        })
+                        .ok();
+                    return Ok(OwnedCgroup(cgroup, watch));
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 // Another recorder removed the shared parent as it emptied
                 // (see `Drop`): make it again.
@@ -204,9 +214,13 @@ fn remove_tree(cgroup: &Cgroup) -> Result<(), CgroupError> {
 }
 
 /// A cgroup this process created. Dropping it kills what is left inside and
-/// removes the tree.
+/// removes the tree, then disarms its watcher.
 #[derive(Debug)]
-pub struct OwnedCgroup(Cgroup);
+pub struct OwnedCgroup(
+    Cgroup,
+    #[expect(dead_code, reason = "held for its Drop, which disarms the watcher after the cleanup above")]
+    Option<DeathWatch>,
+);
 
 impl std::ops::Deref for OwnedCgroup {
     type Target = Cgroup;
