@@ -29,7 +29,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write the snapshot {path}: {source}; the previous snapshot is kept, recording goes on")]
+    #[error(
+        "cannot write the snapshot {path}: {}; the previous snapshot is kept, recording goes on",
+        crate::output::io_cause(.source)
+    )]
     Write {
         path: PathBuf,
         #[source]

@@ -41,9 +41,20 @@ use std::{
 
 use tempfile::NamedTempFile;
 
+/// An I/O error in the user's words: without the temporary file's path
+/// that `tempfile` appends (" at path ..."), which the user never named
+/// and which is gone by the time they read the message.
+pub fn io_cause(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" at path \"") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    #[error("cannot write {path}: {source}; choose a writable path with -o")]
+    #[error("cannot write {path}: {}; choose a writable path with -o", io_cause(.source))]
     Unwritable {
         path: PathBuf,
         #[source]

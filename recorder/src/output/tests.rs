@@ -164,3 +164,15 @@ fn a_directory_suggests_one_file_inside_it_however_it_was_typed() {
         assert!(message.ends_with(&format!("-o {}/profile.json", dir.path().display())), "{message}");
     }
 }
+
+#[test]
+fn a_write_error_names_the_cause_not_the_temporary_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // tempfile's own errors carry the temporary path; the user never named it.
+    let err = tempfile::Builder::new().tempfile_in(dir.path().join("missing")).expect_err("no such directory");
+    assert!(err.to_string().contains(" at path "), "{err}");
+    let cause = io_cause(&err);
+    assert!(!cause.contains("at path") && cause.contains("No such file or directory"), "{cause}");
+    let plain = io::Error::from_raw_os_error(libc::ENOSPC);
+    assert_eq!(io_cause(&plain), plain.to_string());
+}

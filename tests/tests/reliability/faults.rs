@@ -170,6 +170,7 @@ fn a_full_disk_under_the_output_keeps_the_previous_profile() {
     assert_eq!(out.status.code(), Some(11), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(stderr.contains("No space left"), "{stderr}");
+    assert!(!stderr.contains(" at path "), "names what the user asked for, not a gone temporary file: {stderr}");
     assert!(intact);
     assert_eq!(others, ["p.json"], "no temporary file left");
     assert_eq!(allowed_names(&profile), previous);
