@@ -7,6 +7,7 @@ pub mod command;
 pub mod container;
 pub mod owned;
 pub mod pod;
+pub mod proc_text;
 
 pub use cgroup::{Cgroup, CgroupError, Hierarchy};
 pub use command::{Command, CommandError};
