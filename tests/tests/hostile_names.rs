@@ -129,6 +129,39 @@ fn slots(bad: &str) -> [(&'static str, [&str; 3]); 3] {
     [("namespace", [bad, "web", "app"]), ("pod", ["default", bad, "app"]), ("container", ["default", "web", bad])]
 }
 
+/// A seccomp root that is a symlink (`seccomp` -> `real-root`) beside a
+/// directory holding a file nothing may touch (`outside/victim.json`).
+struct SymlinkedRoot {
+    top: tempfile::TempDir,
+    real: PathBuf,
+    outside: PathBuf,
+    victim: PathBuf,
+    root: PathBuf,
+}
+
+fn symlinked_root() -> SymlinkedRoot {
+    let top = tempfile::tempdir().expect("tmp");
+    let real = top.path().join("real-root");
+    let outside = top.path().join("outside");
+    std::fs::create_dir(&real).expect("mkdir");
+    std::fs::create_dir(&outside).expect("mkdir");
+    let victim = outside.join("victim.json");
+    std::fs::write(&victim, "keep").expect("victim");
+    let root = top.path().join("seccomp");
+    std::os::unix::fs::symlink(&real, &root).expect("symlink root");
+    SymlinkedRoot { top, real, outside, victim, root }
+}
+
+/// An empty seccomp root and output directory, for runs that must write nothing.
+fn empty_destinations() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let top = tempfile::tempdir().expect("tmp");
+    let root = top.path().join("seccomp");
+    let out_dir = top.path().join("out");
+    std::fs::create_dir(&root).expect("mkdir");
+    std::fs::create_dir(&out_dir).expect("mkdir");
+    (top, root, out_dir)
+}
+
 #[test]
 fn suite_has_enough_hostile_values() {
     let values = hostile();
@@ -204,14 +237,7 @@ fn hostile_annotations_round_trip_through_spo_yaml() {
 /// the root's target, and nothing appears beside it.
 #[test]
 fn install_paths_from_hostile_names_stay_beneath_a_symlinked_root() {
-    let top = tempfile::tempdir().expect("tmp");
-    let real = top.path().join("real-root");
-    let outside = top.path().join("outside");
-    std::fs::create_dir(&real).expect("mkdir");
-    std::fs::create_dir(&outside).expect("mkdir");
-    std::fs::write(outside.join("victim"), "keep").expect("victim");
-    let root = top.path().join("seccomp");
-    std::os::unix::fs::symlink(&real, &root).expect("symlink root");
+    let SymlinkedRoot { top, real, outside, victim, root } = symlinked_root();
     for bad in hostile() {
         for (slot, [namespace, pod, container]) in slots(&bad) {
             let rel = PathBuf::from("recorder").join(namespace).join(pod).join(format!("{container}.json"));
@@ -222,20 +248,15 @@ fn install_paths_from_hostile_names_stay_beneath_a_symlinked_root() {
         }
     }
     let beside: BTreeSet<PathBuf> = walk(top.path()).into_iter().filter(|p| !p.starts_with(&real)).collect();
-    let expected = BTreeSet::from([root.clone(), outside.clone(), outside.join("victim")]);
-    assert_eq!(beside, expected, "files appeared outside the seccomp root");
-    assert_eq!(std::fs::read_to_string(outside.join("victim")).expect("victim"), "keep");
+    assert_eq!(beside, BTreeSet::from([root, outside, victim.clone()]), "files appeared outside the seccomp root");
+    assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "keep");
 }
 
 /// `record --pod` checks every name before it connects to anything, creates
 /// anything or loads BPF: the CRI endpoint here does not even exist.
 #[test]
 fn record_pod_refuses_hostile_names_and_writes_nothing() {
-    let top = tempfile::tempdir().expect("tmp");
-    let root = top.path().join("seccomp");
-    let out_dir = top.path().join("out");
-    std::fs::create_dir(&root).expect("mkdir");
-    std::fs::create_dir(&out_dir).expect("mkdir");
+    let (top, root, out_dir) = empty_destinations();
     let endpoint = top.path().join("no-cri.sock");
     // argv cannot hold a NUL byte; every other value is passed as given.
     for bad in hostile().into_iter().filter(|b| !b.contains('\0')) {
@@ -326,11 +347,7 @@ fn collect(daemon: &FakeDaemon, dest: &[String]) -> Output {
 #[test]
 fn collect_refuses_hostile_names_from_a_daemon() {
     let daemon = FakeDaemon::start();
-    let top = tempfile::tempdir().expect("tmp");
-    let root = top.path().join("seccomp");
-    let out_dir = top.path().join("out");
-    std::fs::create_dir(&root).expect("mkdir");
-    std::fs::create_dir(&out_dir).expect("mkdir");
+    let (top, root, out_dir) = empty_destinations();
     for bad in hostile() {
         for (slot, [namespace, pod, container]) in slots(&bad) {
             for dest in [
@@ -354,15 +371,7 @@ fn collect_refuses_hostile_names_from_a_daemon() {
 fn collect_install_refuses_precreated_symlinks() {
     let daemon = FakeDaemon::start();
     daemon.serve(&workload("default", "web", "app"));
-    let top = tempfile::tempdir().expect("tmp");
-    let real = top.path().join("real-root");
-    let outside = top.path().join("outside");
-    std::fs::create_dir(&real).expect("mkdir");
-    std::fs::create_dir(&outside).expect("mkdir");
-    let victim = outside.join("victim.json");
-    std::fs::write(&victim, "keep").expect("victim");
-    let root = top.path().join("seccomp");
-    std::os::unix::fs::symlink(&real, &root).expect("symlink root");
+    let SymlinkedRoot { top: _top, real, outside, victim, root } = symlinked_root();
     let install = ["--install".to_owned(), "--seccomp-root".to_owned(), root.display().to_string()];
 
     let out = collect(&daemon, &install);
