@@ -127,8 +127,11 @@ impl Arch {
                     }
                 }
             }
-            let interned =
-                NAMES.get_or_init(|| owned.iter().map(|(_, _, n)| &*Box::leak(n.clone().into_boxed_str())).collect());
+            // Each distinct name is leaked once: leaking one per (arch, number)
+            // lost the duplicates for good (LeakSanitizer in fuzz/ found it).
+            let distinct: BTreeSet<&str> = owned.iter().map(|(_, _, n)| n.as_str()).collect();
+            let interned = NAMES
+                .get_or_init(|| distinct.into_iter().map(|n| &*Box::leak(n.to_owned().into_boxed_str())).collect());
             let mut tables: BTreeMap<Arch, BTreeMap<u32, &'static str>> = BTreeMap::new();
             for arch in Arch::ALL {
                 let table = tables.entry(arch).or_default();

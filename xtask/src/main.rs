@@ -1,4 +1,4 @@
-//! Project automation: `cargo xtask setup|build|test|bench|reliability|demo|examples|man|deb`.
+//! Project automation: `cargo xtask setup|build|test|bench|reliability|demo|examples|man|deb|fuzz`.
 //!
 //! This is the only place that knows toolchain details (nightly, rust-src,
 //! bpf-linker, Debian packages).
@@ -10,6 +10,7 @@ mod deb;
 mod demo;
 mod examples;
 mod floor;
+mod fuzz;
 mod image;
 mod nginx;
 mod reliability;
@@ -98,6 +99,16 @@ enum Cmd {
         #[arg(long, default_value_t = 60.0, requires = "long")]
         minutes: f64,
     },
+    /// Setup, then run every cargo-fuzz target (fuzz/) and write
+    /// docs/fuzzing.md: executions, crashes (must be 0), corpus sizes.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Hours for all targets together (overrides --seconds).
+        #[arg(long)]
+        hours: Option<f64>,
+    },
     /// Cross-build recorder (binary and BPF object) for aarch64.
     Cross,
     /// Build, then write one man page per command (generated from the clap
@@ -140,7 +151,11 @@ fn main() -> Result<()> {
             // every test runs; the image is built for the deploy tests.
             util::build_static()?;
             image_step()?;
-            util::test(&args, &deb)
+            // The full suite (no test filter) runs a short slice of every
+            // fuzz target too; a filtered run is for one test.
+            let fuzzed = if args.is_empty() { fuzz::ci_slice() } else { Ok(()) };
+            let tested = util::test(&args, &deb);
+            fuzzed.and(tested)
         }
         Cmd::Image => {
             setup::run()?;
@@ -197,6 +212,10 @@ fn main() -> Result<()> {
             setup::run()?;
             util::build_release()?;
             deb::build().map(drop)
+        }
+        Cmd::Fuzz { seconds, hours } => {
+            setup::run()?;
+            fuzz::run(seconds, hours)
         }
         Cmd::Floor => floor::run(),
     }

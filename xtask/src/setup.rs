@@ -49,6 +49,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 pub fn run_setup_steps() -> Result<()> {
     rust_src()?;
     bpf_linker()?;
+    cargo_fuzz()?;
     debian_packages()?;
     kubernetes_validate()
 }
@@ -104,6 +105,18 @@ fn bpf_linker() -> Result<()> {
             ])
             .env("LLVM_PREFIX", &prefix),
     )
+}
+
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// cargo-fuzz, for `cargo xtask fuzz` and the fuzz slice of `cargo xtask test`.
+fn cargo_fuzz() -> Result<()> {
+    let installed = output(Command::new("cargo").args(["install", "--list"])).unwrap_or_default();
+    if installed.lines().any(|l| l.starts_with(&format!("cargo-fuzz v{CARGO_FUZZ_VERSION}"))) {
+        return Ok(());
+    }
+    eprintln!("xtask setup: installing cargo-fuzz {CARGO_FUZZ_VERSION}");
+    util::run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ_VERSION]))
 }
 
 fn debian_packages() -> Result<()> {

@@ -50,6 +50,9 @@ pub fn build_release() -> Result<()> {
 pub fn lint() -> Result<()> {
     run(cargo().args(["fmt", "--all", "--check"]))
         .context("cargo fmt --check found unformatted code; run `cargo fmt`")?;
+    // fuzz/ is its own workspace: `cargo fmt --all` does not reach it.
+    run(cargo().args(["fmt", "--check", "--manifest-path", "fuzz/Cargo.toml"]))
+        .context("the fuzz targets are not formatted; run `cargo fmt --manifest-path fuzz/Cargo.toml`")?;
     // The BPF object is not needed to lint the host crates (AYA_BUILD_SKIP:
     // build.rs embeds an empty one instead of building it again).
     run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]).env("AYA_BUILD_SKIP", "1"))?;

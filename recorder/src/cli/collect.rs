@@ -11,7 +11,7 @@ use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use super::exit::{Code, Failure};
 use crate::{
     algebra::merge::{COVERAGE_ANNOTATION, merge},
-    k8s_name::{Kind, validate},
+    k8s_name::{Kind, NameError, validate},
     output::{self, Output, beneath},
     profile::{
         self,
@@ -65,6 +65,10 @@ enum FetchError {
     Status { url: String, status: u16, body: String },
     #[error("{url} did not answer within {seconds}s")]
     Timeout { url: String, seconds: u64 },
+    /// A name in a daemon's workload list that Kubernetes would refuse:
+    /// checked before it goes into a URL or a file name.
+    #[error(transparent)]
+    Name(#[from] NameError),
 }
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, http_body_util::Empty<bytes::Bytes>>;
@@ -99,13 +103,12 @@ pub fn execute(args: CollectArgs) -> Result<u8, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::new(Code::Internal, e))?;
-    let fetched = runtime.block_on(fetch_all(&args.urls, timeout)).map_err(|e| Failure::new(Code::RuntimeFailed, e))?;
+    let fetched = runtime.block_on(fetch_all(&args.urls, timeout)).map_err(|e| match e {
+        FetchError::Name(e) => Failure::from(e),
+        e => Failure::new(Code::RuntimeFailed, e),
+    })?;
     let mut written = 0;
     for ((namespace, workload, container), texts) in &fetched {
-        // Names come from the daemons: the same rules as for pods.
-        validate(Kind::Namespace, namespace)?;
-        validate(Kind::Object, workload)?;
-        validate(Kind::Container, container)?;
         let mut inputs = Vec::new();
         for (url, text) in texts {
             inputs.push(profile::parse_str(text, url)?.profile);
@@ -162,6 +165,11 @@ async fn fetch_all(urls: &[String], timeout: Duration) -> Result<Fetched, FetchE
             }
         }
         for ((namespace, workload, container), (_, generation)) in newest {
+            // Names come from the daemons: the same rules as for pods, before
+            // they go into a URL or, later, a file name.
+            validate(Kind::Namespace, &namespace)?;
+            validate(Kind::Object, &workload)?;
+            validate(Kind::Container, &container)?;
             let url = format!(
                 "{base}/v1/profiles/{namespace}/{workload}/{container}?format=oci&generation={}",
                 percent_encode(&generation)

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 /// What the recorder needs from the verbose info.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct Info {
+pub struct Info {
     /// Host PID of the container's init process (pause for a sandbox); `None` when the
     /// runtime reports none or 0 (not started, or exited and forgotten).
     pub pid: Option<u32>,
@@ -29,7 +29,7 @@ pub(super) struct Info {
 
 /// Parses the verbose info map. Keys other than `"info"` and fields the recorder does not
 /// use are ignored; a value under `"info"` that is not JSON is an error.
-pub(super) fn parse(info: &HashMap<String, String>) -> Result<Info, serde_json::Error> {
+pub fn parse(info: &HashMap<String, String>) -> Result<Info, serde_json::Error> {
     let Some(text) = info.get("info") else {
         return Ok(Info::default());
     };

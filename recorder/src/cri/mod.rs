@@ -21,7 +21,7 @@
 //! PID namespace (as a recorder that loads BPF programs does).
 
 mod endpoint;
-mod info;
+pub mod info;
 mod node;
 
 use std::{

@@ -360,9 +360,29 @@ fn yaml_scalar(value: &Value) -> String {
                     s.to_ascii_lowercase().as_str(),
                     "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "y" | "n"
                 );
-            if plain { s.clone() } else { serde_json::to_string(s).unwrap_or_default() }
+            if plain { s.clone() } else { yaml_quoted(s) }
         }
     }
+}
+
+/// `s` double-quoted: JSON's escapes, plus `\uXXXX` for what JSON leaves
+/// raw but YAML does not allow in a document (DEL, C1 controls, a BOM,
+/// the non-characters U+FFFE and U+FFFF): a tenant's annotation must never
+/// make the written file unreadable.
+fn yaml_quoted(s: &str) -> String {
+    let json = serde_json::to_string(s).unwrap_or_default();
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        // YAML 1.2 c-printable, minus the BOM (allowed only at a document's start).
+        let printable = matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+            && c != '\u{FEFF}';
+        if printable {
+            out.push(c);
+        } else {
+            let _ = write!(out, "\\u{:04X}", u32::from(c));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -377,6 +397,18 @@ mod tests {
         assert_eq!(yaml_scalar(&json!("38")), "\"38\"");
         assert_eq!(yaml_scalar(&json!("a: b")), "\"a: b\"");
         assert_eq!(yaml_scalar(&json!("spo.x-k8s.io/syscall-coverage")), "spo.x-k8s.io/syscall-coverage");
+    }
+
+    /// Found by tests/tests/hostile_names.rs: JSON leaves DEL raw, and a YAML
+    /// reader refuses it, so an annotation holding one made an unreadable file.
+    #[test]
+    fn yaml_scalars_escape_what_yaml_cannot_hold_raw() {
+        assert_eq!(yaml_scalar(&json!("a\u{7f}")), "\"a\\u007F\"");
+        assert_eq!(yaml_scalar(&json!("\u{feff}a\u{9b}\u{2028}")), "\"\\uFEFFa\\u009B\u{2028}\"");
+        for s in ["a\u{7f}", "\u{feff}a", "x\u{80}\u{9f}\u{fffe}", "a\nb\0"] {
+            let doc = format!("k: {}\n", yaml_scalar(&json!(s)));
+            assert!(super::super::yaml::parse(&doc).is_ok(), "{doc:?}");
+        }
     }
 
     #[test]

@@ -187,9 +187,8 @@ pub fn main_processes(cgroup: &Cgroup) -> Vec<i32> {
 /// (parent PID, start time) from /proc/PID/stat.
 fn parent_and_start(pid: i32) -> Option<(i32, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
-    // After the command: state (3), ppid (4), ..., starttime (22).
-    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+    use crate::target::proc_text::stat_field;
+    Some((stat_field(&stat, 4)?, stat_field(&stat, 22)?))
 }
 
 /// Sends `signal` to each of `pids`; returns how many it reached.

@@ -177,7 +177,7 @@ impl Hierarchy {
             io::ErrorKind::NotFound => CgroupError::NoSuchPid(pid),
             _ => CgroupError::Io { what: "read", path: file.clone(), source: e },
         })?;
-        let rel = text.lines().find_map(|l| l.strip_prefix("0::")).ok_or(CgroupError::NoV2Membership { pid })?;
+        let rel = super::proc_text::v2_path(&text).ok_or(CgroupError::NoV2Membership { pid })?;
         self.open(&self.mount.join(rel.trim_start_matches('/')))
     }
 }
@@ -208,9 +208,7 @@ const PF_KTHREAD: u64 = 0x0020_0000;
 /// Is `pid` a kernel thread? (Field 9 of /proc/PID/stat, the task flags.)
 fn is_kernel_thread(pid: i32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    // The command name (field 2) may contain spaces and parentheses.
-    let Some(after_comm) = stat.rfind(')').and_then(|i| stat.get(i + 1..)) else { return false };
-    after_comm.split_whitespace().nth(6).and_then(|f| f.parse::<u64>().ok()).is_some_and(|f| f & PF_KTHREAD != 0)
+    super::proc_text::stat_field::<u64>(&stat, 9).is_some_and(|f| f & PF_KTHREAD != 0)
 }
 
 /// `CGROUP2_SUPER_MAGIC` from include/uapi/linux/magic.h.
@@ -247,14 +245,14 @@ impl Cgroup {
     pub fn populated(&self) -> Result<bool, CgroupError> {
         let file = self.path.join("cgroup.events");
         let text = fs::read_to_string(&file).map_err(io_err("read", &file))?;
-        Ok(text.lines().any(|l| l == "populated 1"))
+        Ok(super::proc_text::populated(&text))
     }
 
     /// PIDs directly in this cgroup.
     pub fn procs(&self) -> Result<Vec<i32>, CgroupError> {
         let file = self.path.join("cgroup.procs");
         let text = fs::read_to_string(&file).map_err(io_err("read", &file))?;
-        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        Ok(super::proc_text::pids(&text))
     }
 
     /// Every cgroup below this one (not itself), at most [`MAX_DEPTH`]

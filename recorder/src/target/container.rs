@@ -105,11 +105,7 @@ fn has_own_processes(dir: &Path) -> bool {
 /// Every process in the cgroup directory `dir` and below it, lowest pid
 /// first (a container's init is usually the lowest).
 pub fn processes(dir: &std::path::Path) -> Vec<i32> {
-    let mut pids: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
+    let mut pids = super::proc_text::pids(&std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default());
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             pids.extend(processes(&entry.path()));

@@ -8,6 +8,7 @@ pub mod container;
 pub mod death_watch;
 pub mod owned;
 pub mod pod;
+pub mod proc_text;
 
 pub use cgroup::{Cgroup, CgroupError, Hierarchy};
 pub use command::{Command, CommandError};

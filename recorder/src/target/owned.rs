@@ -120,9 +120,7 @@ impl Owner {
 /// Field 22 of /proc/PID/stat: when the process started.
 fn start_time(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses.
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    after_comm.split_whitespace().nth(19)?.parse().ok()
+    super::proc_text::stat_field(&stat, 22)
 }
 
 /// Removes every `rec-*` cgroup whose recorder is gone (killed with

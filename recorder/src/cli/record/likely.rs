@@ -129,7 +129,7 @@ pub fn pid_in(pids: &[i32], cgroups: &[u64], v2_mount: &Path) -> Option<i32> {
     pids.iter().copied().find(|pid| {
         std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
             .ok()
-            .and_then(|text| text.lines().find_map(|l| l.strip_prefix("0::").map(str::to_owned)))
+            .and_then(|text| crate::target::proc_text::v2_path(&text).map(str::to_owned))
             .and_then(|rel| std::fs::metadata(v2_mount.join(rel.trim_start_matches('/'))).ok())
             .is_some_and(|m| cgroups.contains(&m.ino()))
     })
