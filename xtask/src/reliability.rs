@@ -218,10 +218,12 @@ fn document(table: &str, lines: &[Value]) -> Result<String> {
          ## What the figures say\n\n{READING}\n\
          ## Figures\n\n{details}\
          ## Not covered here\n\n\
-         Fuzzing, hostile names and the daemon API under hostile clients are issue 14's other parts. \
-         A CRI socket vanishing or containerd restarting under `record --pod` and the daemon, a container \
-         deleted between two CRI polls, and a kernel without `bpf_get_current_ancestor_cgroup_id` have no \
-         scenario yet.\n",
+         Elsewhere: fuzzing of every parser ([docs/fuzzing.md](docs/fuzzing.md)), hostile names, labels and \
+         annotations ([tests/tests/hostile_names.rs](tests/tests/hostile_names.rs)), and containerd killed in \
+         the middle of `record --pod` (`cli_strict_targets`: the recording goes on from the cgroups, is \
+         written marked partial, and enforces). No scenario yet: containerd restarting under the daemon, a \
+         container deleted between two CRI polls, a kernel without `bpf_get_current_ancestor_cgroup_id`, \
+         the daemon's API under slow or many clients, and the hour-long run.\n",
         now_utc(),
         machine()
     ))
