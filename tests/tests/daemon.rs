@@ -265,6 +265,8 @@ fn deployment_across_a_restart(runtime: Runtime) {
 
     // Daemon 2: same state dir, pins and port.
     let daemon = Daemon::start(&env, &opts);
+    // A cgroup v2 id is its directory's inode number.
+    let pending_id = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&pending).expect("stat"));
     run_in_cgroup(&pending, "/bin/true", &[]);
     remove_cgroup(&pending);
     assert!(daemon.log_text().contains("adopted the maps pinned"), "{}", daemon.log_text());
@@ -335,7 +337,11 @@ fn deployment_across_a_restart(runtime: Runtime) {
         || daemon.log_text(),
         || (metric(&daemon.metrics(), "recorder_containers_tracked") == 0.0).then_some(()),
     );
-    assert_eq!(metric(&daemon.metrics(), "recorder_unattributed_total"), 0.0, "{}", daemon.log_text());
+    // Only the pending cgroup is in question here: a verify pod above that starts, exits
+    // and is removed within one CRI poll is never listed, so it can be unattributed too (a
+    // known limit: no CRI event stream yet).
+    let dropped = format!("its calls are dropped cgroup={pending_id}");
+    assert!(!daemon.log_text().contains(&dropped), "{}", daemon.log_text());
 
     // A pod running when the daemon stops, and the maps unpinned (an uninstall, or a reboot:
     // bpffs is empty again) before it ends: the next daemon starts afresh in the kernel but

@@ -229,11 +229,26 @@ impl<'c> Pods<'c> {
 
     /// Connects to the CRI again, after [`Containerd::restart`]: a client's connection does
     /// not outlive the daemon it was made to.
+    /// containerd answers `ctr version` before its CRI plugin has recovered its state ("server
+    /// is not initialized yet"), so this retries for up to [`WAIT_TIMEOUT`].
     pub fn reconnect(&mut self) -> anyhow::Result<()> {
-        self.cri = self.rt.block_on(recorder::cri::connect(Some(self.containerd.address()))).with_context(|| {
-            format!("reconnecting to the CRI plugin; containerd log:\n{}", self.containerd.log_tail())
-        })?;
-        Ok(())
+        let deadline = std::time::Instant::now() + WAIT_TIMEOUT;
+        loop {
+            match self.rt.block_on(recorder::cri::connect(Some(self.containerd.address()))) {
+                Ok(cri) => {
+                    self.cri = cri;
+                    return Ok(());
+                }
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("reconnecting to the CRI plugin; containerd log:\n{}", self.containerd.log_tail())
+                    });
+                }
+            }
+        }
     }
 
     /// The CRI client (the recorder's own), for tests of it.
